@@ -1,0 +1,158 @@
+# mmalloc -- build, test, install.  `make help' lists the targets.
+
+PREFIX      ?= /usr/local
+prefix      ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+libdir      ?= $(exec_prefix)/lib
+includedir  ?= $(prefix)/include
+datarootdir ?= $(prefix)/share
+infodir     ?= $(datarootdir)/info
+bindir      ?= $(exec_prefix)/bin
+pkgconfigdir ?= $(libdir)/pkgconfig
+DESTDIR     ?=
+
+CC      ?= cc
+AR      ?= ar
+INSTALL ?= install
+MAKEINFO ?= makeinfo
+
+VERSION := 1.0.0
+SONAME  := libmmalloc.so.1
+
+# Warnings are errors: WERROR= turns that off for an unknown compiler.
+WERROR  ?= -Werror
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(WARN) \
+              $(CFLAGS) $(SANFLAGS)
+LIBS    := -lpthread
+
+B       ?= build
+SRCS    := $(wildcard src/*.c)
+OBJS    := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
+HDRS    := include/mmalloc.h src/mmprivate.h
+
+SHLIB   := $(B)/libmmalloc.so.$(VERSION)
+STLIB   := $(B)/libmmalloc.a
+
+TEST_SRCS := $(wildcard tests/test-*.c)
+TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+TEST_HELPERS := $(B)/tests/persist-child
+TOOLS     := $(B)/mmtrace-report
+
+.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools
+
+all: lib tools
+
+lib: $(SHLIB) $(STLIB) $(B)/libmmalloc.so.1 $(B)/libmmalloc.so
+
+$(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/obj $(B)/tests $(B)/examples:
+	mkdir -p $@
+
+$(SHLIB): $(OBJS) src/libmmalloc.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libmmalloc.map \
+	  -Wl,-z,defs $(SANFLAGS) -o $@ $(OBJS) $(LIBS)
+
+$(B)/libmmalloc.so.1: $(SHLIB)
+	ln -sf libmmalloc.so.$(VERSION) $@
+
+$(B)/libmmalloc.so: $(B)/libmmalloc.so.1
+	ln -sf libmmalloc.so.1 $@
+
+$(STLIB): $(OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(OBJS)
+
+tools: $(TOOLS)
+
+$(B)/mmtrace-report: tools/mmtrace-report.c | $(B)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $<
+
+# --- tests -------------------------------------------------------------------
+
+TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itests $(WARN) -Wno-missing-prototypes \
+               $(CFLAGS) $(SANFLAGS)
+TEST_LIBS   := $(STLIB) -lcmocka -lpthread
+
+$(B)/tests/%: tests/%.c tests/testutil.h $(STLIB) | $(B)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+
+check-deps:
+	@sh tests/need-cmocka.sh
+
+check: check-deps
+	@$(MAKE) --no-print-directory lib tools $(TESTS) $(TEST_HELPERS)
+	@B=$(B) sh tests/run-tests.sh $(TESTS)
+
+asan: check-deps
+	@$(MAKE) --no-print-directory check B=build-asan CFLAGS="-O1 -g" \
+	  SANFLAGS="-fsanitize=address -fno-omit-frame-pointer"
+
+ubsan: check-deps
+	@$(MAKE) --no-print-directory check B=build-ubsan CFLAGS="-O1 -g" \
+	  SANFLAGS="-fsanitize=undefined -fno-sanitize-recover=all"
+
+# --- demo, docs, install -------------------------------------------------------
+
+demo: lib
+	@$(MAKE) --no-print-directory $(B)/examples/wordindex
+	@sh examples/run-demo.sh $(B)/examples/wordindex
+
+$(B)/examples/%: examples/%.c $(STLIB) | $(B)/examples
+	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) $(CFLAGS) -o $@ $< $(STLIB) -lpthread
+
+info: $(B)/mmalloc.info
+html: $(B)/mmalloc.html
+
+$(B)/mmalloc.info: mmalloc.texi | $(B)/obj
+	$(MAKEINFO) --no-split -o $@ $<
+
+$(B)/mmalloc.html: mmalloc.texi | $(B)/obj
+	$(MAKEINFO) --html --no-split -o $@ $<
+
+$(B)/mmalloc.pc: Makefile | $(B)/obj
+	printf '%s\n' 'prefix=$(prefix)' 'libdir=$(libdir)' 'includedir=$(includedir)' '' \
+	  'Name: mmalloc' 'Description: mapped-memory allocator with persistent heaps' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lmmalloc' 'Libs.private: -lpthread' \
+	  'Cflags: -I$${includedir}' > $@
+
+install: lib tools $(B)/mmalloc.pc
+	$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) \
+	  $(DESTDIR)$(bindir)
+	$(INSTALL) -m 644 include/mmalloc.h include/mmalloc-compat.h $(DESTDIR)$(includedir)/
+	$(INSTALL) -m 755 $(SHLIB) $(DESTDIR)$(libdir)/
+	ln -sf libmmalloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc.so.1
+	ln -sf libmmalloc.so.1 $(DESTDIR)$(libdir)/libmmalloc.so
+	$(INSTALL) -m 644 $(STLIB) $(DESTDIR)$(libdir)/
+	$(INSTALL) -m 644 $(B)/mmalloc.pc $(DESTDIR)$(pkgconfigdir)/
+	$(INSTALL) -m 755 $(TOOLS) $(DESTDIR)$(bindir)/
+	@if command -v $(MAKEINFO) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory info && \
+	  $(INSTALL) -d $(DESTDIR)$(infodir) && \
+	  $(INSTALL) -m 644 $(B)/mmalloc.info $(DESTDIR)$(infodir)/ && \
+	  (command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ] && \
+	   install-info $(DESTDIR)$(infodir)/mmalloc.info $(DESTDIR)$(infodir)/dir || true); \
+	else echo "makeinfo not found: the info manual is not installed"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(includedir)/mmalloc.h $(DESTDIR)$(includedir)/mmalloc-compat.h
+	rm -f $(DESTDIR)$(libdir)/libmmalloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc.so.1 \
+	  $(DESTDIR)$(libdir)/libmmalloc.so $(DESTDIR)$(libdir)/libmmalloc.a
+	rm -f $(DESTDIR)$(pkgconfigdir)/mmalloc.pc $(DESTDIR)$(bindir)/mmtrace-report
+	-command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ] && \
+	  install-info --delete $(DESTDIR)$(infodir)/mmalloc.info $(DESTDIR)$(infodir)/dir
+	rm -f $(DESTDIR)$(infodir)/mmalloc.info
+
+clean:
+	rm -rf build build-asan build-ubsan
+
+help:
+	@echo "make          build libmmalloc.so.1, libmmalloc.a and mmtrace-report"
+	@echo "make check    build and run the test suite (installs cmocka if it can)"
+	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
+	@echo "make demo     a word index kept in a heap file across two processes"
+	@echo "make info     the manual (also: make html)"
+	@echo "make install  PREFIX, DESTDIR, libdir, includedir are honoured"

@@ -1,0 +1,150 @@
+/* mmalloc.h -- the public interface of mmalloc, a mapped-memory allocator.
+
+   A heap lives entirely inside one mapped region: private anonymous memory, or a
+   file that a later process maps again at the same address.  Every function takes
+   a heap descriptor MD as returned by mmalloc_attach; MD == NULL names the default
+   heap, an anonymous heap created on first use.
+
+   Errors: a failing call returns NULL (or -1, or 0 where so documented), sets
+   errno, and remembers the code for mmalloc_errno (MD).  Codes are the usual
+   errno values plus the MMALLOC_E* codes below; mmalloc_strerror names them all.
+   Misuse (a bad or twice freed pointer, an overrun seen under mmcheck) writes one
+   line to stderr and calls the heap's abort function (default: abort).  */
+
+#ifndef MMALLOC_H
+#define MMALLOC_H 1
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Library version (the heap file format has its own version, see the manual).  */
+#define MMALLOC_VERSION_MAJOR 1
+#define MMALLOC_VERSION_MINOR 0
+#define MMALLOC_VERSION_PATCH 0
+#define MMALLOC_VERSION_STRING "1.0.0"
+#define MMALLOC_VERSION \
+  (MMALLOC_VERSION_MAJOR * 10000 + MMALLOC_VERSION_MINOR * 100 + MMALLOC_VERSION_PATCH)
+
+/* Number of root keys a heap keeps (0 .. MMALLOC_KEYS - 1).  */
+#define MMALLOC_KEYS 16
+
+/* Error codes of mmalloc's own, beyond the system's errno values.  */
+#define MMALLOC_ENOTHEAP   0x4d4d01 /* the file is not an mmalloc heap */
+#define MMALLOC_EVERSION   0x4d4d02 /* heap file of an unknown format version */
+#define MMALLOC_EMACHINE   0x4d4d03 /* heap file from another kind of machine */
+#define MMALLOC_ECORRUPT   0x4d4d04 /* heap file is damaged */
+#define MMALLOC_ETRUNCATED 0x4d4d05 /* heap file is shorter than its header says */
+#define MMALLOC_EADDRINUSE 0x4d4d06 /* the heap's address range is taken */
+#define MMALLOC_ELOCKED    0x4d4d07 /* another writer has the heap attached */
+
+/* Statistics of one heap; see mmstats.  All figures in bytes or blocks.  */
+struct mstats
+{
+  size_t bytes_total;		/* bytes of the region in use: data, free space, metadata */
+  size_t chunks_used;		/* number of allocated blocks */
+  size_t bytes_used;		/* bytes in allocated blocks, at their usable size */
+  size_t chunks_free;		/* number of free blocks: free slots and free page runs */
+  size_t bytes_free;		/* bytes in those free blocks */
+};
+
+/* --- Heaps ---------------------------------------------------------------- */
+
+/* Attach a heap.  FD < 0: a new private anonymous heap.  FD an empty file: a new
+   heap file, at BASEADDR if not NULL, else at an address chosen so that later
+   processes can map it again.  FD an existing heap file: map it at its recorded
+   address (BASEADDR is ignored).  A read-only FD attaches read-only.  The library
+   keeps its own duplicate of FD.  Returns the descriptor, or NULL with errno:
+   EBADF, EINVAL (BASEADDR not page aligned), ENOMEM, ENOSPC, EROFS, EACCES,
+   MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE, MMALLOC_ECORRUPT,
+   MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
+void *mmalloc_attach (int fd, void *baseaddr);
+
+/* Detach MD: mark it clean, unmap it, close the library's descriptor.  Returns
+   NULL on success, MD on failure (errno set).  The default heap (NULL) cannot be
+   detached: the call returns NULL and does nothing.  */
+void *mmalloc_detach (void *md);
+
+/* Suggest a base address for a new heap file able to hold SIZE bytes without
+   colliding with anything mapped now.  NULL (errno EINVAL or ENOMEM) if none.  */
+void *mmalloc_findbase (int size);
+
+/* Store KEY as root key KEYNUM of MD.  Returns 1, or 0 when KEYNUM is outside
+   0 .. MMALLOC_KEYS - 1 (EINVAL) or the heap is read-only (EROFS).  */
+int mmalloc_setkey (void *md, int keynum, void *key);
+
+/* Root key KEYNUM of MD, or NULL (also for KEYNUM out of range).  */
+void *mmalloc_getkey (void *md, int keynum);
+
+/* The error code of the last failed call on MD, or 0 if none failed.  */
+int mmalloc_errno (void *md);
+
+/* Write the heap's changed pages to its file and wait for the disk.  Returns 0
+   (also for anonymous heaps), or -1 with errno (EIO, ENOSPC...).  */
+int mmalloc_sync (void *md);
+
+/* --- Allocation ----------------------------------------------------------- */
+
+/* SIZE bytes aligned to max_align_t; SIZE 0 gives a unique pointer.  NULL with
+   ENOMEM when SIZE cannot be had, EROFS on a read-only heap.  */
+void *mmalloc (void *md, size_t size);
+
+/* Resize PTR to SIZE bytes, keeping min(old, new) bytes of contents.  PTR NULL
+   acts as mmalloc; SIZE 0 leaves a minimal block, as mmalloc (MD, 0) gives.  On
+   failure NULL (ENOMEM, EROFS) and PTR is untouched.  */
+void *mrealloc (void *md, void *ptr, size_t size);
+
+/* NMEMB * SIZE zeroed bytes; NULL with ENOMEM when the product overflows.  */
+void *mcalloc (void *md, size_t nmemb, size_t size);
+
+/* Free PTR; NULL does nothing.  A pointer MD did not hand out, or one already
+   freed, is reported and the abort function runs.  */
+void mfree (void *md, void *ptr);
+
+/* SIZE bytes aligned to the system page size.  */
+void *mvalloc (void *md, size_t size);
+
+/* SIZE bytes aligned to ALIGNMENT, a power of two (any, up to at least 1 GiB).
+   NULL with EINVAL for another ALIGNMENT, ENOMEM when it cannot be had.  */
+void *mmemalign (void *md, size_t alignment, size_t size);
+
+/* Bytes usable at PTR (0 for NULL); under mmcheck, exactly the size asked for.  */
+size_t mmalloc_usable_size (void *md, void *ptr);
+
+/* --- Checking, statistics, tracing ----------------------------------------- */
+
+/* Turn on checking of MD: guard bytes after every block, headers, and free-time
+   verification.  ABORTFUNC (NULL: abort) is called after a problem is reported.
+   Only before the heap's first allocation; returns 1 on success, else 0.  */
+int mmcheck (void *md, void (*abortfunc) (void));
+
+/* As mmcheck; with FORCE non-zero also on a heap already in use (blocks that
+   exist stay unchecked).  */
+int mmcheckf (void *md, void (*abortfunc) (void), int force);
+
+/* Walk the whole heap and verify its metadata and every checked block.  Returns
+   0 when consistent, else the number of problems found (reported on stderr).  */
+int mmalloc_check (void *md);
+
+/* Statistics of MD; see struct mstats and the manual for the exact meaning.  */
+struct mstats mmstats (void *md);
+
+/* If the environment variable MMALLOC_TRACE names a file, trace every mmalloc,
+   mfree and mrealloc of every heap to it.  Returns 1 if tracing is on, else 0.  */
+int mmtrace (void);
+
+/* --- Versions and errors --------------------------------------------------- */
+
+/* The library version as "MAJOR.MINOR.PATCH".  */
+const char *mmalloc_version (void);
+
+/* A constant string describing error code ERR (errno or MMALLOC_E*).  */
+const char *mmalloc_strerror (int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MMALLOC_H */

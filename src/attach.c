@@ -1,0 +1,394 @@
+/* attach.c -- creating and attaching heaps: the region layer.
+
+   Owns the header's validation, the choice of base addresses and the address
+   reservation.  A heap reserves its whole span before anything is mapped, with
+   MAP_FIXED_NOREPLACE at a fixed address, so it never maps over memory that it
+   does not own and never moves.  A file is refused with a distinct error for
+   each way it can be wrong, before any of it is mapped.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Files attached in this process; a second attach of one is refused.  */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mm_desc *registry;
+
+uint64_t
+mm_hdr_sum (const struct mm_header *h)
+{
+  const unsigned char *p = (const unsigned char *) h;
+  uint64_t s = 14695981039346656037ULL;
+  for (size_t i = 0; i < offsetof (struct mm_header, hdr_sum); i++)
+    s = (s ^ p[i]) * 1099511628211ULL;
+  return s;
+}
+
+/* 0 if H describes a heap this library can use whose file has FILE_SIZE bytes
+   (0: unknown), else the MMALLOC_E* code naming what is wrong.  */
+int
+mm_header_validate (const struct mm_header *h, uint64_t file_size)
+{
+  if (memcmp (h->magic, MM_MAGIC, 8) != 0)
+    return MMALLOC_ENOTHEAP;
+  if (h->byte_order != MM_BYTE_ORDER)
+    return h->byte_order == __builtin_bswap32 (MM_BYTE_ORDER)
+      ? MMALLOC_EMACHINE : MMALLOC_ECORRUPT;
+  if (h->version != MM_FORMAT_VERSION)
+    return MMALLOC_EVERSION;
+  if (h->word_size != sizeof (void *) || h->page_size != MM_PAGE)
+    return MMALLOC_EMACHINE;
+  if (h->hdr_sum != mm_hdr_sum (h))
+    return MMALLOC_ECORRUPT;
+  if (h->hdr_size != sizeof (struct mm_header) || h->hdr_pages != MM_HDR_PAGES
+      || h->nclasses != MM_NCLASSES || h->class_sum != mm_classes_sum ())
+    return MMALLOC_EVERSION;
+  if (h->base % MM_PAGE || h->span % MM_PAGE || h->span > MM_SPAN_MAX
+      || h->base + h->span < h->base || (uintptr_t) h->base != h->base)
+    return MMALLOC_ECORRUPT;
+  if (h->top < MM_HDR_PAGES + MM_LEAF_PAGES || h->top > h->span >> MM_PAGE_SHIFT)
+    return MMALLOC_ECORRUPT;
+  if (file_size && h->top << MM_PAGE_SHIFT > file_size)
+    return MMALLOC_ETRUNCATED;
+  return 0;
+}
+
+/* Checks that need the mapped region: directory entries and list heads.  */
+static int
+region_validate (struct mm_desc *d)
+{
+  struct mm_header *h = d->hdr;
+  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
+  uint64_t top = h->top;
+  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
+    {
+      if (!dir[w])
+	{
+	  if (w <= (top - 1) >> MM_WIN_SHIFT)
+	    return MMALLOC_ECORRUPT;
+	  continue;
+	}
+      if (dir[w] < MM_HDR_PAGES || dir[w] + MM_LEAF_PAGES > top)
+	return MMALLOC_ECORRUPT;
+    }
+  for (unsigned b = 0; b < MM_NBINS; b++)
+    if (h->bin_head[b] % MM_PAGE || h->bin_head[b] >= top << MM_PAGE_SHIFT)
+      return MMALLOC_ECORRUPT;
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    for (int k = 0; k < 2; k++)
+      if (h->cls[c].partial[k] % MM_PAGE || h->cls[c].partial[k] >= top << MM_PAGE_SHIFT)
+	return MMALLOC_ECORRUPT;
+  return 0;
+}
+
+static struct mm_desc *
+desc_new (void)
+{
+  void *p;
+  if (mm_os_alloc (sizeof (struct mm_desc), &p))
+    return NULL;
+  struct mm_desc *d = p;
+  memset (d, 0, sizeof *d);
+  d->fd = -1;
+  pthread_mutex_init (&d->page_lock, NULL);
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    pthread_mutex_init (&d->class_lock[c], NULL);
+  return d;
+}
+
+static void
+desc_free (struct mm_desc *d)
+{
+  pthread_mutex_destroy (&d->page_lock);
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    pthread_mutex_destroy (&d->class_lock[c]);
+  d->magic = 0;
+  mm_os_unmap (d, sizeof *d);
+}
+
+/* Undo a failed attach: unmap, close, free; errno = ERR.  */
+static void *
+attach_fail (struct mm_desc *d, int err)
+{
+  if (d->base)
+    mm_os_unmap (d->base, (size_t) d->span);
+  mm_os_close (d->fd);
+  desc_free (d);
+  errno = err;
+  return NULL;
+}
+
+/* Reserve LEN bytes at WANT (exact) or anywhere; if the full length cannot be
+   had for want of memory, halve down to MIN_LEN.  */
+static int
+reserve (struct mm_desc *d, void *want, uint64_t len, uint64_t min_len)
+{
+  for (;;)
+    {
+      void *p;
+      int e = mm_os_reserve (want, (size_t) len, want != NULL, &p);
+      if (!e)
+	{
+	  d->base = p;
+	  d->hdr = p;
+	  d->span = len;
+	  return 0;
+	}
+      if (e == EEXIST)
+	return MMALLOC_EADDRINUSE;
+      if (e != ENOMEM || len / 2 < min_len)
+	return e;
+      len /= 2;
+    }
+}
+
+/* A pseudo-random number, different in each call and each process.  */
+static uint64_t
+entropy (void)
+{
+  static uint64_t counter;
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  uint64_t x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 30)
+    ^ ((uint64_t) getpid () << 40) ^ (uint64_t) (uintptr_t) &ts
+    ^ __atomic_add_fetch (&counter, 0x9e3779b97f4a7c15ULL, __ATOMIC_RELAXED);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/* Heap files go in a zone of the address space that Linux leaves alone on
+   64-bit machines (between the low mappings and the mmap and PIE areas), at a
+   random slot, so that a later process finds the same range free.  */
+#define ZONE_LO ((uint64_t) 0x100000000000ULL)	/* 16 TiB */
+#define ZONE_HI ((uint64_t) 0x500000000000ULL)	/* 80 TiB */
+
+static void *
+find_base (uint64_t len)
+{
+  if (sizeof (void *) >= 8 && len <= (ZONE_HI - ZONE_LO) / 4)
+    {
+      uint64_t slots = (ZONE_HI - ZONE_LO) / len;
+      for (int i = 0; i < 64; i++)
+	{
+	  void *want = (void *) (uintptr_t) (ZONE_LO + (entropy () % slots) * len), *p;
+	  if (!mm_os_reserve (want, (size_t) len, 1, &p))
+	    {
+	      mm_os_unmap (p, (size_t) len);
+	      return want;
+	    }
+	}
+    }
+  void *p;			/* elsewhere: any free range the kernel gives */
+  if (mm_os_reserve (NULL, (size_t) len, 0, &p))
+    return NULL;
+  mm_os_unmap (p, (size_t) len);
+  return p;
+}
+
+void *
+mmalloc_findbase (int size)
+{
+  if (size < 0)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  uint64_t len = MM_SPAN_MAX;
+  if ((uint64_t) size > len)
+    len = ((uint64_t) size + MM_PAGE - 1) & ~(uint64_t) (MM_PAGE - 1);
+  void *p = find_base (len);
+  if (!p)
+    errno = ENOMEM;
+  return p;
+}
+
+/* Map the first PAGES pages of the region (and grow the file to hold them).  */
+static int
+map_head (struct mm_desc *d, uint64_t pages, int grow)
+{
+  size_t len = (size_t) (pages << MM_PAGE_SHIFT);
+  if (!(d->mode & MM_MODE_FILE))
+    return mm_os_commit (d->base, len);
+  int e = grow ? mm_os_file_grow (d->fd, 0, len) : 0;
+  return e ? e : mm_os_map_file (d->base, len, d->fd, 0, d->mode & MM_MODE_RDONLY);
+}
+
+/* Lay out a new heap in D, whose span is reserved.  */
+static int
+create (struct mm_desc *d)
+{
+  int e = map_head (d, MM_HDR_PAGES, 1);
+  if (e)
+    return e;
+  struct mm_header *h = d->hdr;
+  memset (h, 0, MM_HDR_PAGES * MM_PAGE);
+  memcpy (h->magic, MM_MAGIC, 8);
+  h->byte_order = MM_BYTE_ORDER;
+  h->version = MM_FORMAT_VERSION;
+  h->hdr_size = sizeof (struct mm_header);
+  h->word_size = sizeof (void *);
+  h->page_size = MM_PAGE;
+  h->hdr_pages = MM_HDR_PAGES;
+  h->nclasses = MM_NCLASSES;
+  h->class_sum = mm_classes_sum ();
+  h->base = (uint64_t) (uintptr_t) d->base;
+  h->span = d->span;
+  h->hdr_sum = mm_hdr_sum (h);
+  /* Until the layout is complete the file does not look like a heap.  */
+  h->magic[0] = 0;
+  h->state = MM_DIRTY;
+  h->top = MM_HDR_PAGES;
+  if (mm_pages_setup (d) < 0)
+    return errno;
+  __atomic_store_n (&h->magic[0], MM_MAGIC[0], __ATOMIC_RELEASE);
+  return 0;
+}
+
+static void *
+attach_anon (void *baseaddr)
+{
+  struct mm_desc *d = desc_new ();
+  if (!d)
+    {
+      errno = ENOMEM;
+      return NULL;
+    }
+  int e = reserve (d, baseaddr, MM_SPAN_MAX, MM_SPAN_MIN);
+  if (!e)
+    e = create (d);
+  if (e)
+    return attach_fail (d, e);
+  d->magic = MM_DESC_MAGIC;
+  return d;
+}
+
+/* Map the existing heap file of D, whose descriptor and size are known.  */
+static int
+open_file (struct mm_desc *d, uint64_t size)
+{
+  union
+  {
+    struct mm_header h;
+    char page[MM_PAGE];
+  } buf;
+  memset (&buf, 0, sizeof buf);
+  size_t want = size < sizeof buf ? (size_t) size : sizeof buf;
+  int e = mm_os_read (d->fd, &buf, want, 0);
+  if (e)
+    return e;
+  if (want < 8 || memcmp (buf.h.magic, MM_MAGIC, 8))
+    return MMALLOC_ENOTHEAP;
+  if (want < sizeof (struct mm_header))
+    return MMALLOC_ETRUNCATED;
+  e = mm_header_validate (&buf.h, size);
+  if (e)
+    return e;
+  e = reserve (d, (void *) (uintptr_t) buf.h.base, buf.h.span, buf.h.top << MM_PAGE_SHIFT);
+  if (e)
+    return e;
+  e = map_head (d, buf.h.top, 0);
+  if (e)
+    return e;
+  /* The file may have changed since we read it: validate the mapped copy.  */
+  e = mm_header_validate (d->hdr, size);
+  if (!e)
+    e = region_validate (d);
+  return e;
+}
+
+static int
+registry_add (struct mm_desc *d)
+{
+  pthread_mutex_lock (&registry_lock);
+  for (struct mm_desc *r = registry; r; r = r->next)
+    if (r->dev == d->dev && r->ino == d->ino)
+      {
+	pthread_mutex_unlock (&registry_lock);
+	return MMALLOC_ELOCKED;
+      }
+  d->next = registry;
+  registry = d;
+  pthread_mutex_unlock (&registry_lock);
+  return 0;
+}
+
+void
+mm_registry_remove (struct mm_desc *d)
+{
+  pthread_mutex_lock (&registry_lock);
+  for (struct mm_desc **p = &registry; *p; p = &(*p)->next)
+    if (*p == d)
+      {
+	*p = d->next;
+	break;
+      }
+  pthread_mutex_unlock (&registry_lock);
+}
+
+static void *
+attach_file (int fd, void *baseaddr)
+{
+  struct mm_desc *d = desc_new ();
+  if (!d)
+    {
+      errno = ENOMEM;
+      return NULL;
+    }
+  d->mode = MM_MODE_FILE;
+  int rdonly = 0;
+  uint64_t size = 0;
+  int e = mm_os_dup (fd, &d->fd, &rdonly);
+  if (e)
+    return attach_fail (d, e);
+  if (rdonly)
+    d->mode |= MM_MODE_RDONLY;
+  e = mm_os_file_size (d->fd, &size, &d->dev, &d->ino);
+  if (e)
+    return attach_fail (d, e);
+  e = mm_os_lock (d->fd, !rdonly);
+  if (e)
+    return attach_fail (d, e == EWOULDBLOCK ? MMALLOC_ELOCKED : e);
+  e = registry_add (d);
+  if (e)
+    return attach_fail (d, e);
+  if (size == 0 && rdonly)
+    e = EROFS;
+  else if (size == 0)
+    {
+      if (!baseaddr && !(baseaddr = find_base (MM_SPAN_MAX)))
+	e = ENOMEM;
+      else
+	e = reserve (d, baseaddr, MM_SPAN_MAX, MM_SPAN_MIN);
+      if (!e)
+	e = create (d);
+    }
+  else
+    e = open_file (d, size);
+  if (!e && !rdonly)
+    __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);
+  if (e)
+    {
+      mm_registry_remove (d);
+      return attach_fail (d, e);
+    }
+  d->magic = MM_DESC_MAGIC;
+  return d;
+}
+
+void *
+mmalloc_attach (int fd, void *baseaddr)
+{
+  mm_classes_init ();
+  size_t sys = mm_os_pagesize ();
+  if ((uintptr_t) baseaddr % (sys > MM_PAGE ? sys : MM_PAGE))
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  return fd < 0 ? attach_anon (baseaddr) : attach_file (fd, baseaddr);
+}

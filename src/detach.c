@@ -1,0 +1,56 @@
+/* detach.c -- ending a heap's attachment, and flushing it to its file.
+
+   Detach marks a writable heap file clean (its derived state is whole, so the
+   next attach needs no recovery), then unmaps the whole reservation and closes
+   the library's descriptor, which drops the writer's lock.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+
+void *
+mmalloc_detach (void *md)
+{
+  if (!md)
+    return NULL;			/* the default heap lives as long as the process */
+  struct mm_desc *d = md;
+  if (d->magic != MM_DESC_MAGIC || (d->mode & MM_MODE_DEFAULT))
+    {
+      errno = EINVAL;
+      return md;
+    }
+  mm_lock_all (d);
+  if ((d->mode & MM_MODE_FILE) && mm_writable (d))
+    __atomic_store_n (&d->hdr->state, MM_CLEAN, __ATOMIC_RELEASE);
+  d->magic = 0;
+  mm_unlock_all (d);
+  if (d->mode & MM_MODE_FILE)
+    mm_registry_remove (d);
+  /* munmap of a range we mapped cannot fail short of a kernel bug.  */
+  mm_os_unmap (d->base, (size_t) d->span);
+  mm_os_close (d->fd);
+  pthread_mutex_destroy (&d->page_lock);
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    pthread_mutex_destroy (&d->class_lock[c]);
+  mm_os_unmap (d, sizeof *d);
+  return NULL;
+}
+
+int
+mmalloc_sync (void *md)
+{
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return -1;
+  if (!(d->mode & MM_MODE_FILE) || !mm_writable (d))
+    return 0;
+  pthread_mutex_lock (&d->page_lock);
+  int e = mm_os_sync (d->base, (size_t) (d->hdr->top << MM_PAGE_SHIFT), d->fd);
+  pthread_mutex_unlock (&d->page_lock);
+  if (e)
+    {
+      errno = e;
+      return mm_fail (d, e);
+    }
+  return 0;
+}

@@ -1,0 +1,180 @@
+/* mfree.c -- validating a pointer and freeing its block.
+
+   Every pointer given back is checked before anything is written: it must lie
+   below `top', on a slot boundary of a slab whose bit is set, or at the start
+   of a large block.  A bad pointer or a second free is reported (mm_fault) and
+   nothing is changed, checked heap or not.  A slab that empties goes back to
+   the page allocator unless it is the only slab with free slots of its class.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+
+/* Lock the lock that guards PTR's block: its class lock for a slot, else the
+   page lock.  Returns what mm_block_unlock needs: the class, or MM_NCLASSES.  */
+unsigned
+mm_block_lock (struct mm_desc *d, const void *ptr)
+{
+  uint64_t off = (uint64_t) ((const char *) ptr - d->base);
+  unsigned li = MM_NCLASSES;
+  if ((const char *) ptr >= d->base && off < mm_top (d) << MM_PAGE_SHIFT)
+    {
+      uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+      if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES)
+	li = PM_SLAB_CLS (e);
+    }
+  pthread_mutex_lock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+  return li;
+}
+
+void
+mm_block_unlock (struct mm_desc *d, unsigned li)
+{
+  pthread_mutex_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+}
+
+static const char *
+lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
+{
+  unsigned cls = PM_SLAB_CLS (e);
+  const struct mm_class *c = &mm_classes[cls];
+  uint64_t pg = (off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e);
+  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
+  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
+    return "damaged slab holds pointer";
+  int checked = s->flags & MM_SLAB_CHECKED;
+  uint64_t rel = off - (pg << MM_PAGE_SHIFT);
+  if (checked)
+    rel -= sizeof (struct mm_chk);
+  if (rel < c->objoff || (rel - c->objoff) % c->size)
+    return "pointer is not the start of a block";
+  uint64_t idx = (rel - c->objoff) / c->size;
+  if (idx >= c->nobj)
+    return "pointer is not the start of a block";
+  if (!(s->bits[idx / 64] & (1ULL << (idx % 64))))
+    return "block is not allocated (freed twice?)";
+  b->start = (char *) s + rel;
+  b->room = c->size;
+  b->slab = s;
+  b->pg = pg;
+  b->idx = (uint32_t) idx;
+  b->cls = cls;
+  b->checked = checked;
+  return 0;
+}
+
+const char *
+mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
+{
+  if ((uintptr_t) ptr & (MM_ALIGN - 1))
+    return "misaligned pointer";
+  uint64_t off = (uint64_t) ((const char *) ptr - d->base);
+  if ((const char *) ptr < d->base || off >= mm_top (d) << MM_PAGE_SHIFT)
+    return "pointer outside the heap";
+  uint64_t pg = off >> MM_PAGE_SHIFT;
+  uint32_t e = mm_pm_get (d, pg);
+  switch (PM_KIND (e))
+    {
+    case PM_SLAB:
+      if (PM_SLAB_CLS (e) >= MM_NCLASSES)
+	return "damaged page map";
+      return lookup_slab (d, off, e, b);
+    case PM_LARGE:
+      {
+	int checked = (e & PM_CHECKED) != 0;
+	uint64_t start = pg << MM_PAGE_SHIFT;
+	if (!(e & PM_HEAD) || off != start + (checked ? sizeof (struct mm_chk) : 0))
+	  return "pointer is not the start of a block";
+	b->start = d->base + start;
+	b->room = (size_t) (e & PM_NMASK) << MM_PAGE_SHIFT;
+	b->slab = NULL;
+	b->pg = pg;
+	b->idx = 0;
+	b->cls = MM_NCLASSES;
+	b->checked = checked;
+	return 0;
+      }
+    case PM_FREE:
+      return "block is not allocated (freed twice?)";
+    default:
+      return "pointer was not handed out by this heap";
+    }
+}
+
+size_t
+mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b)
+{
+  (void) d;
+  if (b->checked)
+    return mm_chk_size (ptr);
+  return b->room - (size_t) ((char *) ptr - b->start);
+}
+
+static void
+free_slot (struct mm_desc *d, struct mm_block *b)
+{
+  struct mm_slab *s = b->slab;
+  struct mm_class_state *cs = &d->hdr->cls[b->cls];
+  __atomic_store_n (&s->bits[b->idx / 64], s->bits[b->idx / 64] & ~(1ULL << (b->idx % 64)),
+		    __ATOMIC_RELEASE);
+  s->nused--;
+  cs->nused--;
+  if (!(s->flags & MM_SLAB_LISTED))
+    mm_partial_push (d, s);
+  if (s->nused == 0 && (s->prev || s->next))
+    {
+      mm_partial_pull (d, s);
+      cs->nslabs--;
+      cs->nslots -= s->nobj;
+      s->magic = 0;
+      pthread_mutex_lock (&d->page_lock);
+      mm_pages_free (d, b->pg);
+      pthread_mutex_unlock (&d->page_lock);
+    }
+}
+
+/* Free PTR of D; reports misuse.  */
+void
+mm_free (struct mm_desc *d, void *ptr)
+{
+  struct mm_block b;
+  unsigned li = mm_block_lock (d, ptr);
+  const char *bad = mm_lookup (d, ptr, &b);
+  if (!bad && b.cls != li)
+    bad = "block changed while being freed";
+  if (!bad && b.checked)
+    bad = mm_chk_verify (ptr, b.room, 1);
+  if (bad)
+    {
+      mm_block_unlock (d, li);
+      mm_fault (d, bad, ptr);
+      return;
+    }
+  if (b.checked)
+    mm_chk_retire (ptr);
+  if (b.slab)
+    free_slot (d, &b);
+  else
+    mm_pages_free (d, b.pg);
+  mm_block_unlock (d, li);
+}
+
+void
+mfree (void *md, void *ptr)
+{
+  if (!ptr)
+    return;
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return;
+  if (MM_UNLIKELY (!mm_writable (d)))
+    {
+      mm_fault (d, "free on a read-only heap", ptr);
+      return;
+    }
+  if (MM_UNLIKELY (mm_trace_on))
+    mm_trace ('-', ptr, 0);
+  int saved = errno;
+  mm_free (d, ptr);
+  errno = saved;
+}

@@ -1,0 +1,258 @@
+/* mmap-sup.c -- the OS layer: the only file that calls mmap, munmap, mprotect,
+   madvise, posix_fallocate, ftruncate, flock, msync and fsync.
+
+   Each wrapper returns 0 or an errno value and never touches errno's meaning for
+   its caller.  Every call goes through os_step () first, so a test can make the
+   Nth call fail (mm_os_fail_at) and see that each caller copes.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static long fail_countdown;	/* > 0: calls left before the injected failure */
+static int fail_err;
+
+void
+mm_os_fail_at (long n, int err)
+{
+  __atomic_store_n (&fail_err, err, __ATOMIC_RELAXED);
+  __atomic_store_n (&fail_countdown, n, __ATOMIC_RELEASE);
+}
+
+/* 0, or the injected error when this is the armed call.  */
+static int
+os_step (void)
+{
+  if (MM_LIKELY (__atomic_load_n (&fail_countdown, __ATOMIC_ACQUIRE) <= 0))
+    return 0;
+  if (__atomic_sub_fetch (&fail_countdown, 1, __ATOMIC_ACQ_REL) == 0)
+    return __atomic_load_n (&fail_err, __ATOMIC_RELAXED);
+  return 0;
+}
+
+size_t
+mm_os_pagesize (void)
+{
+  long p = sysconf (_SC_PAGESIZE);
+  return p > 0 ? (size_t) p : MM_PAGE;
+}
+
+/* Reserve LEN bytes of address space, inaccessible and uncommitted.  With EXACT,
+   only at WANT and never over an existing mapping (EEXIST if taken).  */
+int
+mm_os_reserve (void *want, size_t len, int exact, void **out)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (exact)
+    flags |= MAP_FIXED_NOREPLACE;
+  void *p = mmap (want, len, PROT_NONE, flags, -1, 0);
+  if (p == MAP_FAILED)
+    return errno == EEXIST ? EEXIST : errno;
+  if (exact && p != want)
+    {				/* a kernel that took the flag as a hint */
+      munmap (p, len);
+      return EEXIST;
+    }
+  *out = p;
+  return 0;
+}
+
+int
+mm_os_unmap (void *addr, size_t len)
+{
+  return munmap (addr, len) ? errno : 0;
+}
+
+/* Make reserved anonymous memory usable.  */
+int
+mm_os_commit (void *addr, size_t len)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  return mprotect (addr, len, PROT_READ | PROT_WRITE) ? errno : 0;
+}
+
+/* Return memory to the reservation: inaccessible, its pages dropped.  Only ever
+   applied to a range the caller reserved.  */
+int
+mm_os_decommit (void *addr, size_t len)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  void *p = mmap (addr, len, PROT_NONE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return p == MAP_FAILED ? errno : 0;
+}
+
+/* Drop the pages of private anonymous memory; they read back as zeros.  */
+int
+mm_os_discard (void *addr, size_t len)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  return madvise (addr, len, MADV_DONTNEED) ? errno : 0;
+}
+
+/* Map LEN bytes of FD at OFF onto ADDR, inside a reservation the caller owns.  */
+int
+mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  int prot = rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+  void *p = mmap (addr, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t) off);
+  return p == MAP_FAILED ? errno : 0;
+}
+
+/* Extend FD from FROM to TO bytes with disk blocks reserved, so that writing the
+   new pages can never fail for want of space (no SIGBUS on a full disk).  */
+int
+mm_os_file_grow (int fd, uint64_t from, uint64_t to)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  if (to <= from)
+    return 0;
+  e = posix_fallocate (fd, (off_t) from, (off_t) (to - from));
+  return e;
+}
+
+int
+mm_os_file_shrink (int fd, uint64_t size)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  return ftruncate (fd, (off_t) size) ? errno : 0;
+}
+
+int
+mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino)
+{
+  struct stat st;
+  if (fstat (fd, &st))
+    return errno;
+  if (!S_ISREG (st.st_mode))
+    return EINVAL;
+  *size = (uint64_t) st.st_size;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return 0;
+}
+
+/* Write LEN bytes at ADDR back to the file and wait for the device.  */
+int
+mm_os_sync (void *addr, size_t len, int fd)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  if (len && msync (addr, len, MS_SYNC))
+    return errno;
+  return fdatasync (fd) ? errno : 0;
+}
+
+/* Take the heap's lock without waiting: exclusive for a writer, shared for a
+   reader.  The kernel drops it when the last descriptor closes (the holder
+   died).  EWOULDBLOCK when held.  */
+int
+mm_os_lock (int fd, int exclusive)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  while (flock (fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB))
+    if (errno != EINTR)
+      return errno;
+  return 0;
+}
+
+/* A private duplicate of FD, close-on-exec; *RDONLY tells if it cannot write.  */
+int
+mm_os_dup (int fd, int *out, int *rdonly)
+{
+  int fl = fcntl (fd, F_GETFL);
+  if (fl < 0)
+    return errno;
+  int acc = fl & O_ACCMODE;
+  if (acc == O_WRONLY)
+    return EACCES;		/* a heap is read and written through a mapping */
+  int nfd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (nfd < 0)
+    return errno;
+  *out = nfd;
+  *rdonly = acc == O_RDONLY;
+  return 0;
+}
+
+void
+mm_os_close (int fd)
+{
+  if (fd >= 0)
+    close (fd);
+}
+
+/* Read exactly LEN bytes at OFF; EIO-like short reads give MMALLOC_ETRUNCATED.  */
+int
+mm_os_read (int fd, void *buf, size_t len, uint64_t off)
+{
+  size_t got = 0;
+  while (got < len)
+    {
+      ssize_t r = pread (fd, (char *) buf + got, len - got, (off_t) (off + got));
+      if (r < 0 && errno == EINTR)
+	continue;
+      if (r < 0)
+	return errno;
+      if (r == 0)
+	return MMALLOC_ETRUNCATED;
+      got += (size_t) r;
+    }
+  return 0;
+}
+
+void
+mm_os_write_stderr (const char *s, size_t len)
+{
+  while (len)
+    {
+      ssize_t w = write (2, s, len);
+      if (w < 0 && errno == EINTR)
+	continue;
+      if (w <= 0)
+	return;
+      s += w;
+      len -= (size_t) w;
+    }
+}
+
+/* Process memory for descriptors: never from malloc, which may be us.  */
+int
+mm_os_alloc (size_t len, void **out)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  void *p = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return errno;
+  *out = p;
+  return 0;
+}

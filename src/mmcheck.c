@@ -1,0 +1,363 @@
+/* mmcheck.c -- checked blocks, and the whole-heap consistency walk.
+
+   A heap under mmcheck gives every new block a 16-byte header (size asked for,
+   a live/free mark, a sum of both with the address) and fills the bytes after
+   the block's end with MM_CHK_BYTE; free and mmalloc_check verify both.  The
+   walk (mmalloc_check) visits every page below `top' once and every list with a
+   bound, so a damaged heap can neither crash nor hang it; it reports each
+   problem on stderr and counts them.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uint32_t
+chk_sum (uint64_t size, const void *c)
+{
+  uint64_t x = size ^ (uint64_t) (uintptr_t) c ^ 0x6d6d636b9e3779b9ULL;
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  return (uint32_t) (x ^ (x >> 32));
+}
+
+/* Make START (ROOM bytes) a checked block of SIZE bytes; the user's pointer.  */
+void *
+mm_chk_arm (void *start, size_t room, size_t size)
+{
+  struct mm_chk *c = start;
+  c->size = size;
+  c->magic = MM_CHK_LIVE;
+  c->sum = chk_sum (size, c);
+  char *user = (char *) (c + 1);
+  memset (user + size, MM_CHK_BYTE, room - sizeof *c - size);
+  return user;
+}
+
+size_t
+mm_chk_size (const void *ptr)
+{
+  return (size_t) ((const struct mm_chk *) ptr - 1)->size;
+}
+
+/* Guard bytes verified after a block: all of them up to this many.  */
+#define CHK_TAIL_MAX 256
+
+const char *
+mm_chk_verify (const void *ptr, size_t room, int freeing)
+{
+  const struct mm_chk *c = (const struct mm_chk *) ptr - 1;
+  if (c->magic == MM_CHK_FREE && freeing)
+    return "block freed twice";
+  if (c->magic != MM_CHK_LIVE || c->sum != chk_sum (c->size, c)
+      || c->size > room - sizeof *c - 1)
+    return "block header clobbered (write before the block?)";
+  const unsigned char *t = (const unsigned char *) ptr + c->size;
+  size_t n = room - sizeof *c - (size_t) c->size;
+  if (n > CHK_TAIL_MAX)
+    n = CHK_TAIL_MAX;
+  for (size_t i = 0; i < n; i++)
+    if (t[i] != MM_CHK_BYTE)
+      return "write past the end of a block";
+  return 0;
+}
+
+void
+mm_chk_retire (void *ptr)
+{
+  ((struct mm_chk *) ptr - 1)->magic = MM_CHK_FREE;
+}
+
+int
+mmcheckf (void *md, void (*abortfunc) (void), int force)
+{
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return 0;
+  if (!mm_writable (d))
+    {
+      mm_fail (d, EROFS);
+      return 0;
+    }
+  int ok = 1;
+  pthread_mutex_lock (&d->page_lock);
+  uint32_t fl = d->hdr->flags;
+  if (!(fl & MM_F_CHECKED) && (fl & MM_F_USED) && !force)
+    ok = 0;
+  else
+    {
+      __atomic_or_fetch (&d->hdr->flags, MM_F_CHECKED, __ATOMIC_RELEASE);
+      d->abortfunc = abortfunc;
+    }
+  pthread_mutex_unlock (&d->page_lock);
+  if (!ok)
+    mm_fail (d, EBUSY);
+  return ok;
+}
+
+int
+mmcheck (void *md, void (*abortfunc) (void))
+{
+  return mmcheckf (md, abortfunc, 0);
+}
+
+/* --- the whole-heap walk -------------------------------------------------- */
+
+struct walk
+{
+  struct mm_desc *d;
+  int problems;
+  uint64_t nlarge, large_pages, nruns, run_pages;
+  uint64_t nslabs[MM_NCLASSES], nslots[MM_NCLASSES], nused[MM_NCLASSES];
+  uint64_t listed[MM_NCLASSES][2];	/* non-full slabs found by the page walk */
+};
+
+static void
+problem (struct walk *w, const char *what, uint64_t pg)
+{
+  w->problems++;
+  mm_report (w->d, what, pg << MM_PAGE_SHIFT);
+}
+
+/* A run of KIND at PG: its END mark and empty interior.  Returns its length,
+   or 0 after reporting.  */
+static uint64_t
+walk_run (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
+{
+  uint64_t n = e & PM_NMASK;
+  if (!(e & PM_HEAD) || n == 0 || n > top - pg)
+    {
+      problem (w, "page map: bad run", pg);
+      return 0;
+    }
+  uint32_t want = (e & ~PM_HEAD) | PM_END;
+  if (n == 1 ? !(e & PM_END) : mm_pm_get (w->d, pg + n - 1) != want)
+    problem (w, "page map: run without its end mark", pg);
+  for (uint64_t i = pg + 1; i + 1 < pg + n; i++)
+    if (mm_pm_get (w->d, i))
+      {
+	problem (w, "page map: mark inside a run", i);
+	break;
+      }
+  return n;
+}
+
+static void
+walk_large (struct walk *w, uint64_t pg, uint64_t n, uint32_t e)
+{
+  w->nlarge++;
+  w->large_pages += n;
+  if (e & PM_CHECKED)
+    {
+      char *user = w->d->base + (pg << MM_PAGE_SHIFT) + sizeof (struct mm_chk);
+      const char *bad = mm_chk_verify (user, (size_t) n << MM_PAGE_SHIFT, 0);
+      if (bad)
+	problem (w, bad, pg);
+    }
+}
+
+static uint64_t
+walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
+{
+  unsigned cls = PM_SLAB_CLS (e);
+  if (cls >= MM_NCLASSES || PM_SLAB_OFF (e) != 0)
+    {
+      problem (w, "page map: bad slab mark", pg);
+      return 1;
+    }
+  const struct mm_class *c = &mm_classes[cls];
+  if (c->pages > top - pg)
+    {
+      problem (w, "slab runs past the top", pg);
+      return top - pg;
+    }
+  for (uint64_t i = 1; i < c->pages; i++)
+    if (mm_pm_get (w->d, pg + i) != PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | cls))
+      problem (w, "page map: slab page marked wrong", pg + i);
+  struct mm_slab *s = (struct mm_slab *) (w->d->base + (pg << MM_PAGE_SHIFT));
+  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
+    {
+      problem (w, "slab header damaged", pg);
+      return c->pages;
+    }
+  uint32_t words = (c->nobj + 63) / 64, used = 0;
+  for (uint32_t i = 0; i < words; i++)
+    {
+      uint64_t bits = s->bits[i];
+      if (i == words - 1 && c->nobj % 64)
+	{
+	  uint64_t tail = ~0ULL << (c->nobj % 64);
+	  if ((bits & tail) != tail)
+	    problem (w, "slab bitmap: slot past the end marked free", pg);
+	  bits &= ~tail;
+	}
+      used += (uint32_t) __builtin_popcountll (bits);
+      if (!(s->flags & MM_SLAB_CHECKED))
+	continue;
+      for (; bits; bits &= bits - 1)
+	{
+	  uint32_t idx = i * 64 + (uint32_t) __builtin_ctzll (bits);
+	  char *slot = (char *) s + c->objoff + (size_t) idx * c->size;
+	  const char *bad = mm_chk_verify (slot + sizeof (struct mm_chk), c->size, 0);
+	  if (bad)
+	    problem (w, bad, pg);
+	}
+    }
+  if (used != s->nused)
+    problem (w, "slab count differs from its bitmap", pg);
+  if (!(s->flags & MM_SLAB_LISTED) != (used == c->nobj))
+    problem (w, "slab partial-list mark wrong", pg);
+  if (used < c->nobj)
+    w->listed[cls][s->flags & MM_SLAB_CHECKED]++;
+  w->nslabs[cls]++;
+  w->nslots[cls] += c->nobj;
+  w->nused[cls] += used;
+  return c->pages;
+}
+
+static void
+walk_pages (struct walk *w)
+{
+  struct mm_desc *d = w->d;
+  uint64_t top = d->hdr->top, prev_free = 0;
+  for (uint64_t pg = 0; pg < top;)
+    {
+      uint32_t e = mm_pm_get (d, pg);
+      uint64_t n = 1;
+      switch (PM_KIND (e))
+	{
+	case PM_META:
+	  break;
+	case PM_FREE:
+	  if (!(n = walk_run (w, pg, e, top)))
+	    n = 1;
+	  else
+	    {
+	      if (prev_free)
+		problem (w, "page map: free runs not merged", pg);
+	      if (((struct mm_run *) (d->base + (pg << MM_PAGE_SHIFT)))->magic != MM_RUN_MAGIC)
+		problem (w, "free run header damaged", pg);
+	      w->nruns++;
+	      w->run_pages += n;
+	    }
+	  break;
+	case PM_LARGE:
+	  if (!(n = walk_run (w, pg, e, top)))
+	    n = 1;
+	  else
+	    walk_large (w, pg, n, e);
+	  break;
+	case PM_SLAB:
+	  n = walk_slab (w, pg, e, top);
+	  break;
+	default:
+	  problem (w, "page map: page belongs to nothing", pg);
+	}
+      prev_free = PM_KIND (e) == PM_FREE;
+      pg += n;
+    }
+  if (top < MM_HDR_PAGES)
+    return;
+  for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
+    if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
+      problem (w, "page map: header page not marked", pg);
+}
+
+static void
+walk_bins (struct walk *w)
+{
+  struct mm_desc *d = w->d;
+  struct mm_header *h = d->hdr;
+  uint64_t top = h->top, seen = 0;
+  for (unsigned b = 0; b < MM_NBINS; b++)
+    {
+      uint64_t prev = 0, off = h->bin_head[b];
+      if (off && !(h->bin_mask[b >> 6] & (1ULL << (b & 63))))
+	problem (w, "bin mask misses a bin", b);
+      for (uint64_t n = 0; off; n++)
+	{
+	  uint64_t pg = off >> MM_PAGE_SHIFT;
+	  uint32_t e = pg < top && !(off % MM_PAGE) ? mm_pm_get (d, pg) : 0;
+	  if (PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || n > w->nruns)
+	    {
+	      problem (w, "bin list: entry is not a free run", pg);
+	      break;
+	    }
+	  struct mm_run *r = (struct mm_run *) (d->base + off);
+	  if (mm_bin_of (e & PM_NMASK) != b || r->prev != prev)
+	    problem (w, "bin list: run in the wrong bin or badly linked", pg);
+	  seen++;
+	  prev = off;
+	  off = r->next;
+	}
+    }
+  if (seen != w->nruns)
+    problem (w, "bins do not hold every free run", seen);
+}
+
+static void
+walk_partials (struct walk *w)
+{
+  struct mm_desc *d = w->d;
+  uint64_t top = d->hdr->top;
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    for (int k = 0; k < 2; k++)
+      {
+	uint64_t n = 0, prev = 0;
+	for (uint64_t off = d->hdr->cls[c].partial[k]; off; n++)
+	  {
+	    uint64_t pg = off >> MM_PAGE_SHIFT;
+	    uint32_t e = pg < top && !(off % MM_PAGE) ? mm_pm_get (d, pg) : 0;
+	    struct mm_slab *s = (struct mm_slab *) (d->base + off);
+	    if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) != c || PM_SLAB_OFF (e)
+		|| n > w->nslabs[c] || s->magic != MM_SLAB_MAGIC
+		|| (int) (s->flags & MM_SLAB_CHECKED) != k || s->prev != prev)
+	      {
+		problem (w, "partial list: bad entry", pg);
+		break;
+	      }
+	    prev = off;
+	    off = s->next;
+	  }
+	if (n != w->listed[c][k])
+	  problem (w, "partial list does not hold every slab with free slots", c);
+      }
+}
+
+static void
+walk_counters (struct walk *w)
+{
+  struct mm_header *h = w->d->hdr;
+  if (h->nlarge != w->nlarge || h->large_pages != w->large_pages)
+    problem (w, "large-block counters wrong", h->nlarge);
+  if (h->nruns != w->nruns || h->run_pages != w->run_pages)
+    problem (w, "free-run counters wrong", h->nruns);
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    if (h->cls[c].nslabs != w->nslabs[c] || h->cls[c].nslots != w->nslots[c]
+	|| h->cls[c].nused != w->nused[c])
+      problem (w, "size-class counters wrong", c);
+}
+
+int
+mmalloc_check (void *md)
+{
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return 1;
+  struct walk w;
+  memset (&w, 0, sizeof w);
+  w.d = d;
+  mm_lock_all (d);
+  int e = mm_header_validate (d->hdr, 0);
+  if (e)
+    problem (&w, mmalloc_strerror (e), 0);
+  else
+    {
+      walk_pages (&w);
+      walk_bins (&w);
+      walk_partials (&w);
+      walk_counters (&w);
+    }
+  mm_unlock_all (d);
+  return w.problems;
+}

@@ -1,0 +1,373 @@
+/* mmprivate.h -- every internal structure of mmalloc and the small inline helpers.
+
+   Layers (see src/README): the OS layer (mmap-sup.c) below the region (attach.c,
+   detach.c, sbrk-sup.c), below the page allocator (pages.c), below the block
+   allocator (mmalloc.c, mfree.c, ...), below the services (keys, stats, check,
+   trace).  Invariants kept here:
+   - the region holds no pointer of its own making: metadata refers to metadata by
+     page index or byte offset from the region base, checked against `top';
+   - per-block state is authoritative in one place: the page map for pages, the
+     slab bitmap for small slots; bins, partial lists and counters are derived;
+   - the process descriptor (struct mm_desc) never lives in the region.  */
+
+#ifndef MMPRIVATE_H
+#define MMPRIVATE_H 1
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+/* The public API is exported; everything else is hidden (-fvisibility=hidden).  */
+#pragma GCC visibility push(default)
+#include "mmalloc.h"
+#pragma GCC visibility pop
+
+#define MM_HIDDEN __attribute__ ((visibility ("hidden")))
+#define MM_LIKELY(x) __builtin_expect (!!(x), 1)
+#define MM_UNLIKELY(x) __builtin_expect (!!(x), 0)
+
+/* --- Compile-time options (each with its default) ------------------------ */
+
+/* Address space reserved for one heap; its growth limit.  Default 128 GiB
+   (1 GiB where pointers have 32 bits).  */
+#ifndef MM_SPAN_MAX
+#if UINTPTR_MAX > 0xffffffffu
+#define MM_SPAN_MAX ((uint64_t) 1 << 37)
+#else
+#define MM_SPAN_MAX ((uint64_t) 1 << 30)
+#endif
+#endif
+/* Smallest reservation accepted when the full span cannot be had (RLIMIT_AS).  */
+#ifndef MM_SPAN_MIN
+#define MM_SPAN_MIN ((uint64_t) 64 << 20)
+#endif
+/* Pages added at least by one growth of a heap (256 KiB).  */
+#ifndef MM_GROW_MIN
+#define MM_GROW_MIN 64
+#endif
+/* A freed large block of this many pages or more is given back to the OS.  */
+#ifndef MM_RELEASE_MIN
+#define MM_RELEASE_MIN 16
+#endif
+/* A free run at the top longer than this many pages shrinks the heap (1 MiB).  */
+#ifndef MM_SHRINK_MIN
+#define MM_SHRINK_MIN 256
+#endif
+/* Bounds the walks over metadata lists, so a damaged file cannot hang us.  */
+#ifndef MM_WALK_MAX
+#define MM_WALK_MAX ((uint64_t) 1 << 32)
+#endif
+
+/* --- Format constants (changing one changes MM_FORMAT_VERSION) ----------- */
+
+#define MM_FORMAT_VERSION 1
+#define MM_MAGIC "MMALLOC\x1a"	/* 8 bytes, byte-order free: "not a heap" */
+#define MM_BYTE_ORDER 0x01020304u	/* native order: foreign files read reversed */
+#define MM_PAGE_SHIFT 12
+#define MM_PAGE ((size_t) 1 << MM_PAGE_SHIFT)	/* the unit of the page map */
+#define MM_WIN_SHIFT 12		/* pages covered by one page-map leaf: 4096 */
+#define MM_WIN_PAGES ((uint64_t) 1 << MM_WIN_SHIFT)
+#define MM_LEAF_PAGES (MM_WIN_PAGES * 4 / MM_PAGE)	/* a leaf: 16 KiB */
+#define MM_DIR_ENTRIES (MM_SPAN_MAX >> (MM_PAGE_SHIFT + MM_WIN_SHIFT))
+#define MM_DIR_PAGES (MM_DIR_ENTRIES * 4 / MM_PAGE)
+#define MM_HDR_PAGES (1 + MM_DIR_PAGES)	/* header page + directory pages */
+#define MM_ALIGN 16		/* alignment of every block: max_align_t */
+#define MM_NCLASSES 36		/* small size classes, 16 .. 16384 bytes */
+#define MM_SMALL_MAX 16384
+#define MM_SLAB_MAX_PAGES 32
+#define MM_NBINS 96		/* free-run bins: 64 exact, then one per doubling */
+
+
+/* --- Page map -------------------------------------------------------------
+
+   One 32-bit entry per page.  Kind in bits 31..29.  FREE and LARGE runs mark
+   their first page HEAD and their last page END, both with the run's length;
+   every other page inside a run is PM_NONE.  Every page of a slab carries its
+   class and its page offset within the slab.  */
+
+enum
+{
+  PM_NONE = 0,			/* not a run boundary, or beyond `top' */
+  PM_FREE = 1,			/* free run */
+  PM_LARGE = 2,			/* one large block */
+  PM_SLAB = 3,			/* a slab of small slots */
+  PM_META = 4			/* header, directory, page-map leaves */
+};
+#define PM_KIND(e) ((e) >> 29)
+#define PM_HEAD (1u << 28)
+#define PM_END (1u << 27)
+#define PM_CHECKED (1u << 26)	/* LARGE: the block carries a check header */
+#define PM_NMASK ((1u << 26) - 1)	/* run length in pages */
+#define PM_MAKE(kind, bits) (((uint32_t) (kind) << 29) | (bits))
+#define PM_SLAB_CLS(e) ((e) & 0xff)
+#define PM_SLAB_OFF(e) (((e) >> 8) & 0xff)
+
+/* --- The on-disk header (first page of the region) ----------------------- */
+
+struct mm_class_state		/* per size class; guarded by the class lock */
+{
+  uint64_t partial[2];		/* first slab with free slots: [0] plain, [1] checked */
+  uint64_t nslabs;		/* slabs of this class */
+  uint64_t nslots;		/* slots in those slabs */
+  uint64_t nused;		/* allocated slots; nused <= nslots */
+};
+
+struct mm_header
+{
+  /* Fixed at creation; covered by hdr_sum.  */
+  char magic[8];
+  uint32_t byte_order;
+  uint32_t version;		/* MM_FORMAT_VERSION */
+  uint32_t hdr_size;		/* sizeof (struct mm_header) */
+  uint32_t word_size;		/* sizeof (void *) */
+  uint32_t page_size;		/* MM_PAGE */
+  uint32_t hdr_pages;		/* MM_HDR_PAGES */
+  uint32_t nclasses;		/* MM_NCLASSES */
+  uint32_t class_sum;		/* fingerprint of the class table */
+  uint64_t base;		/* address the region is mapped at */
+  uint64_t span;		/* bytes of address space the heap may use */
+  uint64_t hdr_sum;		/* FNV-1a of the fields above */
+
+  /* Changing state.  */
+  uint32_t state;		/* MM_CLEAN or MM_DIRTY */
+  uint32_t flags;		/* MM_F_* */
+  uint64_t top;			/* pages in use; the file holds at least these */
+  uint64_t keys[MMALLOC_KEYS];	/* user data: absolute addresses */
+
+  /* Page allocator (page lock).  Derived from the page map.  */
+  uint64_t bin_mask[2];		/* bit b set: bin b may be non-empty */
+  uint64_t bin_head[MM_NBINS];	/* byte offset of the first run, 0 if none */
+  uint64_t nlarge;		/* allocated large blocks */
+  uint64_t large_pages;		/* pages in them */
+  uint64_t nruns;		/* free runs */
+  uint64_t run_pages;		/* pages in them */
+
+  struct mm_class_state cls[MM_NCLASSES];
+};
+
+#define MM_CLEAN 0x434c4e31u	/* detached properly */
+#define MM_DIRTY 0x44525431u	/* attached read-write, or died attached */
+#define MM_F_CHECKED 1u		/* new blocks carry check headers */
+#define MM_F_USED 2u		/* something was allocated once */
+
+/* The in-band header of a free run, in its first page.  */
+struct mm_run
+{
+  uint64_t magic;		/* MM_RUN_MAGIC */
+  uint64_t next, prev;		/* byte offsets within the bin, 0 = none */
+};
+#define MM_RUN_MAGIC 0x6e75722d6d6dULL
+
+/* The in-band header of a slab, at its start; slots follow at objoff.  */
+struct mm_slab
+{
+  uint32_t magic;		/* MM_SLAB_MAGIC */
+  uint16_t cls;
+  uint16_t flags;		/* MM_SLAB_CHECKED, MM_SLAB_LISTED */
+  uint32_t nobj;		/* slots in the slab */
+  uint32_t nused;		/* bits set in bits[]; authoritative is bits[] */
+  uint32_t hint;		/* word of bits[] to search first */
+  uint32_t pad;
+  uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
+  uint64_t bits[];		/* bit i set: slot i allocated */
+};
+#define MM_SLAB_MAGIC 0x62616c73u
+#define MM_SLAB_CHECKED 1u
+#define MM_SLAB_LISTED 2u
+
+/* The header of a block under checking, just before the user's pointer.  */
+struct mm_chk
+{
+  uint64_t size;		/* bytes asked for */
+  uint32_t magic;		/* MM_CHK_LIVE or MM_CHK_FREE */
+  uint32_t sum;			/* mm_chk_sum (size, address) */
+};
+#define MM_CHK_LIVE 0x4556494cu
+#define MM_CHK_FREE 0x45455246u
+#define MM_CHK_BYTE 0xd7	/* fills a checked block after its end */
+
+/* A size class: constant, computed once (mm_classes_init).  */
+struct mm_class
+{
+  uint32_t size;		/* slot size in bytes, a multiple of MM_ALIGN */
+  uint32_t nobj;		/* slots per slab */
+  uint16_t pages;		/* pages per slab */
+  uint16_t objoff;		/* offset of slot 0, a multiple of 64 */
+};
+
+/* --- The process descriptor ---------------------------------------------- */
+
+struct mm_desc
+{
+  uint32_t magic;		/* MM_DESC_MAGIC while attached */
+  uint32_t mode;		/* MM_MODE_* */
+  char *base;			/* region start, == (char *) hdr */
+  struct mm_header *hdr;
+  uint64_t span;		/* bytes reserved in this process */
+  int fd;			/* the library's own descriptor, -1 if anonymous */
+  int err;			/* last error code */
+  void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
+  dev_t dev;
+  ino_t ino;
+  struct mm_desc *next;		/* registry of attached files */
+  pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
+  pthread_mutex_t class_lock[MM_NCLASSES];	/* slabs of one class */
+};
+#define MM_DESC_MAGIC 0x6d6d6473u
+#define MM_MODE_FILE 1u
+#define MM_MODE_RDONLY 2u
+#define MM_MODE_DEFAULT 4u
+
+/* Lock order: a class lock, then the page lock; never the reverse.  */
+
+/* --- OS layer (mmap-sup.c): returns 0 or an errno value ------------------ */
+
+MM_HIDDEN size_t mm_os_pagesize (void);
+MM_HIDDEN int mm_os_reserve (void *want, size_t len, int exact, void **out);
+MM_HIDDEN int mm_os_unmap (void *addr, size_t len);
+MM_HIDDEN int mm_os_commit (void *addr, size_t len);
+MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
+MM_HIDDEN int mm_os_discard (void *addr, size_t len);
+MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
+MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
+MM_HIDDEN int mm_os_file_shrink (int fd, uint64_t size);
+MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
+MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);
+MM_HIDDEN int mm_os_lock (int fd, int exclusive);
+MM_HIDDEN int mm_os_dup (int fd, int *out, int *rdonly);
+MM_HIDDEN void mm_os_close (int fd);
+MM_HIDDEN int mm_os_read (int fd, void *buf, size_t len, uint64_t off);
+MM_HIDDEN void mm_os_write_stderr (const char *s, size_t len);
+MM_HIDDEN int mm_os_alloc (size_t len, void **out);
+/* Test hook: the Nth OS call from now (1 = the next) fails with ERR; 0 disarms.  */
+MM_HIDDEN void mm_os_fail_at (long n, int err);
+
+/* --- Region (attach.c, detach.c, sbrk-sup.c) ----------------------------- */
+
+MM_HIDDEN struct mm_desc *mm_default (void);
+MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
+MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
+MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
+
+/* --- Page allocator (pages.c): page lock held by the caller -------------- */
+
+MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
+				   uint32_t kind, uint32_t bits);
+MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
+MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
+MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
+MM_HIDDEN unsigned mm_bin_of (uint64_t n);
+
+/* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
+
+extern MM_HIDDEN struct mm_class mm_classes[MM_NCLASSES];
+MM_HIDDEN void mm_classes_init (void);
+MM_HIDDEN uint32_t mm_classes_sum (void);
+MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size);
+MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
+MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, int checked);
+MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
+				int checked);
+MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
+MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
+
+/* What a user pointer refers to, found and validated by mm_lookup.  */
+struct mm_block
+{
+  char *start;			/* the slot or the large block's first byte */
+  size_t room;			/* bytes from start to the end of the slot or block */
+  struct mm_slab *slab;		/* NULL for a large block */
+  uint64_t pg;			/* first page of the large block or slab */
+  uint32_t idx;			/* slot index in the slab */
+  unsigned cls;			/* size class, or MM_NCLASSES for large */
+  int checked;			/* carries a struct mm_chk before the user pointer */
+};
+/* 0 if PTR is a live block of D; else a message for mm_fault.  The caller holds
+   the lock the block's kind needs (see mfree.c).  */
+MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
+MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
+MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
+MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
+
+/* --- Services ------------------------------------------------------------- */
+
+MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
+MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
+MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t size);
+/* ROOM: bytes from the check header to the end of the slot or block.  */
+MM_HIDDEN const char *mm_chk_verify (const void *ptr, size_t room, int freeing);
+MM_HIDDEN void mm_chk_retire (void *ptr);
+MM_HIDDEN size_t mm_chk_size (const void *ptr);
+extern MM_HIDDEN int mm_trace_on;
+MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
+MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
+MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
+MM_HIDDEN void mm_lock_all (struct mm_desc *d);
+MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
+
+/* --- Inline helpers ------------------------------------------------------- */
+
+static inline uint64_t
+mm_off (const struct mm_desc *d, const void *p)
+{
+  return (uint64_t) ((const char *) p - d->base);
+}
+
+static inline void *
+mm_at (const struct mm_desc *d, uint64_t off)
+{
+  return d->base + off;
+}
+
+/* The page-map entry of page PG; PG < top, so its leaf exists.  */
+static inline uint32_t *
+mm_pm (const struct mm_desc *d, uint64_t pg)
+{
+  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
+  uint32_t leaf = dir[pg >> MM_WIN_SHIFT];
+  return (uint32_t *) (d->base + ((uint64_t) leaf << MM_PAGE_SHIFT))
+    + (pg & (MM_WIN_PAGES - 1));
+}
+
+static inline uint32_t
+mm_pm_get (const struct mm_desc *d, uint64_t pg)
+{
+  return __atomic_load_n (mm_pm (d, pg), __ATOMIC_ACQUIRE);
+}
+
+static inline void
+mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
+{
+  __atomic_store_n (mm_pm (d, pg), e, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t
+mm_top (const struct mm_desc *d)
+{
+  return __atomic_load_n (&d->hdr->top, __ATOMIC_ACQUIRE);
+}
+
+/* The size class of SIZE bytes (SIZE <= MM_SMALL_MAX); size 0 is class 0.  */
+static inline unsigned
+mm_size_class (size_t size)
+{
+  if (size <= 128)
+    return size ? (unsigned) ((size + 15) >> 4) - 1 : 0;
+  size_t s = size - 1;
+  unsigned b = 63 - (unsigned) __builtin_clzll (s);
+  return 8 + (b - 7) * 4 + (unsigned) (s >> (b - 2)) - 4;
+}
+
+static inline int
+mm_writable (struct mm_desc *d)
+{
+  return !(d->mode & MM_MODE_RDONLY);
+}
+
+#endif /* MMPRIVATE_H */

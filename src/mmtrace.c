@@ -1,0 +1,79 @@
+/* mmtrace.c -- tracing allocations to a file.
+
+   mmtrace opens the file named by MMALLOC_TRACE and from then on every
+   mmalloc, mfree and mrealloc of every heap writes one line: "+ ADDR SIZE",
+   "- ADDR", or "< OLD" followed by "> NEW SIZE", numbers in hex.  Each line is
+   one write(2) to a file opened with O_APPEND, so lines of several threads
+   never mix; nothing here allocates.  tools/mmtrace-report reads the file.  */
+
+#include "mmprivate.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int mm_trace_on;
+static int trace_fd = -1;
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *
+hex (char *p, uint64_t v)
+{
+  char tmp[16];
+  int n = 0;
+  do
+    tmp[n++] = "0123456789abcdef"[v & 15];
+  while ((v >>= 4) && n < 16);
+  *p++ = '0';
+  *p++ = 'x';
+  while (n)
+    *p++ = tmp[--n];
+  return p;
+}
+
+void
+mm_trace (char op, const void *ptr, size_t size)
+{
+  char line[48], *p = line;
+  *p++ = op;
+  *p++ = ' ';
+  p = hex (p, (uint64_t) (uintptr_t) ptr);
+  if (op == '+' || op == '>')
+    {
+      *p++ = ' ';
+      p = hex (p, size);
+    }
+  *p++ = '\n';
+  int fd = __atomic_load_n (&trace_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0 && write (fd, line, (size_t) (p - line)) < 0)
+    return;			/* a trace that cannot be written is dropped */
+}
+
+int
+mmtrace (void)
+{
+  pthread_mutex_lock (&trace_lock);
+  if (trace_fd < 0)
+    {
+      const char *name = secure_getenv ("MMALLOC_TRACE");
+      int fd = name && *name
+	? open (name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644) : -1;
+      if (fd >= 0)
+	{
+	  static const char start[] = "= Start\n";
+	  if (write (fd, start, sizeof start - 1) < 0)
+	    {
+	      close (fd);
+	      fd = -1;
+	    }
+	}
+      if (fd >= 0)
+	{
+	  __atomic_store_n (&trace_fd, fd, __ATOMIC_RELEASE);
+	  __atomic_store_n (&mm_trace_on, 1, __ATOMIC_RELEASE);
+	}
+    }
+  int on = trace_fd >= 0;
+  pthread_mutex_unlock (&trace_lock);
+  return on;
+}

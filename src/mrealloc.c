@@ -1,0 +1,111 @@
+/* mrealloc.c -- resizing blocks.
+
+   A block stays where it is when the new size fits its slot without wasting
+   more than half of it, or when its pages can shrink or grow into free pages
+   that follow it.  Otherwise the contents move to a new block and the old one
+   is freed.  On failure the old block is untouched.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Try to resize the block at PTR in place.  1 if done, 0 if it must move,
+   -1 after reporting a bad pointer.  *OLD receives the usable size.  */
+static int
+resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
+{
+  struct mm_block b;
+  unsigned li = mm_block_lock (d, ptr);
+  const char *bad = mm_lookup (d, ptr, &b);
+  if (!bad && b.cls != li)
+    bad = "block changed while being resized";
+  if (!bad && b.checked)
+    bad = mm_chk_verify (ptr, b.room, 1);
+  if (bad)
+    {
+      mm_block_unlock (d, li);
+      mm_fault (d, bad, ptr);
+      return -1;
+    }
+  *old = mm_usable (d, ptr, &b);
+  int done = 0;
+  size_t over = b.checked ? sizeof (struct mm_chk) + 1 : 0;
+  if (size <= SIZE_MAX - over - MM_PAGE)
+    {
+      size_t need = size + over;
+      if (b.slab)
+	done = need <= b.room && (need > b.room / 2 || b.cls == 0);
+      else if (need > MM_SMALL_MAX)
+	{
+	  uint64_t n = ((uint64_t) need + MM_PAGE - 1) >> MM_PAGE_SHIFT;
+	  done = n <= PM_NMASK && mm_pages_resize (d, b.pg, n) == 0;
+	  if (done)
+	    b.room = (size_t) n << MM_PAGE_SHIFT;
+	}
+      if (done && b.checked)
+	mm_chk_arm (b.start, b.room, size);
+    }
+  mm_block_unlock (d, li);
+  return done;
+}
+
+void *
+mrealloc (void *md, void *ptr, size_t size)
+{
+  if (!ptr)
+    return mmalloc (md, size);
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return NULL;
+  if (!mm_writable (d))
+    {
+      mm_fail (d, EROFS);
+      return NULL;
+    }
+  size_t old = 0;
+  int r = resize_in_place (d, ptr, size, &old);
+  if (r < 0)
+    {
+      mm_fail (d, EINVAL);
+      return NULL;
+    }
+  void *p = ptr;
+  if (!r)
+    {
+      p = mm_alloc (d, size);
+      if (!p)
+	{
+	  mm_fail (d, errno);
+	  return NULL;
+	}
+      memcpy (p, ptr, old < size ? old : size);
+      mm_free (d, ptr);
+    }
+  if (MM_UNLIKELY (mm_trace_on))
+    {
+      mm_trace ('<', ptr, 0);
+      mm_trace ('>', p, size);
+    }
+  return p;
+}
+
+size_t
+mmalloc_usable_size (void *md, void *ptr)
+{
+  if (!ptr)
+    return 0;
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return 0;
+  struct mm_block b;
+  unsigned li = mm_block_lock (d, ptr);
+  const char *bad = mm_lookup (d, ptr, &b);
+  if (!bad && b.cls != li)
+    bad = "block changed while being measured";
+  size_t n = bad ? 0 : mm_usable (d, ptr, &b);
+  mm_block_unlock (d, li);
+  if (bad)
+    mm_fault (d, bad, ptr);
+  return n;
+}

@@ -1,0 +1,418 @@
+/* pages.c -- the page allocator: page map, free runs, growth and shrinking.
+
+   Owns the page map (a directory in the header pointing to 16 KiB leaves, one
+   leaf per 16 MiB window) and the free runs.  Invariants, checked by
+   mmalloc_check: every page below `top' belongs to exactly one META page, slab,
+   large block or free run; runs mark only their first (HEAD) and last (END)
+   page; no two free runs touch; every free run is in the bin of its length.
+   The caller holds the page lock.  On failure functions set errno.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <string.h>
+
+unsigned
+mm_bin_of (uint64_t n)
+{
+  if (n <= 64)
+    return (unsigned) n - 1;
+  unsigned b = 63 - (unsigned) __builtin_clzll (n);
+  return 64 + b - 6;
+}
+
+static struct mm_run *
+run_at (struct mm_desc *d, uint64_t pg)
+{
+  return (struct mm_run *) (d->base + (pg << MM_PAGE_SHIFT));
+}
+
+static void
+mark_run (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, uint32_t extra)
+{
+  uint32_t e = PM_MAKE (kind, (uint32_t) n | extra);
+  if (n == 1)
+    mm_pm_set (d, pg, e | PM_HEAD | PM_END);
+  else
+    {
+      mm_pm_set (d, pg + n - 1, e | PM_END);
+      mm_pm_set (d, pg, e | PM_HEAD);
+    }
+}
+
+static void
+clear_run (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  mm_pm_set (d, pg, 0);
+  if (n > 1)
+    mm_pm_set (d, pg + n - 1, 0);
+}
+
+static void
+bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  struct mm_header *h = d->hdr;
+  unsigned b = mm_bin_of (n);
+  struct mm_run *r = run_at (d, pg);
+  r->magic = MM_RUN_MAGIC;
+  r->prev = 0;
+  r->next = h->bin_head[b];
+  if (r->next)
+    ((struct mm_run *) mm_at (d, r->next))->prev = pg << MM_PAGE_SHIFT;
+  h->bin_head[b] = pg << MM_PAGE_SHIFT;
+  h->bin_mask[b >> 6] |= 1ULL << (b & 63);
+  h->nruns++;
+  h->run_pages += n;
+}
+
+static void
+bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  struct mm_header *h = d->hdr;
+  unsigned b = mm_bin_of (n);
+  struct mm_run *r = run_at (d, pg);
+  if (r->prev)
+    ((struct mm_run *) mm_at (d, r->prev))->next = r->next;
+  else
+    h->bin_head[b] = r->next;
+  if (r->next)
+    ((struct mm_run *) mm_at (d, r->next))->prev = r->prev;
+  if (!h->bin_head[b])
+    h->bin_mask[b >> 6] &= ~(1ULL << (b & 63));
+  r->magic = 0;
+  h->nruns--;
+  h->run_pages -= n;
+}
+
+/* Add the free run [PG, PG+N), merging with the runs on either side.  Returns
+   the first page of the merged run.  */
+static uint64_t
+run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  uint64_t top = d->hdr->top;
+  if (pg > 0)
+    {
+      uint32_t l = mm_pm_get (d, pg - 1);
+      if (PM_KIND (l) == PM_FREE && (l & PM_END))
+	{
+	  uint64_t ln = l & PM_NMASK;
+	  bin_remove (d, pg - ln, ln);
+	  clear_run (d, pg - ln, ln);
+	  pg -= ln;
+	  n += ln;
+	}
+    }
+  if (pg + n < top)
+    {
+      uint32_t r = mm_pm_get (d, pg + n);
+      if (PM_KIND (r) == PM_FREE && (r & PM_HEAD))
+	{
+	  uint64_t rn = r & PM_NMASK;
+	  bin_remove (d, pg + n, rn);
+	  clear_run (d, pg + n, rn);
+	  n += rn;
+	}
+    }
+  mark_run (d, pg, n, PM_FREE, 0);
+  bin_insert (d, pg, n);
+  return pg;
+}
+
+/* First page S >= PG with S + BASEPG a multiple of ALIGN (pages).  */
+static uint64_t
+align_up (uint64_t pg, uint64_t basepg, uint64_t align)
+{
+  if (align <= 1)
+    return pg;
+  uint64_t a = pg + basepg;
+  a = (a + align - 1) & ~(align - 1);
+  return a - basepg;
+}
+
+/* The first bin at or after B that may hold runs, or MM_NBINS.  */
+static unsigned
+bin_next (const struct mm_header *h, unsigned b)
+{
+  while (b < MM_NBINS)
+    {
+      uint64_t m = h->bin_mask[b >> 6] >> (b & 63);
+      if (m)
+	return b + (unsigned) __builtin_ctzll (m);
+      b = (b | 63) + 1;
+    }
+  return MM_NBINS;
+}
+
+/* Find a run that holds N pages aligned to ALIGN: its head in *RUN, the first
+   page of the block in *START.  */
+static int
+run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t *start)
+{
+  struct mm_header *h = d->hdr;
+  uint64_t basepg = (uint64_t) (uintptr_t) d->base >> MM_PAGE_SHIFT;
+  for (unsigned b = bin_next (h, mm_bin_of (n)); b < MM_NBINS; b = bin_next (h, b + 1))
+    {
+      uint64_t walk = 0;
+      for (uint64_t off = h->bin_head[b]; off && walk < MM_WALK_MAX; walk++)
+	{
+	  uint64_t pg = off >> MM_PAGE_SHIFT;
+	  uint64_t len = mm_pm_get (d, pg) & PM_NMASK;
+	  uint64_t s = align_up (pg, basepg, align);
+	  if (s + n <= pg + len)
+	    {
+	      *run = pg;
+	      *start = s;
+	      return 1;
+	    }
+	  off = run_at (d, pg)->next;
+	}
+    }
+  return 0;
+}
+
+/* Take N pages (aligned so that their address is a multiple of ALIGN pages) and
+   mark them as KIND: a LARGE block with BITS among its flags, or a SLAB whose
+   class is BITS.  Returns the first page, or 0 with errno set.  */
+uint64_t
+mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, uint32_t bits)
+{
+  uint64_t run, s;
+  if (n == 0 || n > PM_NMASK || align > PM_NMASK)
+    {
+      errno = ENOMEM;
+      return 0;
+    }
+  if (!run_find (d, n, align, &run, &s))
+    {
+      if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
+	return 0;
+      if (!run_find (d, n, align, &run, &s))
+	{
+	  errno = ENOMEM;
+	  return 0;
+	}
+    }
+  uint64_t len = mm_pm_get (d, run) & PM_NMASK;
+  bin_remove (d, run, len);
+  clear_run (d, run, len);
+  if (s > run)
+    {
+      mark_run (d, run, s - run, PM_FREE, 0);
+      bin_insert (d, run, s - run);
+    }
+  if (s + n < run + len)
+    {
+      mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
+      bin_insert (d, s + n, run + len - (s + n));
+    }
+  if (kind == PM_SLAB)
+    for (uint64_t i = 0; i < n; i++)
+      mm_pm_set (d, s + i, PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | bits));
+  else
+    {
+      mark_run (d, s, n, kind, bits);
+      d->hdr->nlarge++;
+      d->hdr->large_pages += n;
+    }
+  return s;
+}
+
+/* Give back pages of a large block or slab that were freed: anonymous memory
+   is dropped; the first page of the run stays, it holds the run's links.  */
+static void
+release (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t runhead)
+{
+  if (n < MM_RELEASE_MIN || (d->mode & MM_MODE_FILE))
+    return;
+  if (pg == runhead)
+    {
+      pg++;
+      n--;
+    }
+  size_t sys = mm_os_pagesize ();
+  uintptr_t a = (uintptr_t) (d->base + (pg << MM_PAGE_SHIFT));
+  uintptr_t z = a + (n << MM_PAGE_SHIFT);
+  a = (a + sys - 1) & ~(uintptr_t) (sys - 1);
+  z &= ~(uintptr_t) (sys - 1);
+  if (z > a)
+    (void) mm_os_discard ((void *) a, z - a);	/* a failure only costs memory */
+}
+
+/* Lower `top' when a long free run ends there: the pages go back to the OS and
+   a heap file gets shorter.  */
+static void
+shrink (struct mm_desc *d)
+{
+  struct mm_header *h = d->hdr;
+  uint64_t top = h->top;
+  uint32_t e = mm_pm_get (d, top - 1);
+  if (PM_KIND (e) != PM_FREE)
+    return;
+  uint64_t n = e & PM_NMASK;
+  if (n < MM_SHRINK_MIN + MM_GROW_MIN)
+    return;
+  uint64_t head = top - n, keep = MM_GROW_MIN, newtop = head + keep;
+  bin_remove (d, head, n);
+  clear_run (d, head, n);
+  mark_run (d, head, keep, PM_FREE, 0);
+  bin_insert (d, head, keep);
+  __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+  char *a = d->base + (newtop << MM_PAGE_SHIFT);
+  size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
+  /* Failures leave memory mapped beyond top, which growth maps again.  */
+  if (mm_os_decommit (a, len) == 0 && (d->mode & MM_MODE_FILE))
+    (void) mm_os_file_shrink (d->fd, newtop << MM_PAGE_SHIFT);
+}
+
+/* Free the large block or slab whose first page is PG.  */
+void
+mm_pages_free (struct mm_desc *d, uint64_t pg)
+{
+  struct mm_header *h = d->hdr;
+  uint32_t e = mm_pm_get (d, pg);
+  uint64_t n;
+  if (PM_KIND (e) == PM_SLAB)
+    {
+      n = mm_classes[PM_SLAB_CLS (e)].pages;
+      for (uint64_t i = n; i-- > 0;)
+	mm_pm_set (d, pg + i, 0);
+    }
+  else
+    {
+      n = e & PM_NMASK;
+      clear_run (d, pg, n);
+      h->nlarge--;
+      h->large_pages -= n;
+    }
+  uint64_t head = run_add (d, pg, n);
+  release (d, pg, n, head);
+  shrink (d);
+}
+
+/* Resize the large block at PG to N pages in place.  0, or -1 (errno ENOMEM)
+   when the pages after it are not free.  */
+int
+mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  struct mm_header *h = d->hdr;
+  uint32_t e = mm_pm_get (d, pg);
+  uint64_t old = e & PM_NMASK;
+  uint32_t flags = e & PM_CHECKED;
+  if (n == old)
+    return 0;
+  if (n < old)
+    {
+      clear_run (d, pg, old);
+      mark_run (d, pg, n, PM_LARGE, flags);
+      h->large_pages -= old - n;
+      uint64_t head = run_add (d, pg + n, old - n);
+      release (d, pg + n, old - n, head);
+      shrink (d);
+      return 0;
+    }
+  uint64_t need = n - old, next = pg + old;
+  if (next == h->top && mm_pages_grow (d, need) < 0)
+    return -1;
+  if (next >= h->top)
+    goto no;
+  uint32_t r = mm_pm_get (d, next);
+  if (PM_KIND (r) != PM_FREE || (r & PM_NMASK) < need)
+    goto no;
+  uint64_t rn = r & PM_NMASK;
+  bin_remove (d, next, rn);
+  clear_run (d, next, rn);
+  if (rn > need)
+    {
+      mark_run (d, next + need, rn - need, PM_FREE, 0);
+      bin_insert (d, next + need, rn - need);
+    }
+  clear_run (d, pg, old);
+  mark_run (d, pg, n, PM_LARGE, flags);
+  h->large_pages += need;
+  return 0;
+no:
+  errno = ENOMEM;
+  return -1;
+}
+
+/* Make room for a run of at least N free pages at the top of the heap.  New
+   windows of the page map get their leaves at the start of the new space.  */
+int
+mm_pages_grow (struct mm_desc *d, uint64_t n)
+{
+  struct mm_header *h = d->hdr;
+  uint32_t *dir = (uint32_t *) (d->base + MM_PAGE);
+  uint64_t old = h->top, limit = d->span >> MM_PAGE_SHIFT;
+  uint64_t want = n, extra = old / 8;
+  if (extra > (32u << 20) >> MM_PAGE_SHIFT)
+    extra = (32u << 20) >> MM_PAGE_SHIFT;
+  if (want < MM_GROW_MIN)
+    want = MM_GROW_MIN;
+  if (want < n + extra)
+    want = n + extra;
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      uint64_t leaves = 0, add = want;
+      for (;;)
+	{			/* the leaves need pages, which may need a leaf */
+	  uint64_t need = 0;
+	  for (uint64_t w = old >> MM_WIN_SHIFT; w <= (old + add - 1) >> MM_WIN_SHIFT; w++)
+	    need += w < MM_DIR_ENTRIES && !dir[w];
+	  if (need == leaves)
+	    break;
+	  leaves = need;
+	  add = want + leaves * MM_LEAF_PAGES;
+	}
+      uint64_t newtop = old + add;
+      if (newtop > limit || ((newtop - 1) >> MM_WIN_SHIFT) >= MM_DIR_ENTRIES)
+	{
+	  want = n;		/* try once more for exactly what is needed */
+	  if (attempt == 0 && n + extra > n)
+	    continue;
+	  errno = ENOMEM;
+	  return -1;
+	}
+      char *a = d->base + (old << MM_PAGE_SHIFT);
+      size_t len = (size_t) (add << MM_PAGE_SHIFT);
+      int e;
+      if (d->mode & MM_MODE_FILE)
+	{
+	  e = mm_os_file_grow (d->fd, old << MM_PAGE_SHIFT, newtop << MM_PAGE_SHIFT);
+	  if (!e)
+	    e = mm_os_map_file (a, len, d->fd, old << MM_PAGE_SHIFT, 0);
+	}
+      else
+	e = mm_os_commit (a, len);
+      if (e)
+	{
+	  errno = e;
+	  return -1;
+	}
+      uint64_t p = old;
+      for (uint64_t w = old >> MM_WIN_SHIFT; w <= (newtop - 1) >> MM_WIN_SHIFT; w++)
+	if (!dir[w])
+	  {
+	    memset (d->base + (p << MM_PAGE_SHIFT), 0, MM_LEAF_PAGES * MM_PAGE);
+	    __atomic_store_n (&dir[w], (uint32_t) p, __ATOMIC_RELEASE);
+	    p += MM_LEAF_PAGES;
+	  }
+      __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+      for (uint64_t i = old; i < p; i++)
+	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
+      run_add (d, p, newtop - p);
+      return 0;
+    }
+  errno = ENOMEM;
+  return -1;
+}
+
+/* Lay out a new region whose header pages are mapped and `top' is the header.  */
+int
+mm_pages_setup (struct mm_desc *d)
+{
+  if (mm_pages_grow (d, 1) < 0)
+    return -1;
+  for (uint64_t i = 0; i < MM_HDR_PAGES; i++)
+    mm_pm_set (d, i, PM_MAKE (PM_META, 0));
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* sbrk-sup.c -- the default heap of the NULL descriptor.
+
+   The original grew the default heap from the current sbrk value; this one is
+   an ordinary anonymous heap, made on first use by whichever thread gets there
+   first, and never touches sbrk, which stays the application's.  If it cannot
+   be made, the calls fail with ENOMEM and a later call tries again.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+
+static struct mm_desc *default_desc;
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct mm_desc *
+mm_default (void)
+{
+  struct mm_desc *d = __atomic_load_n (&default_desc, __ATOMIC_ACQUIRE);
+  if (MM_LIKELY (d))
+    return d;
+  pthread_mutex_lock (&default_lock);
+  d = default_desc;
+  if (!d && (d = mmalloc_attach (-1, NULL)))
+    {
+      d->mode |= MM_MODE_DEFAULT;
+      __atomic_store_n (&default_desc, d, __ATOMIC_RELEASE);
+    }
+  pthread_mutex_unlock (&default_lock);
+  return d;
+}
+
+/* The descriptor MD names, or NULL with errno set.  */
+struct mm_desc *
+mm_desc_of (void *md)
+{
+  if (!md)
+    {
+      struct mm_desc *d = mm_default ();
+      if (!d)
+	errno = ENOMEM;
+      return d;
+    }
+  struct mm_desc *d = md;
+  if (MM_UNLIKELY (d->magic != MM_DESC_MAGIC))
+    {
+      mm_fault (NULL, "invalid heap descriptor", md);
+      errno = EINVAL;
+      return NULL;
+    }
+  return d;
+}
+
+void
+mm_lock_all (struct mm_desc *d)
+{
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    pthread_mutex_lock (&d->class_lock[c]);
+  pthread_mutex_lock (&d->page_lock);
+}
+
+void
+mm_unlock_all (struct mm_desc *d)
+{
+  pthread_mutex_unlock (&d->page_lock);
+  for (unsigned c = MM_NCLASSES; c-- > 0;)
+    pthread_mutex_unlock (&d->class_lock[c]);
+}
