@@ -37,7 +37,7 @@ STLIB   := $(B)/libmmalloc.a
 
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
-TEST_HELPERS := $(B)/tests/persist-child
+TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
 .PHONY: all lib check asan ubsan demo install uninstall info html clean help tools

@@ -1,0 +1,112 @@
+/* testutil.h -- helpers shared by the cmocka test programs.
+
+   - tu_dir (): a fresh private directory for this test program's files;
+   - tu_path (name): a path inside it;  tu_newfile (name): an empty heap file;
+   - assert_heap_ok (md): the whole-heap check finds no problem;
+   - tu_child (fn, arg, err, errlen): run FN in a forked child, collect what it
+     writes on stderr, and return its wait status, so misuse that aborts can be
+     asserted from the parent.  */
+
+#ifndef TESTUTIL_H
+#define TESTUTIL_H 1
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mmalloc.h"
+
+#define assert_heap_ok(md) assert_int_equal (mmalloc_check (md), 0)
+
+static char tu_dirbuf[256];
+
+static inline const char *
+tu_dir (void)
+{
+  if (!tu_dirbuf[0])
+    {
+      const char *t = getenv ("TMPDIR");
+      snprintf (tu_dirbuf, sizeof tu_dirbuf, "%s/mmtest.XXXXXX", t && *t ? t : "/tmp");
+      if (!mkdtemp (tu_dirbuf))
+	{
+	  perror ("mkdtemp");
+	  exit (2);
+	}
+    }
+  return tu_dirbuf;
+}
+
+static inline const char *
+tu_path (const char *name)
+{
+  static char buf[8][512];
+  static int n;
+  char *p = buf[n++ % 8];
+  snprintf (p, 512, "%s/%s", tu_dir (), name);
+  return p;
+}
+
+/* A new empty file NAME, opened read-write; the descriptor.  */
+static inline int
+tu_newfile (const char *name)
+{
+  const char *p = tu_path (name);
+  unlink (p);
+  int fd = open (p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true (fd >= 0);
+  return fd;
+}
+
+/* Run FN (ARG) in a child; its stderr goes to ERR (NUL-terminated).  Returns
+   the wait status.  The child exits 0 if FN returns.  */
+static inline int
+tu_child (void (*fn) (void *), void *arg, char *err, size_t errlen)
+{
+  int pfd[2];
+  assert_int_equal (pipe (pfd), 0);
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (pfd[0]);
+      dup2 (pfd[1], 2);
+      fn (arg);
+      _exit (0);
+    }
+  close (pfd[1]);
+  size_t got = 0;
+  ssize_t r;
+  while (got + 1 < errlen && (r = read (pfd[0], err + got, errlen - 1 - got)) > 0)
+    got += (size_t) r;
+  if (errlen)
+    err[got] = 0;
+  char sink[256];
+  while (read (pfd[0], sink, sizeof sink) > 0)
+    ;
+  close (pfd[0]);
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  return st;
+}
+
+/* An abort function for misuse tests: leaves the child with status 77.  */
+static inline void
+tu_abort77 (void)
+{
+  _exit (77);
+}
+
+#endif /* TESTUTIL_H */
