@@ -368,7 +368,12 @@ attach_file (int fd, void *baseaddr)
 	e = create (d);
     }
   else
-    e = open_file (d, size);
+    {
+      e = open_file (d, size);
+      /* Not detached cleanly: a process died with it attached.  */
+      if (!e && !rdonly && d->hdr->state != MM_CLEAN)
+	mm_recover (d);
+    }
   if (!e && !rdonly)
     __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);
   if (e)

@@ -262,6 +262,9 @@ MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
 MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
 MM_HIDDEN unsigned mm_bin_of (uint64_t n);
+MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
+MM_HIDDEN void mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN void mm_recover (struct mm_desc *d);
 
 /* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
 

@@ -289,6 +289,20 @@ mm_pages_free (struct mm_desc *d, uint64_t pg)
   shrink (d);
 }
 
+/* Set the marks of the large block at PG to N pages, from OLD pages.  The new
+   END goes first and the HEAD (one store) second, so that at every instant the
+   page map describes either the old block or the new one.  */
+static void
+remark_large (struct mm_desc *d, uint64_t pg, uint64_t old, uint64_t n, uint32_t flags)
+{
+  uint32_t e = PM_MAKE (PM_LARGE, (uint32_t) n | flags);
+  if (n > 1)
+    mm_pm_set (d, pg + n - 1, e | PM_END);
+  mm_pm_set (d, pg, e | PM_HEAD | (n == 1 ? PM_END : 0));
+  if (old > 1 && old != n)
+    mm_pm_set (d, pg + old - 1, 0);
+}
+
 /* Resize the large block at PG to N pages in place.  0, or -1 (errno ENOMEM)
    when the pages after it are not free.  */
 int
@@ -302,8 +316,7 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
     return 0;
   if (n < old)
     {
-      clear_run (d, pg, old);
-      mark_run (d, pg, n, PM_LARGE, flags);
+      remark_large (d, pg, old, n, flags);
       h->large_pages -= old - n;
       uint64_t head = run_add (d, pg + n, old - n);
       release (d, pg + n, old - n, head);
@@ -321,13 +334,12 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   uint64_t rn = r & PM_NMASK;
   bin_remove (d, next, rn);
   clear_run (d, next, rn);
+  remark_large (d, pg, old, n, flags);
   if (rn > need)
     {
       mark_run (d, next + need, rn - need, PM_FREE, 0);
       bin_insert (d, next + need, rn - need);
     }
-  clear_run (d, pg, old);
-  mark_run (d, pg, n, PM_LARGE, flags);
   h->large_pages += need;
   return 0;
 no:
@@ -396,9 +408,11 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
 	    __atomic_store_n (&dir[w], (uint32_t) p, __ATOMIC_RELEASE);
 	    p += MM_LEAF_PAGES;
 	  }
-      __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+      /* Leaves are marked before `top' covers them: recovery must never
+         take a leaf for free space.  */
       for (uint64_t i = old; i < p; i++)
 	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
+      __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
       run_add (d, p, newtop - p);
       return 0;
     }
@@ -415,4 +429,23 @@ mm_pages_setup (struct mm_desc *d)
   for (uint64_t i = 0; i < MM_HDR_PAGES; i++)
     mm_pm_set (d, i, PM_MAKE (PM_META, 0));
   return 0;
+}
+
+/* Forget every bin; recovery then adds each free run again.  */
+void
+mm_pages_reset (struct mm_desc *d)
+{
+  struct mm_header *h = d->hdr;
+  for (unsigned b = 0; b < MM_NBINS; b++)
+    h->bin_head[b] = 0;
+  h->bin_mask[0] = h->bin_mask[1] = 0;
+  h->nruns = h->run_pages = h->nlarge = h->large_pages = 0;
+}
+
+/* Make [PG, PG+N) one free run in its bin, with no merging.  */
+void
+mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  mark_run (d, pg, n, PM_FREE, 0);
+  bin_insert (d, pg, n);
 }
