@@ -84,12 +84,17 @@ region_validate (struct mm_desc *d)
   return 0;
 }
 
+/* A new process descriptor, or NULL with errno set.  */
 static struct mm_desc *
 desc_new (void)
 {
   void *p;
-  if (mm_os_alloc (sizeof (struct mm_desc), &p))
-    return NULL;
+  int e = mm_os_alloc (sizeof (struct mm_desc), &p);
+  if (e)
+    {
+      errno = e;
+      return NULL;
+    }
   struct mm_desc *d = p;
   memset (d, 0, sizeof *d);
   d->fd = -1;
@@ -254,10 +259,7 @@ attach_anon (void *baseaddr)
 {
   struct mm_desc *d = desc_new ();
   if (!d)
-    {
-      errno = ENOMEM;
-      return NULL;
-    }
+    return NULL;
   int e = reserve (d, baseaddr, MM_SPAN_MAX, MM_SPAN_MIN);
   if (!e)
     e = create (d);
@@ -335,10 +337,7 @@ attach_file (int fd, void *baseaddr)
 {
   struct mm_desc *d = desc_new ();
   if (!d)
-    {
-      errno = ENOMEM;
-      return NULL;
-    }
+    return NULL;
   d->mode = MM_MODE_FILE;
   int rdonly = 0;
   uint64_t size = 0;
