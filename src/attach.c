@@ -169,7 +169,7 @@ entropy (void)
 /* Heap files go in a zone of the address space that Linux leaves alone on
    64-bit machines (between the low mappings and the mmap and PIE areas), at a
    random slot, so that a later process finds the same range free.  */
-#define ZONE_LO ((uint64_t) 0x100000000000ULL)	/* 16 TiB */
+#define ZONE_LO ((uint64_t) 0x110000000000ULL)	/* 17 TiB: above ASan's shadow */
 #define ZONE_HI ((uint64_t) 0x500000000000ULL)	/* 80 TiB */
 
 static void *

@@ -12,8 +12,8 @@
 
 /* Lock the lock that guards PTR's block: its class lock for a slot, else the
    page lock.  Returns what mm_block_unlock needs: the class, or MM_NCLASSES.  */
-unsigned
-mm_block_lock (struct mm_desc *d, const void *ptr)
+static unsigned
+block_lock (struct mm_desc *d, const void *ptr)
 {
   uint64_t off = (uint64_t) ((const char *) ptr - d->base);
   unsigned li = MM_NCLASSES;
@@ -133,23 +133,34 @@ free_slot (struct mm_desc *d, struct mm_block *b)
     }
 }
 
+/* Lock PTR's block and describe it in *B: the lock index for
+   mm_block_unlock.  A bad pointer (or, with VERIFY, a checked block whose
+   guards are broken) is reported, nothing stays locked, and the result is
+   MM_BLOCK_BAD.  */
+unsigned
+mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int verify)
+{
+  unsigned li = block_lock (d, ptr);
+  const char *bad = mm_lookup (d, ptr, b);
+  if (!bad && b->cls != li)
+    bad = "block changed under a concurrent call";
+  if (!bad && verify && b->checked)
+    bad = mm_chk_verify (ptr, b->room, 1);
+  if (!bad)
+    return li;
+  mm_block_unlock (d, li);
+  mm_fault (d, bad, ptr);
+  return MM_BLOCK_BAD;
+}
+
 /* Free PTR of D; reports misuse.  */
 void
 mm_free (struct mm_desc *d, void *ptr)
 {
   struct mm_block b;
-  unsigned li = mm_block_lock (d, ptr);
-  const char *bad = mm_lookup (d, ptr, &b);
-  if (!bad && b.cls != li)
-    bad = "block changed while being freed";
-  if (!bad && b.checked)
-    bad = mm_chk_verify (ptr, b.room, 1);
-  if (bad)
-    {
-      mm_block_unlock (d, li);
-      mm_fault (d, bad, ptr);
-      return;
-    }
+  unsigned li = mm_block_acquire (d, ptr, &b, 1);
+  if (li == MM_BLOCK_BAD)
+    return;
   if (b.checked)
     mm_chk_retire (ptr);
   if (b.slab)

@@ -256,8 +256,14 @@ mmalloc (void *md, size_t size)
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
     return NULL;
-  void *p = mm_alloc (d, size);
-  if (!p)
+  return mm_alloc_done (d, mm_alloc (d, size), size);
+}
+
+/* The end of every allocating entry point: remember a failure, trace.  */
+void *
+mm_alloc_done (struct mm_desc *d, void *p, size_t size)
+{
+  if (MM_UNLIKELY (!p))
     {
       mm_fail (d, errno);
       return NULL;

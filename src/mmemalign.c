@@ -51,13 +51,5 @@ mmemalign (void *md, size_t alignment, size_t size)
       mm_fail (d, EINVAL);
       return NULL;
     }
-  void *p = mm_alloc_aligned (d, alignment, size);
-  if (!p)
-    {
-      mm_fail (d, errno);
-      return NULL;
-    }
-  if (MM_UNLIKELY (mm_trace_on))
-    mm_trace ('+', p, size);
-  return p;
+  return mm_alloc_done (d, mm_alloc_aligned (d, alignment, size), size);
 }

@@ -277,6 +277,7 @@ MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, int checked);
 MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
 				int checked);
 MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
+MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
 MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);
 MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
 
@@ -294,7 +295,9 @@ struct mm_block
 /* 0 if PTR is a live block of D; else a message for mm_fault.  The caller holds
    the lock the block's kind needs (see mfree.c).  */
 MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
-MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
+#define MM_BLOCK_BAD (~0u)
+MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
+				     struct mm_block *b, int verify);
 MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
 MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
 

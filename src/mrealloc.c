@@ -16,18 +16,9 @@ static int
 resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
 {
   struct mm_block b;
-  unsigned li = mm_block_lock (d, ptr);
-  const char *bad = mm_lookup (d, ptr, &b);
-  if (!bad && b.cls != li)
-    bad = "block changed while being resized";
-  if (!bad && b.checked)
-    bad = mm_chk_verify (ptr, b.room, 1);
-  if (bad)
-    {
-      mm_block_unlock (d, li);
-      mm_fault (d, bad, ptr);
-      return -1;
-    }
+  unsigned li = mm_block_acquire (d, ptr, &b, 1);
+  if (li == MM_BLOCK_BAD)
+    return -1;
   *old = mm_usable (d, ptr, &b);
   int done = 0;
   size_t over = b.checked ? sizeof (struct mm_chk) + 1 : 0;
@@ -99,13 +90,10 @@ mmalloc_usable_size (void *md, void *ptr)
   if (!d)
     return 0;
   struct mm_block b;
-  unsigned li = mm_block_lock (d, ptr);
-  const char *bad = mm_lookup (d, ptr, &b);
-  if (!bad && b.cls != li)
-    bad = "block changed while being measured";
-  size_t n = bad ? 0 : mm_usable (d, ptr, &b);
+  unsigned li = mm_block_acquire (d, ptr, &b, 0);
+  if (li == MM_BLOCK_BAD)
+    return 0;
+  size_t n = mm_usable (d, ptr, &b);
   mm_block_unlock (d, li);
-  if (bad)
-    mm_fault (d, bad, ptr);
   return n;
 }
