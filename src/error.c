@@ -65,6 +65,18 @@ mm_report (struct mm_desc *d, const char *what, uint64_t value)
   say (d, what, ": at ", value);
 }
 
+/* D's metadata is inconsistent (a damaged file, or memory overwritten by
+   the program): say so once, then refuse allocation (MMALLOC_ECORRUPT) and
+   ignore frees, so nothing more is overwritten; the heap stays dirty and
+   the next attach rebuilds what can be rebuilt.  */
+void
+mm_damage (struct mm_desc *d, const char *what, uint64_t off)
+{
+  if (!__atomic_exchange_n (&d->damaged, 1, __ATOMIC_ACQ_REL))
+    say (d, what, ": heap metadata damaged at offset ", off);
+  errno = MMALLOC_ECORRUPT;
+}
+
 /* Remember ERR as D's last error and set errno; returns -1 for tail calls.  */
 int
 mm_fail (struct mm_desc *d, int err)

@@ -38,7 +38,9 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
 {
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
-  uint64_t pg = (off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e);
+  uint64_t page = off >> MM_PAGE_SHIFT, pg = page - PM_SLAB_OFF (e);
+  if (PM_SLAB_OFF (e) >= c->pages || pg < MM_HDR_PAGES || pg + c->pages > mm_top (d))
+    return "damaged page map holds pointer";
   struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
   if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
     return "damaged slab holds pointer";
@@ -82,9 +84,12 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
     case PM_LARGE:
       {
 	int checked = (e & PM_CHECKED) != 0;
-	uint64_t start = pg << MM_PAGE_SHIFT;
+	uint64_t start = pg << MM_PAGE_SHIFT, n = e & PM_NMASK;
 	if (!(e & PM_HEAD) || off != start + (checked ? sizeof (struct mm_chk) : 0))
 	  return "pointer is not the start of a block";
+	if (!n || n > mm_top (d) - pg
+	    || (n > 1 && mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END)))
+	  return "damaged page map holds pointer";
 	b->start = d->base + start;
 	b->room = (size_t) (e & PM_NMASK) << MM_PAGE_SHIFT;
 	b->slab = NULL;
@@ -158,6 +163,8 @@ void
 mm_free (struct mm_desc *d, void *ptr)
 {
   struct mm_block b;
+  if (d->damaged)
+    return;			/* see mm_damage */
   unsigned li = mm_block_acquire (d, ptr, &b, 1);
   if (li == MM_BLOCK_BAD)
     return;

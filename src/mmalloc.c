@@ -88,6 +88,18 @@ mm_classes_sum (void)
 
 /* --- partial lists: slabs with free slots, per class and kind ------------- */
 
+/* Is OFF the first page of a whole slab of class CLS?  */
+static int
+slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
+{
+  if (!off || !mm_link_ok (d, off))
+    return 0;
+  uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  const struct mm_slab *s = mm_at (d, off);
+  return e == PM_MAKE (PM_SLAB, cls) && s->magic == MM_SLAB_MAGIC && s->cls == cls
+    && s->nobj == mm_classes[cls].nobj && s->hint < (s->nobj + 63) / 64;
+}
+
 void
 mm_partial_push (struct mm_desc *d, struct mm_slab *s)
 {
@@ -95,6 +107,11 @@ mm_partial_push (struct mm_desc *d, struct mm_slab *s)
   int k = s->flags & MM_SLAB_CHECKED;
   s->prev = 0;
   s->next = cs->partial[k];
+  if (s->next && !slab_ok (d, s->next, s->cls))
+    {
+      mm_damage (d, "partial slab list", s->next);
+      s->next = 0;
+    }
   if (s->next)
     ((struct mm_slab *) mm_at (d, s->next))->prev = mm_off (d, s);
   cs->partial[k] = mm_off (d, s);
@@ -106,6 +123,11 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
 {
   struct mm_class_state *cs = &d->hdr->cls[s->cls];
   int k = s->flags & MM_SLAB_CHECKED;
+  if ((s->prev && !slab_ok (d, s->prev, s->cls)) || (s->next && !slab_ok (d, s->next, s->cls)))
+    {
+      mm_damage (d, "partial slab list", mm_off (d, s));
+      return;
+    }
   if (s->prev)
     ((struct mm_slab *) mm_at (d, s->prev))->next = s->next;
   else
@@ -167,9 +189,19 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
   const struct mm_class *c = &mm_classes[cls];
   pthread_mutex_lock (&d->class_lock[cls]);
   struct mm_slab *s;
-  if (cs->partial[checked])
-    s = (struct mm_slab *) mm_at (d, cs->partial[checked]);
-  else if (!(s = slab_new (d, cls, checked)))
+  uint64_t off = cs->partial[checked];
+  if (off)
+    {
+      s = (struct mm_slab *) mm_at (d, off);
+      if (!slab_ok (d, off, cls) || s->nused >= s->nobj || d->damaged)
+	{
+	  mm_damage (d, "partial slab list", off);
+	  s = NULL;
+	}
+    }
+  else
+    s = slab_new (d, cls, checked);
+  if (!s)
     {
       pthread_mutex_unlock (&d->class_lock[cls]);
       return NULL;
@@ -212,9 +244,9 @@ note_used (struct mm_desc *d)
 void *
 mm_alloc (struct mm_desc *d, size_t size)
 {
-  if (MM_UNLIKELY (!mm_writable (d)))
+  if (MM_UNLIKELY (!mm_writable (d) || d->damaged))
     {
-      errno = EROFS;
+      errno = d->damaged ? MMALLOC_ECORRUPT : EROFS;
       return NULL;
     }
   note_used (d);

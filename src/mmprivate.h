@@ -210,6 +210,7 @@ struct mm_desc
   uint64_t span;		/* bytes reserved in this process */
   int fd;			/* the library's own descriptor, -1 if anonymous */
   int err;			/* last error code */
+  int damaged;			/* metadata found inconsistent: see mm_damage */
   void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
   dev_t dev;
   ino_t ino;
@@ -305,6 +306,7 @@ MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block 
 
 MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
 MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
+MM_HIDDEN void mm_damage (struct mm_desc *d, const char *what, uint64_t off);
 MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t size);
 /* ROOM: bytes from the check header to the end of the slot or block.  */
 MM_HIDDEN const char *mm_chk_verify (const void *ptr, size_t room, int freeing);
@@ -368,6 +370,14 @@ mm_size_class (size_t size)
   size_t s = size - 1;
   unsigned b = 63 - (unsigned) __builtin_clzll (s);
   return 8 + (b - 7) * 4 + (unsigned) (s >> (b - 2)) - 4;
+}
+
+/* Is OFF a usable metadata link: 0 (none), or a page of the heap's body?  */
+static inline int
+mm_link_ok (const struct mm_desc *d, uint64_t off)
+{
+  return off == 0 || (off % MM_PAGE == 0 && off >= (uint64_t) MM_HDR_PAGES * MM_PAGE
+		      && off < mm_top (d) << MM_PAGE_SHIFT);
 }
 
 static inline int

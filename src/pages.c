@@ -57,6 +57,11 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n)
   r->magic = MM_RUN_MAGIC;
   r->prev = 0;
   r->next = h->bin_head[b];
+  if (!mm_link_ok (d, r->next))
+    {
+      mm_damage (d, "bin head", r->next);
+      r->next = 0;
+    }
   if (r->next)
     ((struct mm_run *) mm_at (d, r->next))->prev = pg << MM_PAGE_SHIFT;
   h->bin_head[b] = pg << MM_PAGE_SHIFT;
@@ -71,6 +76,11 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
+  if (!mm_link_ok (d, r->prev) || !mm_link_ok (d, r->next) || r->magic != MM_RUN_MAGIC)
+    {
+      mm_damage (d, "free run links", pg << MM_PAGE_SHIFT);
+      return;
+    }
   if (r->prev)
     ((struct mm_run *) mm_at (d, r->prev))->next = r->next;
   else
@@ -93,9 +103,16 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (pg > 0)
     {
       uint32_t l = mm_pm_get (d, pg - 1);
+      uint64_t ln = l & PM_NMASK;
+      if (PM_KIND (l) == PM_FREE && (l & PM_END)
+	  && (ln == 0 || ln > pg - MM_HDR_PAGES
+	      || (mm_pm_get (d, pg - ln) & ~PM_END) != ((l & ~PM_END) | PM_HEAD)))
+	{
+	  mm_damage (d, "free run marks", (pg - 1) << MM_PAGE_SHIFT);
+	  l = 0;
+	}
       if (PM_KIND (l) == PM_FREE && (l & PM_END))
 	{
-	  uint64_t ln = l & PM_NMASK;
 	  bin_remove (d, pg - ln, ln);
 	  clear_run (d, pg - ln, ln);
 	  pg -= ln;
@@ -105,9 +122,14 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (pg + n < top)
     {
       uint32_t r = mm_pm_get (d, pg + n);
+      uint64_t rn = r & PM_NMASK;
+      if (PM_KIND (r) == PM_FREE && (r & PM_HEAD) && (rn == 0 || rn > top - (pg + n)))
+	{
+	  mm_damage (d, "free run marks", (pg + n) << MM_PAGE_SHIFT);
+	  r = 0;
+	}
       if (PM_KIND (r) == PM_FREE && (r & PM_HEAD))
 	{
-	  uint64_t rn = r & PM_NMASK;
 	  bin_remove (d, pg + n, rn);
 	  clear_run (d, pg + n, rn);
 	  n += rn;
@@ -156,7 +178,13 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t
       for (uint64_t off = h->bin_head[b]; off && walk < MM_WALK_MAX; walk++)
 	{
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
-	  uint64_t len = mm_pm_get (d, pg) & PM_NMASK;
+	  uint32_t e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
+	  uint64_t len = e & PM_NMASK;
+	  if (PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !len || len > h->top - pg)
+	    {
+	      mm_damage (d, "bin list", off);
+	      return 0;
+	    }
 	  uint64_t s = align_up (pg, basepg, align);
 	  if (s + n <= pg + len)
 	    {
@@ -177,6 +205,11 @@ uint64_t
 mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, uint32_t bits)
 {
   uint64_t run, s;
+  if (d->damaged)
+    {
+      errno = MMALLOC_ECORRUPT;
+      return 0;
+    }
   if (n == 0 || n > PM_NMASK || align > PM_NMASK)
     {
       errno = ENOMEM;
@@ -184,6 +217,8 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, ui
     }
   if (!run_find (d, n, align, &run, &s))
     {
+      if (d->damaged)
+	return 0;
       if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
 	return 0;
       if (!run_find (d, n, align, &run, &s))
@@ -249,7 +284,7 @@ shrink (struct mm_desc *d)
   if (PM_KIND (e) != PM_FREE)
     return;
   uint64_t n = e & PM_NMASK;
-  if (n < MM_SHRINK_MIN + MM_GROW_MIN)
+  if (n < MM_SHRINK_MIN + MM_GROW_MIN || n > top - MM_HDR_PAGES || d->damaged)
     return;
   uint64_t head = top - n, keep = MM_GROW_MIN, newtop = head + keep;
   bin_remove (d, head, n);
@@ -271,6 +306,8 @@ mm_pages_free (struct mm_desc *d, uint64_t pg)
   struct mm_header *h = d->hdr;
   uint32_t e = mm_pm_get (d, pg);
   uint64_t n;
+  if (d->damaged)
+    return;			/* leak rather than write through bad metadata */
   if (PM_KIND (e) == PM_SLAB)
     {
       n = mm_classes[PM_SLAB_CLS (e)].pages;
@@ -314,6 +351,11 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   uint32_t flags = e & PM_CHECKED;
   if (n == old)
     return 0;
+  if (d->damaged)
+    {
+      errno = MMALLOC_ECORRUPT;
+      return -1;
+    }
   if (n < old)
     {
       remark_large (d, pg, old, n, flags);
