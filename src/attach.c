@@ -371,7 +371,7 @@ attach_file (int fd, void *baseaddr)
       e = open_file (d, size);
       /* Not detached cleanly: a process died with it attached.  */
       if (!e && !rdonly && d->hdr->state != MM_CLEAN)
-	mm_recover (d);
+	e = mm_recover (d);
     }
   if (!e && !rdonly)
     __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);

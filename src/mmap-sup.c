@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -141,6 +142,18 @@ mm_os_file_shrink (int fd, uint64_t size)
   if (e)
     return e;
   return ftruncate (fd, (off_t) size) ? errno : 0;
+}
+
+/* Give the disk blocks of [OFF, OFF+LEN) back; the file keeps its size and
+   the range reads as zeros.  */
+int
+mm_os_file_punch (int fd, uint64_t off, uint64_t len)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  return fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off,
+		    (off_t) len) ? errno : 0;
 }
 
 int

@@ -159,6 +159,8 @@ struct mm_run
 {
   uint64_t magic;		/* MM_RUN_MAGIC */
   uint64_t next, prev;		/* byte offsets within the bin, 0 = none */
+  uint64_t released;		/* 1: pages after this one were given back (file
+				   holes): reserve them again before use */
 };
 #define MM_RUN_MAGIC 0x6e75722d6d6dULL
 
@@ -236,6 +238,7 @@ MM_HIDDEN int mm_os_discard (void *addr, size_t len);
 MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
 MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
 MM_HIDDEN int mm_os_file_shrink (int fd, uint64_t size);
+MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
 MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
 MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);
 MM_HIDDEN int mm_os_lock (int fd, int exclusive);
@@ -264,8 +267,8 @@ MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
 MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
 MM_HIDDEN unsigned mm_bin_of (uint64_t n);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
-MM_HIDDEN void mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
-MM_HIDDEN void mm_recover (struct mm_desc *d);
+MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN int mm_recover (struct mm_desc *d);
 
 /* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
 

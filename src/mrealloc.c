@@ -71,13 +71,16 @@ mrealloc (void *md, void *ptr, size_t size)
 	  return NULL;
 	}
       memcpy (p, ptr, old < size ? old : size);
-      mm_free (d, ptr);
     }
+  /* Traced before the old block is freed: once it is, another thread may
+     be given its address and trace that first.  */
   if (MM_UNLIKELY (mm_trace_on))
     {
       mm_trace ('<', ptr, 0);
       mm_trace ('>', p, size);
     }
+  if (!r)
+    mm_free (d, ptr);
   return p;
 }
 

@@ -49,12 +49,13 @@ clear_run (struct mm_desc *d, uint64_t pg, uint64_t n)
 }
 
 static void
-bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n)
+bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
 {
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
   r->magic = MM_RUN_MAGIC;
+  r->released = released;
   r->prev = 0;
   r->next = h->bin_head[b];
   if (!mm_link_ok (d, r->next))
@@ -70,7 +71,8 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n)
   h->run_pages += n;
 }
 
-static void
+/* Take the run at PG out of its bin; returns its `released' mark.  */
+static uint64_t
 bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
   struct mm_header *h = d->hdr;
@@ -79,7 +81,7 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (!mm_link_ok (d, r->prev) || !mm_link_ok (d, r->next) || r->magic != MM_RUN_MAGIC)
     {
       mm_damage (d, "free run links", pg << MM_PAGE_SHIFT);
-      return;
+      return 1;
     }
   if (r->prev)
     ((struct mm_run *) mm_at (d, r->prev))->next = r->next;
@@ -92,18 +94,52 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
   r->magic = 0;
   h->nruns--;
   h->run_pages -= n;
+  return r->released;
 }
 
-/* Add the free run [PG, PG+N), merging with the runs on either side.  Returns
-   the first page of the merged run.  */
-static uint64_t
-run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
+/* Give the pages [PG, PG+N) back to the OS: dropped from anonymous memory,
+   punched out of a file.  A failure only costs memory.  */
+static void
+release (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
-  uint64_t top = d->hdr->top;
+  size_t sys = mm_os_pagesize ();
+  uintptr_t a = (uintptr_t) (d->base + (pg << MM_PAGE_SHIFT));
+  uintptr_t z = a + (n << MM_PAGE_SHIFT);
+  a = (a + sys - 1) & ~(uintptr_t) (sys - 1);
+  z &= ~(uintptr_t) (sys - 1);
+  if (z <= a)
+    return;
+  if (d->mode & MM_MODE_FILE)
+    (void) mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
+  else
+    (void) mm_os_discard ((void *) a, z - a);
+}
+
+/* Reserve disk blocks again for [PG, PG+N) of a released run of a file heap,
+   so that writing there cannot fail (SIGBUS) on a full disk.  0 or -1.  */
+static int
+unrelease (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  if (!(d->mode & MM_MODE_FILE))
+    return 0;
+  int e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, (pg + n) << MM_PAGE_SHIFT);
+  if (e)
+    errno = e;
+  return e ? -1 : 0;
+}
+
+/* Add the free run [PG, PG+N), merging with the runs on either side.  Pages
+   of a run of MM_RELEASE_MIN pages or more go back to the OS, all but the
+   run's first page, which holds its links; FRESH pages (just grown) stay.
+   Returns the first page of the merged run.  */
+static uint64_t
+run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
+{
+  uint64_t top = d->hdr->top, lpg = pg, ln = 0, rn = 0, lrel = 0, rrel = 0;
   if (pg > 0)
     {
       uint32_t l = mm_pm_get (d, pg - 1);
-      uint64_t ln = l & PM_NMASK;
+      ln = l & PM_NMASK;
       if (PM_KIND (l) == PM_FREE && (l & PM_END)
 	  && (ln == 0 || ln > pg - MM_HDR_PAGES
 	      || (mm_pm_get (d, pg - ln) & ~PM_END) != ((l & ~PM_END) | PM_HEAD)))
@@ -113,16 +149,17 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
 	}
       if (PM_KIND (l) == PM_FREE && (l & PM_END))
 	{
-	  bin_remove (d, pg - ln, ln);
-	  clear_run (d, pg - ln, ln);
-	  pg -= ln;
-	  n += ln;
+	  lpg = pg - ln;
+	  lrel = bin_remove (d, lpg, ln);
+	  clear_run (d, lpg, ln);
 	}
+      else
+	ln = 0;
     }
   if (pg + n < top)
     {
       uint32_t r = mm_pm_get (d, pg + n);
-      uint64_t rn = r & PM_NMASK;
+      rn = r & PM_NMASK;
       if (PM_KIND (r) == PM_FREE && (r & PM_HEAD) && (rn == 0 || rn > top - (pg + n)))
 	{
 	  mm_damage (d, "free run marks", (pg + n) << MM_PAGE_SHIFT);
@@ -130,14 +167,30 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n)
 	}
       if (PM_KIND (r) == PM_FREE && (r & PM_HEAD))
 	{
-	  bin_remove (d, pg + n, rn);
+	  rrel = bin_remove (d, pg + n, rn);
 	  clear_run (d, pg + n, rn);
-	  n += rn;
 	}
+      else
+	rn = 0;
     }
-  mark_run (d, pg, n, PM_FREE, 0);
-  bin_insert (d, pg, n);
-  return pg;
+  uint64_t total = ln + n + rn, released = lrel;
+  if (!fresh && total >= MM_RELEASE_MIN)
+    {				/* give back what is not given back yet */
+      if (ln && !lrel)
+	release (d, lpg + 1, ln - 1);
+      if (ln)
+	release (d, pg, n);
+      else if (n > 1)
+	release (d, pg + 1, n - 1);
+      if (rn && !rrel)
+	release (d, pg + n, rn);
+      released = 1;
+    }
+  else if (fresh || rrel)
+    released = lrel | rrel;
+  mark_run (d, lpg, total, PM_FREE, 0);
+  bin_insert (d, lpg, total, released);
+  return lpg;
 }
 
 /* First page S >= PG with S + BASEPG a multiple of ALIGN (pages).  */
@@ -228,17 +281,20 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, ui
 	}
     }
   uint64_t len = mm_pm_get (d, run) & PM_NMASK;
-  bin_remove (d, run, len);
+  uint64_t end = s + n < run + len ? s + n + 1 : s + n;	/* and the trail's head */
+  if (run_at (d, run)->released && unrelease (d, s, end - s) < 0)
+    return 0;
+  uint64_t rel = bin_remove (d, run, len);
   clear_run (d, run, len);
   if (s > run)
     {
       mark_run (d, run, s - run, PM_FREE, 0);
-      bin_insert (d, run, s - run);
+      bin_insert (d, run, s - run, rel);
     }
   if (s + n < run + len)
     {
       mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
-      bin_insert (d, s + n, run + len - (s + n));
+      bin_insert (d, s + n, run + len - (s + n), rel);
     }
   if (kind == PM_SLAB)
     for (uint64_t i = 0; i < n; i++)
@@ -250,27 +306,6 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, ui
       d->hdr->large_pages += n;
     }
   return s;
-}
-
-/* Give back pages of a large block or slab that were freed: anonymous memory
-   is dropped; the first page of the run stays, it holds the run's links.  */
-static void
-release (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t runhead)
-{
-  if (n < MM_RELEASE_MIN || (d->mode & MM_MODE_FILE))
-    return;
-  if (pg == runhead)
-    {
-      pg++;
-      n--;
-    }
-  size_t sys = mm_os_pagesize ();
-  uintptr_t a = (uintptr_t) (d->base + (pg << MM_PAGE_SHIFT));
-  uintptr_t z = a + (n << MM_PAGE_SHIFT);
-  a = (a + sys - 1) & ~(uintptr_t) (sys - 1);
-  z &= ~(uintptr_t) (sys - 1);
-  if (z > a)
-    (void) mm_os_discard ((void *) a, z - a);	/* a failure only costs memory */
 }
 
 /* Lower `top' when a long free run ends there: the pages go back to the OS and
@@ -287,10 +322,10 @@ shrink (struct mm_desc *d)
   if (n < MM_SHRINK_MIN + MM_GROW_MIN || n > top - MM_HDR_PAGES || d->damaged)
     return;
   uint64_t head = top - n, keep = MM_GROW_MIN, newtop = head + keep;
-  bin_remove (d, head, n);
+  uint64_t rel = bin_remove (d, head, n);
   clear_run (d, head, n);
   mark_run (d, head, keep, PM_FREE, 0);
-  bin_insert (d, head, keep);
+  bin_insert (d, head, keep, rel);
   __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
   char *a = d->base + (newtop << MM_PAGE_SHIFT);
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
@@ -321,8 +356,7 @@ mm_pages_free (struct mm_desc *d, uint64_t pg)
       h->nlarge--;
       h->large_pages -= n;
     }
-  uint64_t head = run_add (d, pg, n);
-  release (d, pg, n, head);
+  run_add (d, pg, n, 0);
   shrink (d);
 }
 
@@ -360,8 +394,7 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
     {
       remark_large (d, pg, old, n, flags);
       h->large_pages -= old - n;
-      uint64_t head = run_add (d, pg + n, old - n);
-      release (d, pg + n, old - n, head);
+      run_add (d, pg + n, old - n, 0);
       shrink (d);
       return 0;
     }
@@ -374,13 +407,15 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (PM_KIND (r) != PM_FREE || (r & PM_NMASK) < need)
     goto no;
   uint64_t rn = r & PM_NMASK;
-  bin_remove (d, next, rn);
+  if (run_at (d, next)->released && unrelease (d, next, rn > need ? need + 1 : need) < 0)
+    return -1;
+  uint64_t rel = bin_remove (d, next, rn);
   clear_run (d, next, rn);
   remark_large (d, pg, old, n, flags);
   if (rn > need)
     {
       mark_run (d, next + need, rn - need, PM_FREE, 0);
-      bin_insert (d, next + need, rn - need);
+      bin_insert (d, next + need, rn - need, rel);
     }
   h->large_pages += need;
   return 0;
@@ -455,7 +490,7 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
       for (uint64_t i = old; i < p; i++)
 	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
       __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
-      run_add (d, p, newtop - p);
+      run_add (d, p, newtop - p, 1);
       return 0;
     }
   errno = ENOMEM;
@@ -484,10 +519,15 @@ mm_pages_reset (struct mm_desc *d)
   h->nruns = h->run_pages = h->nlarge = h->large_pages = 0;
 }
 
-/* Make [PG, PG+N) one free run in its bin, with no merging.  */
-void
+/* Make [PG, PG+N) one free run in its bin, with no merging.  Whether its
+   pages are backed is not known: in a file, its first page is reserved
+   (it is written now) and the rest marked released.  0, or -1 with errno.  */
+int
 mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
+  if (unrelease (d, pg, 1) < 0)
+    return -1;
   mark_run (d, pg, n, PM_FREE, 0);
-  bin_insert (d, pg, n);
+  bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) != 0);
+  return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "mmprivate.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* Is there a whole large block at PG (below TOP)?  Its length, else 0.  */
@@ -69,18 +70,17 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
 }
 
 /* Free the pages [FROM, TO) as one run, wiping any marks left inside.  */
-static void
+static int
 free_range (struct mm_desc *d, uint64_t from, uint64_t to)
 {
-  if (from >= to)
-    return;
   for (uint64_t i = from; i < to; i++)
     if (mm_pm_get (d, i))
       mm_pm_set (d, i, 0);
-  mm_pages_add_run (d, from, to - from);
+  return mm_pages_add_run (d, from, to - from);
 }
 
-void
+/* Rebuild; 0, or an errno value (ENOSPC: no disk block for a run header).  */
+int
 mm_recover (struct mm_desc *d)
 {
   struct mm_header *h = d->hdr;
@@ -111,8 +111,8 @@ mm_recover (struct mm_desc *d)
 	  pg++;
 	  continue;
 	}
-      if (in_free)
-	free_range (d, free_from, pg);
+      if (in_free && free_range (d, free_from, pg) < 0)
+	return errno;
       in_free = 0;
       if (pg < MM_HDR_PAGES)
 	mm_pm_set (d, pg, PM_MAKE (PM_META, 0));
@@ -125,6 +125,7 @@ mm_recover (struct mm_desc *d)
 	slab_rebuild (d, (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT)));
       pg += n;
     }
-  if (in_free)
-    free_range (d, free_from, top);
+  if (in_free && free_range (d, free_from, top) < 0)
+    return errno;
+  return 0;
 }
