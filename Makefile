@@ -40,7 +40,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
-.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools
+.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE conformance
 
 all: lib tools
 
@@ -113,11 +113,14 @@ $(B)/mmalloc.info: mmalloc.texi | $(B)/obj
 $(B)/mmalloc.html: mmalloc.texi | $(B)/obj
 	$(MAKEINFO) --html --no-split -o $@ $<
 
-$(B)/mmalloc.pc: Makefile | $(B)/obj
+# Made anew by every install: it records the directories of that install.
+$(B)/mmalloc.pc: FORCE | $(B)/obj
 	printf '%s\n' 'prefix=$(prefix)' 'libdir=$(libdir)' 'includedir=$(includedir)' '' \
 	  'Name: mmalloc' 'Description: mapped-memory allocator with persistent heaps' \
 	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lmmalloc' 'Libs.private: -lpthread' \
 	  'Cflags: -I$${includedir}' > $@
+
+FORCE:
 
 install: lib tools $(B)/mmalloc.pc
 	$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) \
@@ -129,13 +132,13 @@ install: lib tools $(B)/mmalloc.pc
 	$(INSTALL) -m 644 $(STLIB) $(DESTDIR)$(libdir)/
 	$(INSTALL) -m 644 $(B)/mmalloc.pc $(DESTDIR)$(pkgconfigdir)/
 	$(INSTALL) -m 755 $(TOOLS) $(DESTDIR)$(bindir)/
-	@if command -v $(MAKEINFO) >/dev/null 2>&1; then \
+	@if [ -f mmalloc.texi ] && command -v $(MAKEINFO) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory info && \
 	  $(INSTALL) -d $(DESTDIR)$(infodir) && \
 	  $(INSTALL) -m 644 $(B)/mmalloc.info $(DESTDIR)$(infodir)/ && \
 	  (command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ] && \
 	   install-info $(DESTDIR)$(infodir)/mmalloc.info $(DESTDIR)$(infodir)/dir || true); \
-	else echo "makeinfo not found: the info manual is not installed"; fi
+	else echo "makeinfo or mmalloc.texi missing: the info manual is not installed"; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/mmalloc.h $(DESTDIR)$(includedir)/mmalloc-compat.h

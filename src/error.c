@@ -40,9 +40,16 @@ say (struct mm_desc *d, const char *what, const char *label, uint64_t value)
   put (&p, end, what);
   put (&p, end, label);
   put_hex (&p, end, value);
-  if (d)
+  if (d && (d->mode & MM_MODE_DEFAULT))
+    put (&p, end, " in the default heap (NULL)");
+  else if (d)
     {
       put (&p, end, " in heap ");
+      put_hex (&p, end, (uint64_t) (uintptr_t) d);
+    }
+  if (d)
+    {
+      put (&p, end, " at ");
       put_hex (&p, end, (uint64_t) (uintptr_t) d->base);
     }
   *p++ = '\n';
@@ -62,7 +69,7 @@ mm_fault (struct mm_desc *d, const char *what, const void *ptr)
 void
 mm_report (struct mm_desc *d, const char *what, uint64_t value)
 {
-  say (d, what, ": at ", value);
+  say (d, what, ": offset ", value);
 }
 
 /* D's metadata is inconsistent (a damaged file, or memory overwritten by

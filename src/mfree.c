@@ -154,7 +154,10 @@ mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int ve
   if (!bad)
     return li;
   mm_block_unlock (d, li);
-  mm_fault (d, bad, ptr);
+  if (bad[0] == 'd' && bad[1] == 'a')	/* "damaged ...": the heap, not the caller */
+    mm_damage (d, bad, (uint64_t) ((const char *) ptr - d->base));
+  else
+    mm_fault (d, bad, ptr);
   return MM_BLOCK_BAD;
 }
 

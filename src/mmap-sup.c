@@ -135,8 +135,9 @@ mm_os_file_grow (int fd, uint64_t from, uint64_t to)
   return e;
 }
 
+/* Set FD's size; growing this way reserves no disk blocks (a sparse tail).  */
 int
-mm_os_file_shrink (int fd, uint64_t size)
+mm_os_file_resize (int fd, uint64_t size)
 {
   int e = os_step ();
   if (e)
@@ -197,7 +198,10 @@ mm_os_lock (int fd, int exclusive)
   return 0;
 }
 
-/* A private duplicate of FD, close-on-exec; *RDONLY tells if it cannot write.  */
+/* A descriptor of FD's file with an open file description of its own (so
+   that its lock is the library's alone and goes with mmalloc_detach), opened
+   close-on-exec with FD's access mode; *RDONLY tells if it cannot write.
+   Where /proc is missing, a plain duplicate serves.  */
 int
 mm_os_dup (int fd, int *out, int *rdonly)
 {
@@ -207,9 +211,30 @@ mm_os_dup (int fd, int *out, int *rdonly)
   int acc = fl & O_ACCMODE;
   if (acc == O_WRONLY)
     return EACCES;		/* a heap is read and written through a mapping */
-  int nfd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  char path[40] = "/proc/self/fd/";
+  char digits[12];
+  int n = 0;
+  unsigned v = (unsigned) fd;
+  do
+    digits[n++] = (char) ('0' + v % 10);
+  while ((v /= 10) && n < 11);
+  char *p = path + 14;
+  while (n)
+    *p++ = digits[--n];
+  *p = 0;
+  int nfd = open (path, (acc == O_RDONLY ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (nfd >= 0)
+    {
+      struct stat a, b;
+      if (fstat (fd, &a) == 0 && fstat (nfd, &b) == 0
+	  && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+	goto done;
+      close (nfd);		/* not the same file: do not trust /proc */
+    }
+  nfd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
   if (nfd < 0)
     return errno;
+done:
   *out = nfd;
   *rdonly = acc == O_RDONLY;
   return 0;

@@ -237,7 +237,7 @@ MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
 MM_HIDDEN int mm_os_discard (void *addr, size_t len);
 MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
 MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
-MM_HIDDEN int mm_os_file_shrink (int fd, uint64_t size);
+MM_HIDDEN int mm_os_file_resize (int fd, uint64_t size);
 MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
 MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
 MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);

@@ -173,21 +173,18 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
       else
 	rn = 0;
     }
-  uint64_t total = ln + n + rn, released = lrel;
-  if (!fresh && total >= MM_RELEASE_MIN)
-    {				/* give back what is not given back yet */
-      if (ln && !lrel)
-	release (d, lpg + 1, ln - 1);
-      if (ln)
-	release (d, pg, n);
-      else if (n > 1)
-	release (d, pg + 1, n - 1);
-      if (rn && !rrel)
-	release (d, pg + n, rn);
+  uint64_t total = ln + n + rn, released = lrel | rrel;
+  if (fresh)
+    released = 1;		/* never written: nothing to give back */
+  else if (total >= MM_RELEASE_MIN)
+    {				/* give back what is not given back yet: one range,
+				   from after the merged run's first page */
+      uint64_t from = ln ? (lrel ? pg : lpg + 1) : pg + 1;
+      uint64_t to = pg + n + (rn ? (rrel ? 1 : rn) : 0);
+      if (to > from)
+	release (d, from, to - from);
       released = 1;
     }
-  else if (fresh || rrel)
-    released = lrel | rrel;
   mark_run (d, lpg, total, PM_FREE, 0);
   bin_insert (d, lpg, total, released);
   return lpg;
@@ -331,7 +328,7 @@ shrink (struct mm_desc *d)
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
   /* Failures leave memory mapped beyond top, which growth maps again.  */
   if (mm_os_decommit (a, len) == 0 && (d->mode & MM_MODE_FILE))
-    (void) mm_os_file_shrink (d->fd, newtop << MM_PAGE_SHIFT);
+    (void) mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
 }
 
 /* Free the large block or slab whose first page is PG.  */
@@ -466,7 +463,12 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
       int e;
       if (d->mode & MM_MODE_FILE)
 	{
-	  e = mm_os_file_grow (d->fd, old << MM_PAGE_SHIFT, newtop << MM_PAGE_SHIFT);
+	  /* Disk blocks now for what is written now (the leaves and the new
+	     run's first page); the rest is reserved when it is handed out.  */
+	  uint64_t now = old + leaves * MM_LEAF_PAGES + 1;
+	  e = mm_os_file_grow (d->fd, old << MM_PAGE_SHIFT, now << MM_PAGE_SHIFT);
+	  if (!e)
+	    e = mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
 	  if (!e)
 	    e = mm_os_map_file (a, len, d->fd, old << MM_PAGE_SHIFT, 0);
 	}

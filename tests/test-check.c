@@ -1,0 +1,412 @@
+/* test-check.c -- mmcheck, misuse reports and the whole-heap check.
+
+   Each misuse runs in a forked child (tu_child).  The child first writes
+   "ptr 0x<address>" on stderr, then misuses that pointer; the parent asserts
+   the exact wait status and that the library's one-line report names both the
+   problem and the pointer.  */
+#include "testutil.h"
+
+enum misuse
+{
+  OVERRUN,			/* write one byte past the end, then free */
+  CLOBBER_HEADER,		/* write at p[-8], then free */
+  DOUBLE_FREE,
+  FREE_MIDDLE,			/* free p + 16 */
+  FREE_PAGE_MIDDLE,		/* free p + 4096 (large blocks) */
+  FREE_MISALIGNED,		/* free p + 1 */
+  FREE_STACK,			/* free the address of a local */
+  FREE_OTHER_HEAP,		/* free a block of another heap */
+  REALLOC_SHRINK_OVERRUN,	/* mrealloc to size / 2, overrun, free */
+  REALLOC_GROW_OVERRUN,		/* mrealloc to size * 2 + 5000, overrun, free */
+  CHECK_OVERRUN,		/* overrun a live block; exit with mmalloc_check */
+  CHECK_CLOBBER,		/* clobber a live header; exit with mmalloc_check */
+};
+
+struct job
+{
+  enum misuse what;
+  size_t size;
+  int checked;			/* under mmcheck with tu_abort77 */
+};
+
+static void
+say_ptr (const void *p)
+{
+  dprintf (2, "ptr 0x%jx\n", (uintmax_t) (uintptr_t) p);
+}
+
+/* The child: do JOB's misuse.  Returning means nothing was detected.  */
+static void
+misuse (void *arg)
+{
+  const struct job *j = arg;
+  void *md = mmalloc_attach (-1, NULL);
+  if (!md)
+    _exit (90);
+  if (j->checked && mmcheck (md, tu_abort77) != 1)
+    _exit (91);
+  char *p = mmalloc (md, j->size);
+  if (!p)
+    _exit (92);
+  memset (p, 0x11, j->size);
+  char local[32];
+  switch (j->what)
+    {
+    case OVERRUN:
+      p[j->size] = 'x';
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case CLOBBER_HEADER:
+      p[-8] ^= 0x5a;
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case DOUBLE_FREE:
+      mfree (md, p);
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case FREE_MIDDLE:
+      say_ptr (p + 16);
+      mfree (md, p + 16);
+      break;
+    case FREE_PAGE_MIDDLE:
+      say_ptr (p + 4096);
+      mfree (md, p + 4096);
+      break;
+    case FREE_MISALIGNED:
+      say_ptr (p + 1);
+      mfree (md, p + 1);
+      break;
+    case FREE_STACK:
+      memset (local, 0, sizeof local);
+      say_ptr (local);
+      mfree (md, local);
+      break;
+    case FREE_OTHER_HEAP:
+      {
+	void *md2 = mmalloc_attach (-1, NULL);
+	char *q = md2 ? mmalloc (md2, j->size) : NULL;
+	if (!q)
+	  _exit (93);
+	say_ptr (q);
+	mfree (md, q);
+	break;
+      }
+    case REALLOC_SHRINK_OVERRUN:
+    case REALLOC_GROW_OVERRUN:
+      {
+	size_t n = j->what == REALLOC_SHRINK_OVERRUN ? j->size / 2 : j->size * 2 + 5000;
+	char *q = mrealloc (md, p, n);
+	if (!q || mmalloc_usable_size (md, q) != n)
+	  _exit (94);
+	q[n] = 'x';
+	say_ptr (q);
+	mfree (md, q);
+	break;
+      }
+    case CHECK_OVERRUN:
+    case CHECK_CLOBBER:
+      {
+	/* Two live blocks, one damaged: the walk counts exactly one problem and
+	   frees nothing.  */
+	char *other = mmalloc (md, j->size);
+	if (!other)
+	  _exit (95);
+	if (j->what == CHECK_OVERRUN)
+	  p[j->size] = 0;
+	else
+	  p[-8] ^= 0x5a;
+	say_ptr (p);
+	_exit (mmalloc_check (md));
+      }
+    }
+  _exit (0);
+}
+
+/* Run JOB; assert that the child ended with STATUS (an exit status, or with
+   SIG != 0 that signal) and that its report contains PHRASE and the pointer.  */
+static void
+expect (struct job j, int status, int sig, const char *phrase)
+{
+  char err[4096];
+  int st = tu_child (misuse, &j, err, sizeof err);
+  if (sig)
+    {
+      if (!WIFSIGNALED (st) || WTERMSIG (st) != sig)
+	fail_msg ("misuse %d size %zu: wait status %#x, expected signal %d; stderr:\n%s",
+		  j.what, j.size, st, sig, err);
+    }
+  else if (!WIFEXITED (st) || WEXITSTATUS (st) != status)
+    fail_msg ("misuse %d size %zu: wait status %#x, expected exit %d; stderr:\n%s",
+	      j.what, j.size, st, status, err);
+  uintmax_t ptr;
+  int used = 0;
+  if (sscanf (err, "ptr 0x%jx\n%n", &ptr, &used) != 1 || !used)
+    fail_msg ("misuse %d size %zu: the child did not get to the misuse; stderr:\n%s",
+	      j.what, j.size, err);
+  const char *report = err + used;
+  char want[64];
+  snprintf (want, sizeof want, "pointer 0x%jx", ptr);
+  if (strncmp (report, "mmalloc: ", 9) || !strstr (report, phrase)
+      || (j.what != CHECK_OVERRUN && j.what != CHECK_CLOBBER && !strstr (report, want)))
+    fail_msg ("misuse %d size %zu: report lacks \"%s\" or \"%s\":\n%s", j.what, j.size,
+	      phrase, want, report);
+  /* One line per problem: the report ends at its first newline (for a walk,
+     the count of lines is the count of problems).  */
+  const char *nl = strchr (report, '\n');
+  assert_non_null (nl);
+  if (j.what != CHECK_OVERRUN && j.what != CHECK_CLOBBER)
+    assert_int_equal (nl[1], 0);
+}
+
+static const size_t sizes[] = { 1, 24, 100, 5000, 20000 };
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+/* --- mmcheck ----------------------------------------------------------------- */
+
+static void
+mmcheck_before_first_allocation_succeeds (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char *p = mmalloc (md, 10);
+  assert_non_null (p);
+  assert_int_equal (mmalloc_usable_size (md, p), 10);
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+mmcheck_after_an_allocation_needs_force (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  char *old = mmalloc (md, 10);
+  assert_non_null (old);
+  assert_int_equal (mmcheck (md, NULL), 0);
+  /* Refused: new blocks are still unchecked.  */
+  char *p = mmalloc (md, 10);
+  assert_non_null (p);
+  assert_int_equal (mmalloc_usable_size (md, p), 16);
+  assert_int_equal (mmcheckf (md, NULL, 0), 0);
+  assert_int_equal (mmcheckf (md, NULL, 1), 1);
+  /* Forced: new blocks are checked, those that existed are not.  */
+  char *q = mmalloc (md, 10);
+  assert_non_null (q);
+  assert_int_equal (mmalloc_usable_size (md, q), 10);
+  assert_int_equal (mmalloc_usable_size (md, old), 16);
+  mfree (md, old);
+  mfree (md, p);
+  mfree (md, q);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+mmcheck_on_a_checked_heap_succeeds (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char *p = mmalloc (md, 100);
+  assert_non_null (p);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+/* --- misuse under mmcheck ------------------------------------------------------ */
+
+static void
+overrun_by_one_byte_is_reported_at_free (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    expect ((struct job) { OVERRUN, sizes[i], 1 }, 77, 0, "past the end");
+}
+
+static void
+clobbered_header_is_reported (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    expect ((struct job) { CLOBBER_HEADER, sizes[i], 1 }, 77, 0, "header");
+}
+
+static void
+double_free_is_reported_when_checked (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    expect ((struct job) { DOUBLE_FREE, sizes[i], 1 }, 77, 0, "twice");
+}
+
+static void
+free_of_a_bad_pointer_is_reported_when_checked (void **state)
+{
+  (void) state;
+  expect ((struct job) { FREE_MIDDLE, 100, 1 }, 77, 0, "not the start of a block");
+  expect ((struct job) { FREE_MIDDLE, 20000, 1 }, 77, 0, "not the start of a block");
+  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 1 }, 77, 0, "mmalloc: ");
+  expect ((struct job) { FREE_MISALIGNED, 100, 1 }, 77, 0, "misaligned");
+  expect ((struct job) { FREE_STACK, 100, 1 }, 77, 0, "mmalloc: ");
+  expect ((struct job) { FREE_OTHER_HEAP, 100, 1 }, 77, 0, "mmalloc: ");
+  expect ((struct job) { FREE_OTHER_HEAP, 20000, 1 }, 77, 0, "mmalloc: ");
+}
+
+/* --- misuse without mmcheck: the default abort function ------------------------- */
+
+static void
+double_free_aborts_without_mmcheck (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    expect ((struct job) { DOUBLE_FREE, sizes[i], 0 }, 0, SIGABRT, "twice");
+}
+
+static void
+bad_pointer_aborts_without_mmcheck (void **state)
+{
+  (void) state;
+  expect ((struct job) { FREE_MIDDLE, 100, 0 }, 0, SIGABRT, "not the start of a block");
+  expect ((struct job) { FREE_MIDDLE, 20000, 0 }, 0, SIGABRT, "not the start of a block");
+  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 0 }, 0, SIGABRT, "mmalloc: ");
+  expect ((struct job) { FREE_MISALIGNED, 24, 0 }, 0, SIGABRT, "misaligned");
+  expect ((struct job) { FREE_STACK, 100, 0 }, 0, SIGABRT, "mmalloc: ");
+  expect ((struct job) { FREE_OTHER_HEAP, 100, 0 }, 0, SIGABRT, "mmalloc: ");
+}
+
+/* --- the whole-heap check -------------------------------------------------------- */
+
+static void
+check_counts_damage_in_live_blocks (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    {
+      expect ((struct job) { CHECK_OVERRUN, sizes[i], 1 }, 1, 0, "past the end");
+      expect ((struct job) { CHECK_CLOBBER, sizes[i], 1 }, 1, 0, "header");
+    }
+}
+
+static void
+check_is_clean_on_a_clean_checked_heap (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  assert_heap_ok (md);
+  char *p[200];
+  for (int i = 0; i < 200; i++)
+    {
+      size_t n = (size_t) (i * 397) % 30000;
+      p[i] = mmalloc (md, n);
+      assert_non_null (p[i]);
+      memset (p[i], 0xee, n);	/* every byte the caller owns, and no more */
+    }
+  assert_heap_ok (md);
+  for (int i = 0; i < 200; i += 2)
+    mfree (md, p[i]);
+  assert_heap_ok (md);
+  for (int i = 1; i < 200; i += 2)
+    mfree (md, p[i]);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+usable_size_under_mmcheck_is_the_size_asked (void **state)
+{
+  (void) state;
+  static const size_t n[] = { 0, 1, 15, 16, 17, 24, 100, 127, 128, 1000, 4096, 5000,
+    16367, 16368, 16384, 20000, 65536, 100000 };
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+    {
+      char *p = mmalloc (md, n[i]);
+      assert_non_null (p);
+      assert_int_equal ((uintptr_t) p % 16, 0);
+      assert_int_equal (mmalloc_usable_size (md, p), n[i]);
+      char *c = mcalloc (md, 1, n[i]);
+      assert_non_null (c);
+      assert_int_equal (mmalloc_usable_size (md, c), n[i]);
+      mfree (md, c);
+      mfree (md, p);
+    }
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+realloc_under_mmcheck_keeps_contents_and_sizes (void **state)
+{
+  (void) state;
+  static const size_t steps[] = { 10, 50, 100, 60, 5000, 3000, 20000, 30000, 12000, 40, 0, 7 };
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  unsigned char *p = NULL;
+  size_t have = 0;
+  for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++)
+    {
+      size_t n = steps[s];
+      p = mrealloc (md, p, n);
+      assert_non_null (p);
+      assert_int_equal (mmalloc_usable_size (md, p), n);
+      for (size_t i = 0; i < (have < n ? have : n); i++)
+	if (p[i] != (unsigned char) (i * 13))
+	  fail_msg ("step %zu: byte %zu lost", s, i);
+      for (size_t i = 0; i < n; i++)
+	p[i] = (unsigned char) (i * 13);
+      have = n;
+      assert_heap_ok (md);
+    }
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+overrun_after_realloc_is_reported (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < NSIZES; i++)
+    {
+      expect ((struct job) { REALLOC_SHRINK_OVERRUN, sizes[i], 1 }, 77, 0, "past the end");
+      expect ((struct job) { REALLOC_GROW_OVERRUN, sizes[i], 1 }, 77, 0, "past the end");
+    }
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (mmcheck_before_first_allocation_succeeds),
+    cmocka_unit_test (mmcheck_after_an_allocation_needs_force),
+    cmocka_unit_test (mmcheck_on_a_checked_heap_succeeds),
+    cmocka_unit_test (overrun_by_one_byte_is_reported_at_free),
+    cmocka_unit_test (clobbered_header_is_reported),
+    cmocka_unit_test (double_free_is_reported_when_checked),
+    cmocka_unit_test (free_of_a_bad_pointer_is_reported_when_checked),
+    cmocka_unit_test (double_free_aborts_without_mmcheck),
+    cmocka_unit_test (bad_pointer_aborts_without_mmcheck),
+    cmocka_unit_test (check_counts_damage_in_live_blocks),
+    cmocka_unit_test (check_is_clean_on_a_clean_checked_heap),
+    cmocka_unit_test (usable_size_under_mmcheck_is_the_size_asked),
+    cmocka_unit_test (realloc_under_mmcheck_keeps_contents_and_sizes),
+    cmocka_unit_test (overrun_after_realloc_is_reported),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

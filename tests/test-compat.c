@@ -1,0 +1,126 @@
+/* test-compat.c -- mmalloc-compat.h routes this file's malloc, calloc,
+   realloc, free, valloc and memalign to the default heap.  Every pointer is
+   also measured with mmalloc_usable_size (NULL, ...), which reports and aborts
+   for a pointer the default heap did not hand out.  */
+#include "testutil.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mmalloc-compat.h"
+
+static bool
+all_bytes (const void *p, size_t n, unsigned char v)
+{
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++)
+    if (c[i] != v)
+      return false;
+  return true;
+}
+
+static void
+malloc_and_free_use_the_default_heap (void **state)
+{
+  (void) state;
+  struct mstats s0 = mmstats (NULL);
+  char *p = malloc (1000);
+  assert_non_null (p);
+  memset (p, 1, 1000);
+  struct mstats s1 = mmstats (NULL);
+  assert_int_equal (s1.chunks_used, s0.chunks_used + 1);
+  size_t u = mmalloc_usable_size (NULL, p);
+  assert_true (u >= 1000);
+  assert_int_equal (s1.bytes_used, s0.bytes_used + u);
+  free (p);
+  struct mstats s2 = mmstats (NULL);
+  assert_int_equal (s2.chunks_used, s0.chunks_used);
+  assert_int_equal (s2.bytes_used, s0.bytes_used);
+  free (NULL);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used);
+  assert_heap_ok (NULL);
+}
+
+static void
+calloc_uses_the_default_heap_and_zeroes (void **state)
+{
+  (void) state;
+  /* Dirty a block first, so that calloc has to clear reused memory.  */
+  char *d = malloc (4000);
+  assert_non_null (d);
+  memset (d, 0xee, 4000);
+  free (d);
+  struct mstats s0 = mmstats (NULL);
+  unsigned char *p = calloc (100, 40);
+  assert_non_null (p);
+  assert_true (all_bytes (p, 4000, 0));
+  assert_true (mmalloc_usable_size (NULL, p) >= 4000);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
+  errno = 0;
+  assert_null (calloc (SIZE_MAX / 2 + 1, 2));
+  assert_int_equal (errno, ENOMEM);
+  free (p);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used);
+  assert_heap_ok (NULL);
+}
+
+static void
+realloc_uses_the_default_heap_and_keeps_contents (void **state)
+{
+  (void) state;
+  struct mstats s0 = mmstats (NULL);
+  char *p = realloc (NULL, 100);	/* as malloc */
+  assert_non_null (p);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
+  memset (p, 'r', 100);
+  p = realloc (p, 100000);
+  assert_non_null (p);
+  assert_true (all_bytes (p, 100, 'r'));
+  assert_true (mmalloc_usable_size (NULL, p) >= 100000);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
+  p = realloc (p, 10);
+  assert_non_null (p);
+  assert_true (all_bytes (p, 10, 'r'));
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
+  free (p);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used);
+  assert_heap_ok (NULL);
+}
+
+static void
+valloc_and_memalign_use_the_default_heap (void **state)
+{
+  (void) state;
+  struct mstats s0 = mmstats (NULL);
+  long page = sysconf (_SC_PAGESIZE);
+  char *v = valloc (300);
+  assert_non_null (v);
+  assert_int_equal ((uintptr_t) v % (uintptr_t) page, 0);
+  assert_true (mmalloc_usable_size (NULL, v) >= 300);
+  char *m = memalign (1024, 300);
+  assert_non_null (m);
+  assert_int_equal ((uintptr_t) m % 1024, 0);
+  assert_true (mmalloc_usable_size (NULL, m) >= 300);
+  memset (v, 1, 300);
+  memset (m, 2, 300);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 2);
+  errno = 0;
+  assert_null (memalign (48, 10));
+  assert_int_equal (errno, EINVAL);
+  free (v);
+  free (m);
+  assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used);
+  assert_heap_ok (NULL);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (malloc_and_free_use_the_default_heap),
+    cmocka_unit_test (calloc_uses_the_default_heap_and_zeroes),
+    cmocka_unit_test (realloc_uses_the_default_heap_and_keeps_contents),
+    cmocka_unit_test (valloc_and_memalign_use_the_default_heap),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

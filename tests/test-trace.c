@@ -1,0 +1,391 @@
+/* test-trace.c -- mmtrace's trace file, and the mmtrace-report tool.
+
+   Tracing is process-wide and cannot be turned off, so every traced run is a
+   forked child; it writes the pointers it got to a second file and the parent
+   rebuilds the exact trace expected from them.  The tool is run as
+   ../mmtrace-report (tests run in build/tests).  */
+#include "testutil.h"
+
+#include <dirent.h>
+
+/* --- files ----------------------------------------------------------------- */
+
+static char *
+slurp_text (const char *path)
+{
+  FILE *f = fopen (path, "r");
+  assert_non_null (f);
+  size_t cap = 4096, len = 0;
+  char *buf = malloc (cap);
+  assert_non_null (buf);
+  size_t r;
+  while ((r = fread (buf + len, 1, cap - len - 1, f)) > 0)
+    {
+      len += r;
+      if (cap - len < 2)
+	{
+	  cap *= 2;
+	  buf = realloc (buf, cap);
+	  assert_non_null (buf);
+	}
+    }
+  fclose (f);
+  buf[len] = 0;
+  return buf;
+}
+
+static void
+write_text (const char *path, const char *text)
+{
+  FILE *f = fopen (path, "w");
+  assert_non_null (f);
+  assert_int_equal (fputs (text, f) >= 0, 1);
+  assert_int_equal (fclose (f), 0);
+}
+
+static void
+rm_tree (const char *dir)
+{
+  DIR *d = opendir (dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  char p[600];
+  while ((e = readdir (d)))
+    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
+      {
+	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
+	unlink (p);
+      }
+  closedir (d);
+  rmdir (dir);
+}
+
+/* --- the trace --------------------------------------------------------------- */
+
+enum
+{ A, B, C, D, E, F, G, LEAK, NPTR };
+
+/* The child: trace a known sequence of calls; the pointers go to "addrs".  */
+static void
+traced_run (void *arg)
+{
+  (void) arg;
+  if (setenv ("MMALLOC_TRACE", tu_path ("run.trace"), 1))
+    _exit (2);
+  if (mmtrace () != 1)
+    _exit (3);
+  if (mmtrace () != 1)		/* a second call: still on, no second Start */
+    _exit (4);
+  void *md = mmalloc_attach (-1, NULL);
+  if (!md)
+    _exit (5);
+  void *p[NPTR];
+  p[A] = mmalloc (md, 100);
+  p[B] = mrealloc (md, p[A], 50000);	/* moves to pages */
+  p[C] = mrealloc (md, p[B], 40000);	/* shrinks, in place or not */
+  p[D] = mcalloc (md, 3, 10);
+  p[E] = mmemalign (md, 256, 10);
+  p[F] = mrealloc (md, NULL, 7);
+  p[G] = mmalloc (NULL, 0);	/* every heap is traced, the default one too */
+  mfree (md, NULL);		/* not traced: nothing happened */
+  mfree (md, p[C]);
+  mfree (md, p[D]);
+  mfree (md, p[E]);
+  mfree (md, p[F]);
+  mfree (NULL, p[G]);
+  p[LEAK] = mmalloc (md, 33);
+  FILE *f = fopen (tu_path ("run.addrs"), "w");
+  if (!f)
+    _exit (6);
+  for (int i = 0; i < NPTR; i++)
+    if (!p[i] || fprintf (f, "%jx\n", (uintmax_t) (uintptr_t) p[i]) < 0)
+      _exit (7);
+  if (fclose (f))
+    _exit (8);
+  _exit (0);
+}
+
+/* Run traced_run; the pointers it reported in P.  */
+static void
+run_traced (uintmax_t p[NPTR])
+{
+  /* A stale file is replaced, not appended to.  */
+  write_text (tu_path ("run.trace"), "stale junk\n+ 0x1 0x1\n");
+  char err[1024];
+  int st = tu_child (traced_run, NULL, err, sizeof err);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    fail_msg ("traced child: status %#x; stderr:\n%s", st, err);
+  FILE *f = fopen (tu_path ("run.addrs"), "r");
+  assert_non_null (f);
+  for (int i = 0; i < NPTR; i++)
+    assert_int_equal (fscanf (f, "%jx", &p[i]), 1);
+  fclose (f);
+}
+
+static void
+trace_records_every_call_exactly (void **state)
+{
+  (void) state;
+  uintmax_t p[NPTR];
+  run_traced (p);
+  assert_true (p[B] != p[A]);
+  char want[2048];
+  snprintf (want, sizeof want,
+	    "= Start\n"
+	    "+ 0x%jx 0x64\n"
+	    "< 0x%jx\n> 0x%jx 0xc350\n"
+	    "< 0x%jx\n> 0x%jx 0x9c40\n"
+	    "+ 0x%jx 0x1e\n"
+	    "+ 0x%jx 0xa\n"
+	    "+ 0x%jx 0x7\n"
+	    "+ 0x%jx 0x0\n"
+	    "- 0x%jx\n- 0x%jx\n- 0x%jx\n- 0x%jx\n- 0x%jx\n"
+	    "+ 0x%jx 0x21\n",
+	    p[A], p[A], p[B], p[B], p[C], p[D], p[E], p[F], p[G],
+	    p[C], p[D], p[E], p[F], p[G], p[LEAK]);
+  char *got = slurp_text (tu_path ("run.trace"));
+  assert_string_equal (got, want);
+  free (got);
+}
+
+/* The child: mmtrace with MMALLOC_TRACE as ARG says (NULL: unset) must return
+   0, and the calls after it must leave no file behind.  */
+static void
+untraced_run (void *arg)
+{
+  const char *name = arg;
+  if (name ? setenv ("MMALLOC_TRACE", name, 1) : unsetenv ("MMALLOC_TRACE"))
+    _exit (2);
+  if (mmtrace () != 0)
+    _exit (3);
+  void *p = mmalloc (NULL, 10);
+  mfree (NULL, p);
+  _exit (0);
+}
+
+static void
+no_trace_without_mmalloc_trace (void **state)
+{
+  (void) state;
+  const char *names[] = { NULL, "", "/nonexistent-dir-of-mmalloc/x.trace" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    {
+      char err[256];
+      int st = tu_child (untraced_run, (void *) names[i], err, sizeof err);
+      assert_true (WIFEXITED (st));
+      assert_int_equal (WEXITSTATUS (st), 0);
+      assert_string_equal (err, "");
+    }
+  assert_int_equal (access ("/nonexistent-dir-of-mmalloc", F_OK), -1);
+}
+
+/* --- mmtrace-report ------------------------------------------------------------ */
+
+#define REPORT "../mmtrace-report"
+
+/* Run the report tool on ARGC arguments ARGV (ARGV[0] is the tool); its
+   stdout in OUT.  Returns the wait status.  */
+static int
+run_report (char *const argv[], char *out, size_t outlen)
+{
+  int pfd[2];
+  assert_int_equal (pipe (pfd), 0);
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (pfd[0]);
+      dup2 (pfd[1], 1);
+      int null = open ("/dev/null", O_WRONLY);
+      if (null >= 0)
+	dup2 (null, 2);
+      execv (argv[0], argv);
+      _exit (127);
+    }
+  close (pfd[1]);
+  size_t got = 0;
+  ssize_t r;
+  while (got + 1 < outlen && (r = read (pfd[0], out + got, outlen - 1 - got)) > 0)
+    got += (size_t) r;
+  out[got] = 0;
+  char sink[256];
+  while (read (pfd[0], sink, sizeof sink) > 0)
+    ;
+  close (pfd[0]);
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  return st;
+}
+
+static int
+is_problem (const char *line)
+{
+  return !strncmp (line, "leak: ", 6) || !strncmp (line, "double free: ", 13)
+    || !strncmp (line, "free of unknown pointer: ", 25);
+}
+
+/* LINE reports problem WANT: it is WANT, or WANT followed by a note in
+   parentheses (the tool may add where in the trace it saw the problem).  */
+static int
+same_problem (const char *line, const char *want)
+{
+  size_t n = strlen (want), l = strlen (line);
+  if (strncmp (line, want, n))
+    return 0;
+  return line[n] == 0 || (line[n] == ' ' && line[n + 1] == '(' && line[l - 1] == ')');
+}
+
+/* Run the tool on a file holding TRACE; assert exit status STATUS, and that its
+   output is exactly the NPROB problem lines PROB (in any order) followed by
+   one summary line.  */
+static void
+expect_report (const char *trace, int status, const char *const *prob, size_t nprob)
+{
+  const char *path = tu_path ("hand.trace");
+  write_text (path, trace);
+  char *argv[] = { REPORT, (char *) path, NULL };
+  char out[8192];
+  int st = run_report (argv, out, sizeof out);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != status)
+    fail_msg ("%s on\n%s: wait status %#x, expected exit %d; output:\n%s", REPORT, trace,
+	      st, status, out);
+  /* Split into lines.  */
+  char *lines[64];
+  size_t n = 0;
+  for (char *s = out, *nl; *s && n < 64; s = nl + 1)
+    {
+      nl = strchr (s, '\n');
+      if (!nl)
+	fail_msg ("%s: last line not terminated: \"%s\"", REPORT, s);
+      *nl = 0;
+      lines[n++] = s;
+    }
+  if (n != nprob + 1)
+    fail_msg ("%s: %zu output lines, expected %zu problems and a summary", REPORT, n, nprob);
+  assert_true (strlen (lines[n - 1]) > 0);
+  assert_false (is_problem (lines[n - 1]));
+  for (size_t i = 0; i < nprob; i++)
+    {
+      size_t hits = 0;
+      for (size_t k = 0; k + 1 < n; k++)
+	hits += same_problem (lines[k], prob[i]);
+      if (hits != 1)
+	fail_msg ("%s: line \"%s\" appears %zu times", REPORT, prob[i], hits);
+    }
+}
+
+static void
+report_finds_a_leak (void **state)
+{
+  (void) state;
+  const char *prob[] = { "leak: 0x1000 0x10" };
+  expect_report ("= Start\n+ 0x1000 0x10\n+ 0x2000 0x20\n- 0x2000\n", 1, prob, 1);
+}
+
+static void
+report_finds_a_double_free (void **state)
+{
+  (void) state;
+  const char *prob[] = { "double free: 0x2000" };
+  expect_report ("= Start\n+ 0x2000 0x20\n- 0x2000\n- 0x2000\n", 1, prob, 1);
+}
+
+static void
+report_finds_a_free_of_an_unknown_pointer (void **state)
+{
+  (void) state;
+  const char *prob[] = { "free of unknown pointer: 0x3000" };
+  expect_report ("= Start\n+ 0x1000 0x10\n- 0x1000\n- 0x3000\n", 1, prob, 1);
+}
+
+static void
+report_of_a_clean_trace_is_only_a_summary (void **state)
+{
+  (void) state;
+  /* A realloc frees its old address and allocates the new; an address can be
+     handed out again once freed.  */
+  expect_report ("= Start\n"
+		 "+ 0x1000 0x10\n"
+		 "< 0x1000\n> 0x5000 0x40\n"
+		 "+ 0x1000 0x8\n"
+		 "< 0x1000\n> 0x1000 0x18\n"
+		 "- 0x5000\n- 0x1000\n", 0, NULL, 0);
+  expect_report ("= Start\n", 0, NULL, 0);
+}
+
+static void
+report_lists_every_problem (void **state)
+{
+  (void) state;
+  const char *prob[] = {
+    "leak: 0x7000 0x100",
+    "leak: 0x8000 0x1",
+    "double free: 0x1000",
+    "free of unknown pointer: 0x9000",
+  };
+  expect_report ("= Start\n"
+		 "+ 0x1000 0x10\n+ 0x7000 0x100\n+ 0x8000 0x1\n"
+		 "- 0x1000\n- 0x9000\n- 0x1000\n", 1, prob, 4);
+}
+
+static void
+report_of_a_real_trace (void **state)
+{
+  (void) state;
+  uintmax_t p[NPTR];
+  run_traced (p);
+  char leak[64];
+  snprintf (leak, sizeof leak, "leak: 0x%jx 0x21", p[LEAK]);
+  const char *prob[] = { leak };
+  char *trace = slurp_text (tu_path ("run.trace"));
+  expect_report (trace, 1, prob, 1);
+  free (trace);
+}
+
+static void
+report_usage_and_read_errors_exit_2 (void **state)
+{
+  (void) state;
+  write_text (tu_path ("clean.trace"), "= Start\n");
+  char *const cases[][4] = {
+    { REPORT, (char *) tu_path ("no-such.trace"), NULL },	/* cannot open */
+    { REPORT, (char *) tu_dir (), NULL },	/* cannot read */
+    { REPORT, "--no-such-option", NULL },	/* usage */
+    { REPORT, (char *) tu_path ("clean.trace"), (char *) tu_path ("clean.trace"), NULL },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char out[1024];
+      int st = run_report (cases[i], out, sizeof out);
+      assert_true (WIFEXITED (st));
+      if (WEXITSTATUS (st) != 2)
+	fail_msg ("%s %s: exit %d, expected 2", REPORT, cases[i][1], WEXITSTATUS (st));
+    }
+}
+
+static int
+cleanup (void **state)
+{
+  (void) state;
+  rm_tree (tu_dir ());
+  return 0;
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (trace_records_every_call_exactly),
+    cmocka_unit_test (no_trace_without_mmalloc_trace),
+    cmocka_unit_test (report_finds_a_leak),
+    cmocka_unit_test (report_finds_a_double_free),
+    cmocka_unit_test (report_finds_a_free_of_an_unknown_pointer),
+    cmocka_unit_test (report_of_a_clean_trace_is_only_a_summary),
+    cmocka_unit_test (report_lists_every_problem),
+    cmocka_unit_test (report_of_a_real_trace),
+    cmocka_unit_test (report_usage_and_read_errors_exit_2),
+  };
+  return cmocka_run_group_tests (tests, NULL, cleanup);
+}
