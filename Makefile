@@ -40,7 +40,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
-.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE conformance
+.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE stress fuzz
 
 all: lib tools
 
@@ -66,6 +66,20 @@ $(STLIB): $(OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(OBJS)
 
+# The same library with kill points (MM_KILLPOINTS), for tests only.
+KP_OBJS := $(patsubst src/%.c,$(B)/obj-kp/%.o,$(SRCS))
+KP_LIB  := $(B)/libmmalloc-kp.a
+
+$(B)/obj-kp:
+	mkdir -p $@
+
+$(B)/obj-kp/%.o: src/%.c $(HDRS) | $(B)/obj-kp
+	$(CC) $(ALL_CFLAGS) -DMM_KILLPOINTS -c $< -o $@
+
+$(KP_LIB): $(KP_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(KP_OBJS)
+
 tools: $(TOOLS)
 
 $(B)/mmtrace-report: tools/mmtrace-report.c | $(B)/obj
@@ -79,6 +93,9 @@ TEST_LIBS   := $(STLIB) -lcmocka -lpthread
 
 $(B)/tests/%: tests/%.c tests/testutil.h $(STLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+
+$(B)/tests/test-killpoints: tests/test-killpoints.c tests/testutil.h $(KP_LIB) | $(B)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(KP_LIB) -lcmocka -lpthread
 
 check-deps:
 	@sh tests/need-cmocka.sh
@@ -94,6 +111,16 @@ asan: check-deps
 ubsan: check-deps
 	@$(MAKE) --no-print-directory check B=build-ubsan CFLAGS="-O1 -g" \
 	  SANFLAGS="-fsanitize=undefined -fno-sanitize-recover=all"
+
+# Thousands of random kills, and the kill points: STRESS_KILLS (default 5000).
+STRESS_KILLS ?= 5000
+stress: check-deps
+	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints
+	cd $(B)/tests && MMALLOC_KILL_TRIALS=$(STRESS_KILLS) ./test-recover && ./test-killpoints
+
+# libFuzzer on the attach-and-use path; FUZZ_SECONDS (default 60).
+fuzz:
+	sh tests/fuzz/run.sh
 
 # --- demo, docs, install -------------------------------------------------------
 
@@ -157,5 +184,7 @@ help:
 	@echo "make check    build and run the test suite (installs cmocka if it can)"
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
 	@echo "make demo     a word index kept in a heap file across two processes"
+	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N)"
+	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
 	@echo "make info     the manual (also: make html)"
 	@echo "make install  PREFIX, DESTDIR, libdir, includedir are honoured"

@@ -374,7 +374,10 @@ attach_file (int fd, void *baseaddr)
 	e = mm_recover (d);
     }
   if (!e && !rdonly)
-    __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);
+    {
+      __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);
+      MM_KP ();
+    }
   if (e)
     {
       mm_registry_remove (d);

@@ -22,7 +22,11 @@ mmalloc_detach (void *md)
   mm_lock_all (d);
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
-    __atomic_store_n (&d->hdr->state, MM_CLEAN, __ATOMIC_RELEASE);
+    {
+      MM_KP ();
+      __atomic_store_n (&d->hdr->state, MM_CLEAN, __ATOMIC_RELEASE);
+      MM_KP ();
+    }
   d->magic = 0;
   mm_unlock_all (d);
   if (d->mode & MM_MODE_FILE)

@@ -24,7 +24,9 @@ mmalloc_setkey (void *md, int keynum, void *key)
       mm_fail (d, EROFS);
       return 0;
     }
+  MM_KP ();
   __atomic_store_n (&d->hdr->keys[keynum], (uint64_t) (uintptr_t) key, __ATOMIC_RELEASE);
+  MM_KP ();
   return 1;
 }
 

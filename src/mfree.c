@@ -122,8 +122,11 @@ free_slot (struct mm_desc *d, struct mm_block *b)
   struct mm_class_state *cs = &d->hdr->cls[b->cls];
   __atomic_store_n (&s->bits[b->idx / 64], s->bits[b->idx / 64] & ~(1ULL << (b->idx % 64)),
 		    __ATOMIC_RELEASE);
+  MM_KP ();
   s->nused--;
+  MM_KP ();
   cs->nused--;
+  MM_KP ();
   if (!(s->flags & MM_SLAB_LISTED))
     mm_partial_push (d, s);
   if (s->nused == 0 && (s->prev || s->next))
@@ -131,7 +134,9 @@ free_slot (struct mm_desc *d, struct mm_block *b)
       mm_partial_pull (d, s);
       cs->nslabs--;
       cs->nslots -= s->nobj;
+      MM_KP ();
       s->magic = 0;
+      MM_KP ();
       pthread_mutex_lock (&d->page_lock);
       mm_pages_free (d, b->pg);
       pthread_mutex_unlock (&d->page_lock);

@@ -114,8 +114,11 @@ mm_partial_push (struct mm_desc *d, struct mm_slab *s)
     }
   if (s->next)
     ((struct mm_slab *) mm_at (d, s->next))->prev = mm_off (d, s);
+  MM_KP ();
   cs->partial[k] = mm_off (d, s);
+  MM_KP ();
   s->flags |= MM_SLAB_LISTED;
+  MM_KP ();
 }
 
 void
@@ -134,8 +137,10 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
     cs->partial[k] = s->next;
   if (s->next)
     ((struct mm_slab *) mm_at (d, s->next))->prev = s->prev;
+  MM_KP ();
   s->next = s->prev = 0;
   s->flags &= (uint16_t) ~MM_SLAB_LISTED;
+  MM_KP ();
 }
 
 /* A new empty slab of class CLS, put on its partial list; NULL, errno set.  */
@@ -156,9 +161,12 @@ slab_new (struct mm_desc *d, unsigned cls, int checked)
   s->cls = (uint16_t) cls;
   s->flags = checked ? MM_SLAB_CHECKED : 0;
   s->nobj = c->nobj;
+  MM_KP ();
   __atomic_store_n (&s->magic, MM_SLAB_MAGIC, __ATOMIC_RELEASE);
+  MM_KP ();
   d->hdr->cls[cls].nslabs++;
   d->hdr->cls[cls].nslots += c->nobj;
+  MM_KP ();
   mm_partial_push (d, s);
   return s;
 }
@@ -175,6 +183,7 @@ slab_take (struct mm_slab *s)
 	{
 	  unsigned bit = (unsigned) __builtin_ctzll (free);
 	  __atomic_store_n (&s->bits[w], s->bits[w] | (1ULL << bit), __ATOMIC_RELEASE);
+	  MM_KP ();
 	  s->hint = w;
 	  return w * 64 + bit;
 	}
@@ -208,7 +217,9 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
     }
   uint32_t idx = slab_take (s);
   s->nused++;
+  MM_KP ();
   cs->nused++;
+  MM_KP ();
   if (s->nused == s->nobj)
     mm_partial_pull (d, s);
   pthread_mutex_unlock (&d->class_lock[cls]);

@@ -19,6 +19,17 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
+#ifdef MM_KILLPOINTS
+#include <signal.h>
+long mm_kp_left;
+
+void
+mm_kp_hit (void)
+{
+  kill (getpid (), SIGKILL);
+}
+#endif
+
 static long fail_countdown;	/* > 0: calls left before the injected failure */
 static int fail_err;
 

@@ -322,6 +322,25 @@ MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
 MM_HIDDEN void mm_lock_all (struct mm_desc *d);
 MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
 
+/* --- Kill points (tests only) ----------------------------------------------
+
+   Built with -DMM_KILLPOINTS (the test library libmmalloc-kp.a), every update
+   of metadata that lives in the region is followed by MM_KP (): when the
+   countdown mm_kp_left reaches zero there, the process dies of SIGKILL, as if
+   killed at that instant.  Tests run each operation with k = 1, 2, ... until it
+   completes, and check that the heap recovers every time.  */
+#ifdef MM_KILLPOINTS
+extern MM_HIDDEN long mm_kp_left;
+MM_HIDDEN void mm_kp_hit (void);
+#define MM_KP()								\
+  do									\
+    if (MM_UNLIKELY (mm_kp_left > 0) && --mm_kp_left == 0)		\
+      mm_kp_hit ();							\
+  while (0)
+#else
+#define MM_KP() ((void) 0)
+#endif
+
 /* --- Inline helpers ------------------------------------------------------- */
 
 static inline uint64_t
@@ -356,6 +375,7 @@ static inline void
 mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
 {
   __atomic_store_n (mm_pm (d, pg), e, __ATOMIC_RELEASE);
+  MM_KP ();
 }
 
 static inline uint64_t

@@ -65,7 +65,9 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
     }
   if (r->next)
     ((struct mm_run *) mm_at (d, r->next))->prev = pg << MM_PAGE_SHIFT;
+  MM_KP ();
   h->bin_head[b] = pg << MM_PAGE_SHIFT;
+  MM_KP ();
   h->bin_mask[b >> 6] |= 1ULL << (b & 63);
   h->nruns++;
   h->run_pages += n;
@@ -87,13 +89,16 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
     ((struct mm_run *) mm_at (d, r->prev))->next = r->next;
   else
     h->bin_head[b] = r->next;
+  MM_KP ();
   if (r->next)
     ((struct mm_run *) mm_at (d, r->next))->prev = r->prev;
   if (!h->bin_head[b])
     h->bin_mask[b >> 6] &= ~(1ULL << (b & 63));
+  MM_KP ();
   r->magic = 0;
   h->nruns--;
   h->run_pages -= n;
+  MM_KP ();
   return r->released;
 }
 
@@ -324,6 +329,7 @@ shrink (struct mm_desc *d)
   mark_run (d, head, keep, PM_FREE, 0);
   bin_insert (d, head, keep, rel);
   __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+  MM_KP ();
   char *a = d->base + (newtop << MM_PAGE_SHIFT);
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
   /* Failures leave memory mapped beyond top, which growth maps again.  */
@@ -485,6 +491,7 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
 	  {
 	    memset (d->base + (p << MM_PAGE_SHIFT), 0, MM_LEAF_PAGES * MM_PAGE);
 	    __atomic_store_n (&dir[w], (uint32_t) p, __ATOMIC_RELEASE);
+	    MM_KP ();
 	    p += MM_LEAF_PAGES;
 	  }
       /* Leaves are marked before `top' covers them: recovery must never
@@ -492,6 +499,7 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
       for (uint64_t i = old; i < p; i++)
 	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
       __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+      MM_KP ();
       run_add (d, p, newtop - p, 1);
       return 0;
     }

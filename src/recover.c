@@ -118,6 +118,11 @@ mm_recover (struct mm_desc *d)
 	mm_pm_set (d, pg, PM_MAKE (PM_META, 0));
       else if (PM_KIND (e) == PM_LARGE)
 	{
+	  /* A resize in place may have died between writing the new END mark
+	     and wiping the old one.  */
+	  for (uint64_t i = pg + 1; i + 1 < pg + n; i++)
+	    if (mm_pm_get (d, i))
+	      mm_pm_set (d, i, 0);
 	  h->nlarge++;
 	  h->large_pages += n;
 	}

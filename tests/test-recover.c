@@ -10,7 +10,14 @@
 #include <time.h>
 
 #define SLOTS 2048
-#define TRIALS 100
+/* Kills per run: MMALLOC_KILL_TRIALS, default 200 (make stress: thousands).  */
+static int
+trials (void)
+{
+  const char *e = getenv ("MMALLOC_KILL_TRIALS");
+  int n = e ? atoi (e) : 0;
+  return n > 0 ? n : 200;
+}
 
 struct slot
 {
@@ -119,7 +126,8 @@ heap_survives_kill9_at_random_moments (void **state)
 
   uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t) time (NULL);
   int checked_blocks = 0;
-  for (int trial = 0; trial < TRIALS; trial++)
+  int ntrials = trials ();
+  for (int trial = 0; trial < ntrials; trial++)
     {
       uint64_t child_seed = rnd (&seed) | 1;
       pid_t pid = fork ();
@@ -150,6 +158,7 @@ heap_survives_kill9_at_random_moments (void **state)
 	}
       assert_null (mmalloc_detach (md));
     }
+  print_message ("%d kills, %d published blocks verified\n", ntrials, checked_blocks);
   assert_true (checked_blocks > 0);
 }
 

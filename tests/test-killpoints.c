@@ -1,0 +1,270 @@
+/* test-killpoints.c -- kill -9 at every metadata update of each operation.
+
+   Linked with libmmalloc-kp.a, where the k-th update of region metadata kills
+   the process.  For each operation below and k = 1, 2, ... until the operation
+   completes, a child attaches a copy of a prepared heap file, arms the
+   countdown and runs the operation; the parent then attaches the file (which
+   recovers it) and checks the crash model: mmalloc_check finds nothing, every
+   published block is allocated with its contents intact, and at most the
+   block of the interrupted call was leaked or lost its free.  */
+#include "testutil.h"
+#define MM_KILLPOINTS 1
+#include "mmprivate.h"
+
+#define NB 64
+#define KMAX 5000
+
+struct blk
+{
+  unsigned char *p;
+  uint64_t size;
+};
+
+struct table
+{
+  struct blk b[NB];
+};
+
+static void
+fill (struct blk *b, int i)
+{
+  for (uint64_t k = 0; k < b->size; k++)
+    b->p[k] = (unsigned char) (i * 31 + k);
+}
+
+static int
+intact (const struct blk *b, int i)
+{
+  for (uint64_t k = 0; k < b->size; k++)
+    if (b->p[k] != (unsigned char) (i * 31 + k))
+      return 0;
+  return 1;
+}
+
+static void
+put (void *md, struct table *t, int i, size_t size)
+{
+  t->b[i].p = mmalloc (md, size);
+  assert_non_null (t->b[i].p);
+  t->b[i].size = size;
+  fill (&t->b[i], i);
+}
+
+static void
+drop (void *md, struct table *t, int i)
+{
+  mfree (md, t->b[i].p);
+  t->b[i].p = NULL;
+}
+
+static size_t template_used;
+
+/* The prepared heap: small slots, large blocks with free runs on both sides,
+   a block followed by free pages, two sparse slabs of one class.  */
+static void
+make_template (void)
+{
+  int fd = tu_newfile ("tmpl.heap");
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  struct table *t = mcalloc (md, 1, sizeof *t);
+  assert_non_null (t);
+  mmalloc_setkey (md, 0, t);
+  for (int i = 0; i < 10; i++)
+    put (md, t, i, 100);
+  put (md, t, 12, 65536);
+  put (md, t, 13, 65536);
+  put (md, t, 14, 65536);
+  put (md, t, 15, 262144);
+  put (md, t, 16, 1 << 20);
+  put (md, t, 17, 100);
+  void *fillers[200];
+  for (int i = 0; i < 200; i++)
+    fillers[i] = mmalloc (md, 2048);
+  t->b[20].p = fillers[0];
+  t->b[20].size = 2048;
+  fill (&t->b[20], 20);
+  t->b[21].p = fillers[199];
+  t->b[21].size = 2048;
+  fill (&t->b[21], 21);
+  for (int i = 1; i < 199; i++)
+    mfree (md, fillers[i]);
+  drop (md, t, 12);
+  drop (md, t, 14);
+  drop (md, t, 16);		/* free pages after block 15 */
+  assert_heap_ok (md);
+  template_used = mmstats (md).chunks_used;
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+copy (const char *from, const char *to)
+{
+  int in = open (tu_path (from), O_RDONLY), out = open (tu_path (to), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true (in >= 0 && out >= 0);
+  char buf[65536];
+  ssize_t r;
+  while ((r = read (in, buf, sizeof buf)) > 0)
+    assert_int_equal (write (out, buf, (size_t) r), r);
+  close (in);
+  close (out);
+}
+
+enum when { DURING_OP, DURING_DETACH, DURING_ATTACH };
+
+struct scenario
+{
+  const char *name;
+  void (*op) (void *md, struct table *t);
+  int target;			/* the block the operation frees or moves, -1 */
+  int dmin, dmax;		/* allowed change of chunks_used */
+  enum when when;
+};
+
+static void op_small_alloc (void *md, struct table *t) { (void) t; mmalloc (md, 100); }
+static void op_small_new_slab (void *md, struct table *t) { (void) t; mmalloc (md, 3000); }
+static void op_small_free (void *md, struct table *t) { mfree (md, t->b[1].p); }
+static void op_slab_empties (void *md, struct table *t) { mfree (md, t->b[20].p); }
+static void op_large_free_merge (void *md, struct table *t) { mfree (md, t->b[13].p); }
+static void op_large_split (void *md, struct table *t) { (void) t; mmalloc (md, 40000); }
+static void op_large_grow_heap (void *md, struct table *t) { (void) t; mmalloc (md, 8 << 20); }
+static void op_realloc_grow (void *md, struct table *t) { mrealloc (md, t->b[15].p, 600000); }
+static void op_realloc_shrink (void *md, struct table *t) { mrealloc (md, t->b[15].p, 100000); }
+static void op_realloc_move (void *md, struct table *t) { mrealloc (md, t->b[3].p, 900); }
+static void op_aligned (void *md, struct table *t) { (void) t; mmemalign (md, 1 << 20, 5000); }
+static void op_setkey (void *md, struct table *t) { (void) t; mmalloc_setkey (md, 5, md); }
+static void op_none (void *md, struct table *t) { (void) md; (void) t; }
+
+static const struct scenario scenarios[] = {
+  { "small alloc from a partial slab", op_small_alloc, -1, 0, 1, DURING_OP },
+  { "small alloc making a new slab", op_small_new_slab, -1, 0, 1, DURING_OP },
+  { "small free", op_small_free, 1, -1, 0, DURING_OP },
+  { "free that empties a slab", op_slab_empties, 20, -1, 0, DURING_OP },
+  { "large free merging both sides", op_large_free_merge, 13, -1, 0, DURING_OP },
+  { "large alloc splitting a run", op_large_split, -1, 0, 1, DURING_OP },
+  { "large alloc growing the heap", op_large_grow_heap, -1, 0, 1, DURING_OP },
+  { "realloc growing in place", op_realloc_grow, 15, 0, 0, DURING_OP },
+  { "realloc shrinking in place", op_realloc_shrink, 15, 0, 0, DURING_OP },
+  { "realloc moving a block", op_realloc_move, 3, 0, 1, DURING_OP },
+  { "aligned alloc splitting a run", op_aligned, -1, 0, 1, DURING_OP },
+  { "setkey", op_setkey, -1, 0, 0, DURING_OP },
+  { "detach", op_none, -1, 0, 0, DURING_DETACH },
+  { "attach that recovers a killed heap", op_none, -1, 0, 1, DURING_ATTACH },
+};
+
+static void
+run_child (const struct scenario *sc, long k)
+{
+  int fd = open (tu_path ("work.heap"), O_RDWR);
+  if (sc->when == DURING_ATTACH)
+    mm_kp_left = k;
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  if (!md)
+    _exit (3);
+  struct table *t = mmalloc_getkey (md, 0);
+  if (sc->when == DURING_OP)
+    mm_kp_left = k;
+  sc->op (md, t);
+  if (sc->when == DURING_DETACH)
+    mm_kp_left = k;
+  mmalloc_detach (md);
+  _exit (mm_kp_left > 0 ? 0 : 4);
+}
+
+/* Attach the work file (recovering it) and check the crash model.  */
+static void
+verify (const struct scenario *sc, long k)
+{
+  int fd = open (tu_path ("work.heap"), O_RDWR);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  if (!md)
+    fail_msg ("%s, k=%ld: re-attach failed: %s", sc->name, k, mmalloc_strerror (errno));
+  int problems = mmalloc_check (md);
+  if (problems)
+    fail_msg ("%s, k=%ld: mmalloc_check found %d problems", sc->name, k, problems);
+  struct table *t = mmalloc_getkey (md, 0);
+  for (int i = 0; i < NB; i++)
+    {
+      if (!t->b[i].p || i == sc->target)
+	continue;
+      if (mmalloc_usable_size (md, t->b[i].p) < t->b[i].size || !intact (&t->b[i], i))
+	fail_msg ("%s, k=%ld: block %d lost or damaged", sc->name, k, i);
+    }
+  long delta = (long) mmstats (md).chunks_used - (long) template_used;
+  if (delta < sc->dmin || delta > sc->dmax)
+    fail_msg ("%s, k=%ld: %ld blocks more than before (allowed %d..%d)", sc->name, k, delta,
+	      sc->dmin, sc->dmax);
+  void *p = mmalloc (md, 5000);	/* and the heap works */
+  assert_non_null (p);
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+/* A heap killed in the middle of an allocation: the input of the recovery
+   scenario.  */
+static void
+make_killed (void)
+{
+  copy ("tmpl.heap", "killed.heap");
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      int fd = open (tu_path ("killed.heap"), O_RDWR);
+      void *md = mmalloc_attach (fd, NULL);
+      mm_kp_left = 9;
+      mmalloc (md, 40000);
+      _exit (5);
+    }
+  int st;
+  waitpid (pid, &st, 0);
+  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+}
+
+static void
+every_kill_point_of_every_operation_recovers (void **state)
+{
+  (void) state;
+  make_template ();
+  make_killed ();
+  long total = 0;
+  for (size_t s = 0; s < sizeof scenarios / sizeof scenarios[0]; s++)
+    {
+      const struct scenario *sc = &scenarios[s];
+      long k;
+      for (k = 1; k <= KMAX; k++)
+	{
+	  copy (sc->when == DURING_ATTACH ? "killed.heap" : "tmpl.heap", "work.heap");
+	  pid_t pid = fork ();
+	  assert_true (pid >= 0);
+	  if (pid == 0)
+	    run_child (sc, k);
+	  int st;
+	  assert_int_equal (waitpid (pid, &st, 0), pid);
+	  if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
+	    break;		/* the operation finished before the k-th update */
+	  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGKILL)
+	    fail_msg ("%s, k=%ld: child status 0x%x", sc->name, k, st);
+	  verify (sc, k);
+	}
+      if (k > KMAX)
+	fail_msg ("%s: still not finished after %d kill points", sc->name, KMAX);
+      if (k == 1)
+	fail_msg ("%s: no kill point reached: the test proves nothing", sc->name);
+      print_message ("%-36s %4ld kill points, each recovered\n", sc->name, k - 1);
+      total += k - 1;
+    }
+  assert_true (total > 100);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (every_kill_point_of_every_operation_recovers),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
