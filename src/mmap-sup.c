@@ -129,7 +129,13 @@ mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly)
     return e;
   int prot = rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
   void *p = mmap (addr, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t) off);
-  return p == MAP_FAILED ? errno : 0;
+  if (p == MAP_FAILED)
+    return errno;
+  /* No readahead: a fault reads one page, so the page cache never fills (and
+     dirties) whole large folios around a page we write, which would give the
+     file back blocks in runs we have punched.  Advice only.  */
+  (void) madvise (addr, len, MADV_RANDOM);
+  return 0;
 }
 
 /* Extend FD from FROM to TO bytes with disk blocks reserved, so that writing the
