@@ -40,7 +40,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
-.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE stress fuzz
+.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE stress fuzz bench
 
 all: lib tools
 
@@ -118,6 +118,10 @@ stress: check-deps
 	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints
 	cd $(B)/tests && MMALLOC_KILL_TRIALS=$(STRESS_KILLS) ./test-recover && ./test-killpoints
 
+# The benchmark suite against glibc and the peers (installs them if it can).
+bench: lib
+	sh bench/run.sh
+
 # libFuzzer on the attach-and-use path; FUZZ_SECONDS (default 60).
 fuzz:
 	sh tests/fuzz/run.sh
@@ -186,5 +190,6 @@ help:
 	@echo "make demo     a word index kept in a heap file across two processes"
 	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N)"
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
+	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"
 	@echo "make install  PREFIX, DESTDIR, libdir, includedir are honoured"
