@@ -84,34 +84,58 @@ region_validate (struct mm_desc *d)
   return 0;
 }
 
+/* Descriptors are kept for reuse, never unmapped: a thread's cache may still
+   name one after its heap is detached, and must be able to see that it is
+   stale (its generation differs).  Their locks are initialized once.  */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mm_desc *pool;
+
 /* A new process descriptor, or NULL with errno set.  */
 static struct mm_desc *
 desc_new (void)
 {
-  void *p;
-  int e = mm_os_alloc (sizeof (struct mm_desc), &p);
-  if (e)
+  pthread_mutex_lock (&pool_lock);
+  struct mm_desc *d = pool;
+  if (d)
+    pool = d->next;
+  pthread_mutex_unlock (&pool_lock);
+  if (!d)
     {
-      errno = e;
-      return NULL;
+      void *p;
+      int e = mm_os_alloc (sizeof (struct mm_desc), &p);
+      if (e)
+	{
+	  errno = e;
+	  return NULL;
+	}
+      d = p;
+      pthread_mutex_init (&d->page_lock, NULL);
+      for (unsigned c = 0; c < MM_NCLASSES; c++)
+	pthread_mutex_init (&d->class_lock[c], NULL);
     }
-  struct mm_desc *d = p;
-  memset (d, 0, sizeof *d);
+  d->magic = 0;
+  d->mode = 0;
+  d->base = NULL;
+  d->hdr = NULL;
+  d->span = 0;
   d->fd = -1;
-  pthread_mutex_init (&d->page_lock, NULL);
-  for (unsigned c = 0; c < MM_NCLASSES; c++)
-    pthread_mutex_init (&d->class_lock[c], NULL);
+  d->err = 0;
+  d->damaged = 0;
+  d->abortfunc = NULL;
+  d->next = NULL;
+  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
   return d;
 }
 
-static void
-desc_free (struct mm_desc *d)
+void
+mm_desc_free (struct mm_desc *d)
 {
-  pthread_mutex_destroy (&d->page_lock);
-  for (unsigned c = 0; c < MM_NCLASSES; c++)
-    pthread_mutex_destroy (&d->class_lock[c]);
   d->magic = 0;
-  mm_os_unmap (d, sizeof *d);
+  __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock (&pool_lock);
+  d->next = pool;
+  pool = d;
+  pthread_mutex_unlock (&pool_lock);
 }
 
 /* Undo a failed attach: unmap, close, free; errno = ERR.  */
@@ -121,7 +145,7 @@ attach_fail (struct mm_desc *d, int err)
   if (d->base)
     mm_os_unmap (d->base, (size_t) d->span);
   mm_os_close (d->fd);
-  desc_free (d);
+  mm_desc_free (d);
   errno = err;
   return NULL;
 }

@@ -20,6 +20,9 @@ mmalloc_detach (void *md)
       return md;
     }
   mm_lock_all (d);
+  if (mm_writable (d) && !d->damaged)
+    mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */
+  __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
     {
@@ -34,10 +37,7 @@ mmalloc_detach (void *md)
   /* munmap of a range we mapped cannot fail short of a kernel bug.  */
   mm_os_unmap (d->base, (size_t) d->span);
   mm_os_close (d->fd);
-  pthread_mutex_destroy (&d->page_lock);
-  for (unsigned c = 0; c < MM_NCLASSES; c++)
-    pthread_mutex_destroy (&d->class_lock[c]);
-  mm_os_unmap (d, sizeof *d);
+  mm_desc_free (d);
   return NULL;
 }
 

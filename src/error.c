@@ -80,7 +80,10 @@ void
 mm_damage (struct mm_desc *d, const char *what, uint64_t off)
 {
   if (!__atomic_exchange_n (&d->damaged, 1, __ATOMIC_ACQ_REL))
-    say (d, what, ": heap metadata damaged at offset ", off);
+    {
+      say (d, what, ": heap metadata damaged at offset ", off);
+      __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);	/* no fast paths */
+    }
   errno = MMALLOC_ECORRUPT;
 }
 

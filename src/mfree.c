@@ -115,32 +115,18 @@ mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b)
   return b->room - (size_t) ((char *) ptr - b->start);
 }
 
+/* Clear the slot's bit; the class lock is held.  Owned slabs are the owner's
+   business; an unowned one may go back on its list or to the pages.  */
 static void
 free_slot (struct mm_desc *d, struct mm_block *b)
 {
   struct mm_slab *s = b->slab;
-  struct mm_class_state *cs = &d->hdr->cls[b->cls];
-  __atomic_store_n (&s->bits[b->idx / 64], s->bits[b->idx / 64] & ~(1ULL << (b->idx % 64)),
-		    __ATOMIC_RELEASE);
+  uint64_t bit = 1ULL << (b->idx % 64);
+  uint64_t old = __atomic_fetch_and (&s->bits[b->idx / 64], ~bit, __ATOMIC_SEQ_CST);
   MM_KP ();
-  s->nused--;
-  MM_KP ();
-  cs->nused--;
-  MM_KP ();
-  if (!(s->flags & MM_SLAB_LISTED))
-    mm_partial_push (d, s);
-  if (s->nused == 0 && (s->prev || s->next))
-    {
-      mm_partial_pull (d, s);
-      cs->nslabs--;
-      cs->nslots -= s->nobj;
-      MM_KP ();
-      s->magic = 0;
-      MM_KP ();
-      pthread_mutex_lock (&d->page_lock);
-      mm_pages_free (d, b->pg);
-      pthread_mutex_unlock (&d->page_lock);
-    }
+  if (!(old & bit))
+    return;			/* lost a race with another free of it: reported there */
+  mm_slab_after_free (d, s);
 }
 
 /* Lock PTR's block and describe it in *B: the lock index for
@@ -185,11 +171,51 @@ mm_free (struct mm_desc *d, void *ptr)
   mm_block_unlock (d, li);
 }
 
-void
-mfree (void *md, void *ptr)
+/* Free PTR, a slot of a plain slab of heap D, without a lock.  0 if PTR is
+   anything else (the slow path then deals with it).  */
+static inline int
+free_fast (struct mm_desc *d, void *ptr)
 {
-  if (!ptr)
-    return;
+  uint64_t off = (uint64_t) ((char *) ptr - d->base);
+  if (off >= __atomic_load_n (&d->hdr->top, __ATOMIC_RELAXED) << MM_PAGE_SHIFT)
+    return 0;
+  uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) >= MM_NCLASSES)
+    return 0;
+  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (e)];
+  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e)) << MM_PAGE_SHIFT;
+  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
+  uint64_t rel = off - soff - c->objoff;
+  if (s->magic != MM_SLAB_MAGIC || (s->flags & MM_SLAB_CHECKED)
+      || rel >= (uint64_t) c->nobj * c->size)
+    return 0;
+  uint64_t idx = (rel * c->recip) >> 40;
+  if (idx * c->size != rel)
+    return 0;
+  uint64_t bit = 1ULL << (idx % 64);
+  uint64_t old = __atomic_fetch_and (&s->bits[idx / 64], ~bit, __ATOMIC_SEQ_CST);
+  MM_KP ();
+  if (MM_UNLIKELY (!(old & bit)))
+    {
+      mm_fault (d, "block is not allocated (freed twice?)", ptr);
+      return 1;
+    }
+  if (MM_LIKELY (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST) != 0))
+    return 1;
+  /* No owner: the slab's list state needs the lock.  Check it is still the
+     slab it was, for it may have been given back meanwhile.  */
+  unsigned cls = PM_SLAB_CLS (e);
+  pthread_mutex_lock (&d->class_lock[cls]);
+  if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
+      && s->magic == MM_SLAB_MAGIC)
+    mm_slab_after_free (d, s);
+  pthread_mutex_unlock (&d->class_lock[cls]);
+  return 1;
+}
+
+static void
+mfree_slow (void *md, void *ptr)
+{
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
     return;
@@ -200,7 +226,22 @@ mfree (void *md, void *ptr)
     }
   if (MM_UNLIKELY (mm_trace_on))
     mm_trace ('-', ptr, 0);
-  int saved = errno;
   mm_free (d, ptr);
+}
+
+void
+mfree (void *md, void *ptr)
+{
+  if (!ptr)
+    return;
+  int saved = errno;
+  struct mm_tc *tc = mm_tc_self;
+  if (MM_LIKELY (tc != NULL && !mm_trace_on))
+    {
+      struct mm_tce *e = &tc->e[0];
+      if (MM_LIKELY (e->md == md && e->gen == e->d->gen) && free_fast (e->d, ptr))
+	return;
+    }
+  mfree_slow (md, ptr);
   errno = saved;
 }

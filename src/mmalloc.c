@@ -61,6 +61,7 @@ classes_build (void)
       mm_classes[c].pages = (uint16_t) best_pages;
       mm_classes[c].nobj = best_nobj;
       mm_classes[c].objoff = (uint16_t) slab_hdr_bytes (best_nobj);
+      mm_classes[c].recip = ((uint64_t) 1 << 40) / size + 1;
     }
 }
 
@@ -143,9 +144,10 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
   MM_KP ();
 }
 
-/* A new empty slab of class CLS, put on its partial list; NULL, errno set.  */
-static struct mm_slab *
-slab_new (struct mm_desc *d, unsigned cls, int checked)
+/* A new empty slab of class CLS, owned by OWNER, or put on its partial list
+   when OWNER is 0.  NULL with errno set.  Class lock held.  */
+struct mm_slab *
+mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 {
   const struct mm_class *c = &mm_classes[cls];
   pthread_mutex_lock (&d->page_lock);
@@ -161,36 +163,99 @@ slab_new (struct mm_desc *d, unsigned cls, int checked)
   s->cls = (uint16_t) cls;
   s->flags = checked ? MM_SLAB_CHECKED : 0;
   s->nobj = c->nobj;
+  s->owner = owner;
   MM_KP ();
   __atomic_store_n (&s->magic, MM_SLAB_MAGIC, __ATOMIC_RELEASE);
   MM_KP ();
   d->hdr->cls[cls].nslabs++;
   d->hdr->cls[cls].nslots += c->nobj;
   MM_KP ();
-  mm_partial_push (d, s);
+  if (!owner)
+    mm_partial_push (d, s);
   return s;
 }
 
-/* Claim a free slot of S, which has one.  */
-static uint32_t
-slab_take (struct mm_slab *s)
+/* Claim a free slot of S: its index, or UINT32_MAX if S is full.  The caller
+   owns S or holds the class lock of an unowned S: nobody else sets bits.  */
+uint32_t
+mm_slab_take (struct mm_slab *s)
 {
-  uint32_t words = (s->nobj + 63) / 64;
-  for (uint32_t i = 0, w = s->hint; i < words; i++, w = (w + 1 == words ? 0 : w + 1))
+  uint32_t words = (s->nobj + 63) / 64, w = s->hint < words ? s->hint : 0;
+  for (uint32_t i = 0; i < words; i++, w = (w + 1 == words ? 0 : w + 1))
     {
-      uint64_t free = ~s->bits[w];
+      uint64_t free = ~__atomic_load_n (&s->bits[w], __ATOMIC_RELAXED);
       if (free)
 	{
 	  unsigned bit = (unsigned) __builtin_ctzll (free);
-	  __atomic_store_n (&s->bits[w], s->bits[w] | (1ULL << bit), __ATOMIC_RELEASE);
+	  __atomic_fetch_or (&s->bits[w], 1ULL << bit, __ATOMIC_RELAXED);
 	  MM_KP ();
 	  s->hint = w;
 	  return w * 64 + bit;
 	}
     }
-  return UINT32_MAX;		/* unreachable while nused < nobj */
+  return UINT32_MAX;
 }
 
+/* Allocated slots of S, counted from its bitmap.  */
+uint32_t
+mm_slab_used (const struct mm_slab *s)
+{
+  uint32_t words = (s->nobj + 63) / 64, used = 0;
+  for (uint32_t i = 0; i < words; i++)
+    used += (uint32_t) __builtin_popcountll (__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST));
+  return used - (words * 64 - s->nobj);	/* the tail bits are always set */
+}
+
+int
+mm_slab_full (const struct mm_slab *s)
+{
+  uint32_t words = (s->nobj + 63) / 64;
+  for (uint32_t i = 0; i < words; i++)
+    if (~__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST))
+      return 0;
+  return 1;
+}
+
+/* S loses its owner (class lock held): back on the partial list if it has a
+   free slot.  The owner is cleared before the bitmap is read, and a free
+   clears its bit before reading the owner, so a slot freed meanwhile is seen
+   by one of the two.  */
+void
+mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
+{
+  __atomic_store_n (&s->owner, 0, __ATOMIC_SEQ_CST);
+  MM_KP ();
+  if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
+    mm_partial_push (d, s);
+}
+
+/* A slot of the unowned slab S was freed (class lock held): list it, and
+   give its pages back if it is empty and not its class's only partial slab.  */
+void
+mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
+{
+  if (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST))
+    return;
+  /* The freed slot may be taken again already: between the free's atomic AND
+     and this lock, an owner may have come, allocated it, and gone.  */
+  if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
+    mm_partial_push (d, s);
+  if ((s->prev || s->next) && mm_slab_used (s) == 0)
+    {
+      struct mm_class_state *cs = &d->hdr->cls[s->cls];
+      mm_partial_pull (d, s);
+      cs->nslabs--;
+      cs->nslots -= s->nobj;
+      MM_KP ();
+      s->magic = 0;
+      MM_KP ();
+      pthread_mutex_lock (&d->page_lock);
+      mm_pages_free (d, mm_off (d, s) >> MM_PAGE_SHIFT);
+      pthread_mutex_unlock (&d->page_lock);
+    }
+}
+
+/* The locked path: a slot from the first unowned slab with room.  */
 void *
 mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
 {
@@ -202,28 +267,24 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
   if (off)
     {
       s = (struct mm_slab *) mm_at (d, off);
-      if (!slab_ok (d, off, cls) || s->nused >= s->nobj || d->damaged)
+      if (!slab_ok (d, off, cls) || s->owner || d->damaged)
 	{
 	  mm_damage (d, "partial slab list", off);
 	  s = NULL;
 	}
     }
   else
-    s = slab_new (d, cls, checked);
-  if (!s)
+    s = mm_slab_new (d, cls, checked, 0);
+  uint32_t idx = s ? mm_slab_take (s) : UINT32_MAX;
+  if (s && idx == UINT32_MAX)
     {
-      pthread_mutex_unlock (&d->class_lock[cls]);
-      return NULL;
+      mm_damage (d, "full slab on a partial list", off);
+      s = NULL;
     }
-  uint32_t idx = slab_take (s);
-  s->nused++;
-  MM_KP ();
-  cs->nused++;
-  MM_KP ();
-  if (s->nused == s->nobj)
+  if (s && mm_slab_full (s))
     mm_partial_pull (d, s);
   pthread_mutex_unlock (&d->class_lock[cls]);
-  return (char *) s + c->objoff + (size_t) idx * c->size;
+  return s ? (char *) s + c->objoff + (size_t) idx * c->size : NULL;
 }
 
 void *
@@ -293,13 +354,50 @@ nomem:
   return NULL;
 }
 
-void *
-mmalloc (void *md, size_t size)
+/* mmalloc when the fast path cannot serve: the first call of a thread on a
+   heap, a class whose owned slab is full, large or checked blocks, tracing.  */
+static void *
+mmalloc_slow (void *md, size_t size)
 {
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
     return NULL;
+  if (size <= MM_SMALL_MAX)
+    {
+      struct mm_tce *e = mm_tc_entry (md, d);
+      if (e)
+	{
+	  note_used (d);
+	  return mm_alloc_done (d, mm_tc_refill (e, mm_size_class (size)), size);
+	}
+    }
   return mm_alloc_done (d, mm_alloc (d, size), size);
+}
+
+void *
+mmalloc (void *md, size_t size)
+{
+  struct mm_tc *tc = mm_tc_self;
+  if (MM_LIKELY (tc != NULL && size <= MM_SMALL_MAX && !mm_trace_on))
+    {
+      struct mm_tce *e = &tc->e[0];
+      unsigned cls = mm_size_class (size);
+      struct mm_slab *s = e->slab[cls];
+      if (MM_LIKELY (e->md == md && s && e->gen == e->d->gen))
+	{
+	  uint32_t w = s->hint;
+	  uint64_t free = ~__atomic_load_n (&s->bits[w], __ATOMIC_RELAXED);
+	  if (MM_LIKELY (free != 0))
+	    {
+	      unsigned bit = (unsigned) __builtin_ctzll (free);
+	      __atomic_fetch_or (&s->bits[w], 1ULL << bit, __ATOMIC_RELAXED);
+	      MM_KP ();
+	      const struct mm_class *c = &mm_classes[cls];
+	      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+	    }
+	}
+    }
+  return mmalloc_slow (md, size);
 }
 
 /* The end of every allocating entry point: remember a failure, trace.  */

@@ -86,8 +86,16 @@ mmcheckf (void *md, void (*abortfunc) (void), int force)
     ok = 0;
   else
     {
-      __atomic_or_fetch (&d->hdr->flags, MM_F_CHECKED, __ATOMIC_RELEASE);
       d->abortfunc = abortfunc;
+      if (!(fl & MM_F_CHECKED))
+	{			/* new blocks take the checked paths from now */
+	  pthread_mutex_unlock (&d->page_lock);
+	  mm_lock_all (d);
+	  __atomic_or_fetch (&d->hdr->flags, MM_F_CHECKED, __ATOMIC_RELEASE);
+	  mm_tc_drop_heap (d);
+	  mm_unlock_all (d);
+	  return 1;
+	}
     }
   pthread_mutex_unlock (&d->page_lock);
   if (!ok)
@@ -108,7 +116,7 @@ struct walk
   struct mm_desc *d;
   int problems;
   uint64_t nlarge, large_pages, nruns, run_pages;
-  uint64_t nslabs[MM_NCLASSES], nslots[MM_NCLASSES], nused[MM_NCLASSES];
+  uint64_t nslabs[MM_NCLASSES], nslots[MM_NCLASSES];
   uint64_t listed[MM_NCLASSES][2];	/* non-full slabs found by the page walk */
 };
 
@@ -203,15 +211,15 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
 	    problem (w, bad, pg);
 	}
     }
-  if (used != s->nused)
-    problem (w, "slab count differs from its bitmap", pg);
-  if (!(s->flags & MM_SLAB_LISTED) != (used == c->nobj))
+  int listed = (s->flags & MM_SLAB_LISTED) != 0;
+  if (s->owner && listed)
+    problem (w, "slab both owned and on a partial list", pg);
+  if (!s->owner && listed != (used < c->nobj))
     problem (w, "slab partial-list mark wrong", pg);
-  if (used < c->nobj)
+  if (listed)
     w->listed[cls][s->flags & MM_SLAB_CHECKED]++;
   w->nslabs[cls]++;
   w->nslots[cls] += c->nobj;
-  w->nused[cls] += used;
   return c->pages;
 }
 
@@ -333,8 +341,7 @@ walk_counters (struct walk *w)
   if (h->nruns != w->nruns || h->run_pages != w->run_pages)
     problem (w, "free-run counters wrong", h->nruns);
   for (unsigned c = 0; c < MM_NCLASSES; c++)
-    if (h->cls[c].nslabs != w->nslabs[c] || h->cls[c].nslots != w->nslots[c]
-	|| h->cls[c].nused != w->nused[c])
+    if (h->cls[c].nslabs != w->nslabs[c] || h->cls[c].nslots != w->nslots[c])
       problem (w, "size-class counters wrong", c);
 }
 

@@ -110,10 +110,10 @@ enum
 
 struct mm_class_state		/* per size class; guarded by the class lock */
 {
-  uint64_t partial[2];		/* first slab with free slots: [0] plain, [1] checked */
+  uint64_t partial[2];		/* first unowned slab with free slots:
+				   [0] plain, [1] checked */
   uint64_t nslabs;		/* slabs of this class */
   uint64_t nslots;		/* slots in those slabs */
-  uint64_t nused;		/* allocated slots; nused <= nslots */
 };
 
 struct mm_header
@@ -171,12 +171,17 @@ struct mm_slab
   uint16_t cls;
   uint16_t flags;		/* MM_SLAB_CHECKED, MM_SLAB_LISTED */
   uint32_t nobj;		/* slots in the slab */
-  uint32_t nused;		/* bits set in bits[]; authoritative is bits[] */
+  uint32_t owner;		/* thread cache that allocates from it, 0 = none;
+				   cleared by detach and by recovery */
   uint32_t hint;		/* word of bits[] to search first */
   uint32_t pad;
   uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
-  uint64_t bits[];		/* bit i set: slot i allocated */
+  uint64_t bits[];		/* bit i set: slot i allocated; the only record
+				   of it.  Changed with atomic OR and AND: an
+				   owner sets bits without a lock while any
+				   thread may clear them */
 };
+/* LISTED (on a partial list) implies owner == 0.  */
 #define MM_SLAB_MAGIC 0x62616c73u
 #define MM_SLAB_CHECKED 1u
 #define MM_SLAB_LISTED 2u
@@ -199,6 +204,9 @@ struct mm_class
   uint32_t nobj;		/* slots per slab */
   uint16_t pages;		/* pages per slab */
   uint16_t objoff;		/* offset of slot 0, a multiple of 64 */
+  uint32_t pad;
+  uint64_t recip;		/* 2^40 / size + 1: n / size == n * recip >> 40
+				   for every n below a slab's size */
 };
 
 /* --- The process descriptor ---------------------------------------------- */
@@ -214,9 +222,11 @@ struct mm_desc
   int err;			/* last error code */
   int damaged;			/* metadata found inconsistent: see mm_damage */
   void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
+  uint64_t gen;			/* this attachment's number; 0 once detached.
+				   Thread caches holding another are stale */
   dev_t dev;
   ino_t ino;
-  struct mm_desc *next;		/* registry of attached files */
+  struct mm_desc *next;		/* registry of attached files, or free list */
   pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
   pthread_mutex_t class_lock[MM_NCLASSES];	/* slabs of one class */
 };
@@ -256,6 +266,7 @@ MM_HIDDEN struct mm_desc *mm_default (void);
 MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
+MM_HIDDEN void mm_desc_free (struct mm_desc *d);
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 
@@ -304,6 +315,42 @@ MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
 				     struct mm_block *b, int verify);
 MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
 MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
+
+/* --- Thread caches (tcache.c) ----------------------------------------------
+
+   Each thread keeps, per heap it uses (up to MM_TC_ENTRIES), one slab per size
+   class that it owns: it allocates from it without a lock, by atomic OR on the
+   slab's bitmap.  Frees by any thread clear bits with atomic AND, and need a
+   lock only when the slab has no owner.  Because the bitmap stays the only
+   record, a killed process leaves nothing to undo: recovery clears owners.  */
+
+#define MM_TC_ENTRIES 4
+struct mm_tce
+{
+  void *md;			/* the caller's descriptor (NULL: default heap) */
+  struct mm_desc *d;
+  uint64_t gen;			/* d->gen when the entry was made */
+  struct mm_slab *slab[MM_NCLASSES];	/* owned slabs, NULL if none */
+};
+struct mm_tc
+{
+  uint32_t id;			/* owner token written in owned slabs */
+  uint32_t pad;
+  struct mm_tce e[MM_TC_ENTRIES];	/* e[0]: the heap used last */
+};
+extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
+  __attribute__ ((tls_model ("initial-exec")));
+MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
+MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
+MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
+MM_HIDDEN uint64_t mm_new_gen (void);
+MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
+MM_HIDDEN int mm_slab_full (const struct mm_slab *s);
+MM_HIDDEN uint32_t mm_slab_used (const struct mm_slab *s);
+MM_HIDDEN void mm_slab_unowned (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN struct mm_slab *mm_slab_new (struct mm_desc *d, unsigned cls, int checked,
+				       uint32_t owner);
+MM_HIDDEN void mm_slab_after_free (struct mm_desc *d, struct mm_slab *s);
 
 /* --- Services ------------------------------------------------------------- */
 

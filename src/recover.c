@@ -46,26 +46,22 @@ slab_at (struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top)
   return c->pages;
 }
 
-/* Recount slab S from its bitmap and put it on its partial list if not full.  */
+/* Slab S has no owner any more; on its partial list if not full.  */
 static void
 slab_rebuild (struct mm_desc *d, struct mm_slab *s)
 {
   const struct mm_class *c = &mm_classes[s->cls];
   struct mm_class_state *cs = &d->hdr->cls[s->cls];
-  uint32_t words = (c->nobj + 63) / 64, used = 0;
+  uint32_t words = (c->nobj + 63) / 64;
   if (c->nobj % 64)
     s->bits[words - 1] |= ~0ULL << (c->nobj % 64);
-  for (uint32_t i = 0; i < words; i++)
-    used += (uint32_t) __builtin_popcountll (s->bits[i]);
-  used -= words * 64 - c->nobj;
-  s->nused = used;
+  s->owner = 0;
   s->hint = 0;
   s->flags &= MM_SLAB_CHECKED;
   s->next = s->prev = 0;
   cs->nslabs++;
   cs->nslots += c->nobj;
-  cs->nused += used;
-  if (used < c->nobj)
+  if (!mm_slab_full (s))
     mm_partial_push (d, s);
 }
 

@@ -1,0 +1,187 @@
+/* test-tcache.c -- thread caches: slabs owned per thread, freed by any.
+
+   Each test targets one hand-over of slab ownership: cross-thread frees into
+   owned and unowned slabs, slabs given back at thread exit, stale caches after
+   a detach and re-attach at the same descriptor, and checking switched on
+   while a cache owns slabs.  */
+#include "testutil.h"
+
+#include <pthread.h>
+
+#define RING 4096
+#define THREADS 4
+#define ROUNDS 200000
+
+struct ring
+{
+  void *md;
+  pthread_mutex_t lock;
+  void *slot[RING];
+  size_t size[RING];
+};
+
+static uint64_t
+xs (uint64_t *s)
+{
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+/* Each thread allocates into random ring slots and frees what it finds
+   there, so most frees are of another thread's blocks.  */
+static void *
+ring_worker (void *arg)
+{
+  struct ring *r = arg;
+  uint64_t s = (uint64_t) (uintptr_t) &s | 1;
+  for (int i = 0; i < ROUNDS; i++)
+    {
+      size_t k = xs (&s) % RING, n = 1 + xs (&s) % (xs (&s) % 8 ? 200 : 3000);
+      unsigned char *p = mmalloc (r->md, n);
+      if (!p)
+	return (void *) 1;
+      memset (p, (int) (n & 0xff), n);
+      pthread_mutex_lock (&r->lock);
+      unsigned char *old = r->slot[k];
+      size_t on = r->size[k];
+      r->slot[k] = p;
+      r->size[k] = n;
+      pthread_mutex_unlock (&r->lock);
+      if (old)
+	{
+	  for (size_t j = 0; j < on; j++)
+	    if (old[j] != (unsigned char) (on & 0xff))
+	      return (void *) 2;
+	  mfree (r->md, old);
+	}
+    }
+  return NULL;
+}
+
+static void
+blocks_freed_by_other_threads_keep_the_heap_whole (void **state)
+{
+  (void) state;
+  static struct ring r;
+  memset (&r, 0, sizeof r);
+  r.md = mmalloc_attach (-1, NULL);
+  assert_non_null (r.md);
+  pthread_mutex_init (&r.lock, NULL);
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    assert_int_equal (pthread_create (&t[i], NULL, ring_worker, &r), 0);
+  for (int i = 0; i < THREADS; i++)
+    {
+      void *res;
+      pthread_join (t[i], &res);
+      assert_null (res);
+    }
+  assert_heap_ok (r.md);
+  size_t live = 0;
+  for (int k = 0; k < RING; k++)
+    live += r.slot[k] != NULL;
+  assert_int_equal (mmstats (r.md).chunks_used, live);
+  for (int k = 0; k < RING; k++)
+    mfree (r.md, r.slot[k]);
+  assert_int_equal (mmstats (r.md).chunks_used, 0);
+  assert_heap_ok (r.md);
+  assert_null (mmalloc_detach (r.md));
+}
+
+static void *
+alloc_and_exit (void *md)
+{
+  for (int i = 0; i < 1000; i++)
+    mfree (md, mmalloc (md, (size_t) (i % 40) * 16 + 1));
+  return mmalloc (md, 100);	/* one block outlives the thread */
+}
+
+static void
+exiting_threads_give_their_slabs_back (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  void *keep[300];
+  size_t total_after_warmup = 0;
+  for (int round = 0; round < 300; round++)
+    {
+      pthread_t t;
+      assert_int_equal (pthread_create (&t, NULL, alloc_and_exit, md), 0);
+      assert_int_equal (pthread_join (t, &keep[round]), 0);
+      assert_non_null (keep[round]);
+      if (round == 20)
+	total_after_warmup = mmstats (md).bytes_total;
+    }
+  /* Slabs of exited threads are reused: the heap does not grow per thread.  */
+  assert_true (mmstats (md).bytes_total <= total_after_warmup + (1 << 20));
+  assert_heap_ok (md);
+  assert_int_equal (mmstats (md).chunks_used, 300);
+  for (int i = 0; i < 300; i++)
+    mfree (md, keep[i]);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+static void
+cache_of_a_detached_heap_is_never_used (void **state)
+{
+  (void) state;
+  int fd = tu_newfile ("stale.heap");
+  void *md = mmalloc_attach (fd, NULL);
+  assert_non_null (md);
+  void *a = mmalloc (md, 64);	/* this thread now owns a slab of md */
+  mmalloc_setkey (md, 0, a);
+  assert_null (mmalloc_detach (md));
+  /* Re-attach: descriptors are reused, so md may well come back.  */
+  void *md2 = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md2);
+  void *b = mmalloc (md2, 64);
+  assert_non_null (b);
+  assert_ptr_not_equal (b, a);	/* a is still allocated in the file */
+  assert_ptr_equal (mmalloc_getkey (md2, 0), a);
+  assert_heap_ok (md2);
+  mfree (md2, b);
+  mfree (md2, a);
+  assert_heap_ok (md2);
+  assert_null (mmalloc_detach (md2));
+}
+
+static void
+overrun (void *md)
+{
+  char *p = mmalloc (md, 24);
+  p[24] = 1;
+  mfree (md, p);
+}
+
+static void
+forced_checking_applies_to_the_cached_fast_path (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  void *p = mmalloc (md, 24);	/* the fast path is warm */
+  assert_non_null (p);
+  assert_int_equal (mmcheckf (md, tu_abort77, 1), 1);
+  char err[256];
+  int st = tu_child ((void (*) (void *)) overrun, md, err, sizeof err);
+  assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 77);
+  assert_non_null (strstr (err, "past the end"));
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (blocks_freed_by_other_threads_keep_the_heap_whole),
+    cmocka_unit_test (exiting_threads_give_their_slabs_back),
+    cmocka_unit_test (cache_of_a_detached_heap_is_never_used),
+    cmocka_unit_test (forced_checking_applies_to_the_cached_fast_path),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
