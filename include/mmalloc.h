@@ -38,7 +38,9 @@ extern "C" {
 #define MMALLOC_ECORRUPT   0x4d4d04 /* heap file is damaged */
 #define MMALLOC_ETRUNCATED 0x4d4d05 /* heap file is shorter than its header says */
 #define MMALLOC_EADDRINUSE 0x4d4d06 /* the heap's address range is taken */
-#define MMALLOC_ELOCKED    0x4d4d07 /* another writer has the heap attached */
+#define MMALLOC_ELOCKED    0x4d4d07 /* attached by another writer (or, for a
+                                       writer, by readers), or already
+                                       attached in this process */
 
 /* Statistics of one heap; see mmstats.  All figures in bytes or blocks.  */
 struct mstats
@@ -56,10 +58,13 @@ struct mstats
    heap file, at BASEADDR if not NULL, else at an address chosen so that later
    processes can map it again.  FD an existing heap file: map it at its recorded
    address (BASEADDR is ignored).  A read-only FD attaches read-only.  The library
-   keeps its own duplicate of FD.  Returns the descriptor, or NULL with errno:
-   EBADF, EINVAL (BASEADDR not page aligned), ENOMEM, ENOSPC, EROFS, EACCES,
-   MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE, MMALLOC_ECORRUPT,
-   MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
+   opens its own descriptor of the file.  A heap file that was not detached
+   (its process died) is repaired by a read-write attach.  Returns the
+   descriptor, or NULL with errno: EBADF; EINVAL (BASEADDR not page aligned, or
+   FD not a regular file); EACCES (FD write-only); EROFS (FD read-only and the
+   file empty); ENOMEM; ENOSPC, EIO (the file could not be grown or repaired);
+   EMFILE, ENFILE; MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE,
+   MMALLOC_ECORRUPT, MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
 void *mmalloc_attach (int fd, void *baseaddr);
 
 /* Detach MD: mark it clean, unmap it, close the library's descriptor.  Returns
@@ -67,8 +72,9 @@ void *mmalloc_attach (int fd, void *baseaddr);
    detached: the call returns NULL and does nothing.  */
 void *mmalloc_detach (void *md);
 
-/* Suggest a base address for a new heap file able to hold SIZE bytes without
-   colliding with anything mapped now.  NULL (errno EINVAL or ENOMEM) if none.  */
+/* Suggest a base address for a new heap file: a range of the heap's whole
+   span (128 GiB on 64-bit machines, or SIZE bytes if larger) that is free now.
+   NULL (errno EINVAL or ENOMEM) if none.  */
 void *mmalloc_findbase (int size);
 
 /* Store KEY as root key KEYNUM of MD.  Returns 1, or 0 when KEYNUM is outside
@@ -88,12 +94,15 @@ int mmalloc_sync (void *md);
 /* --- Allocation ----------------------------------------------------------- */
 
 /* SIZE bytes aligned to max_align_t; SIZE 0 gives a unique pointer.  NULL with
-   ENOMEM when SIZE cannot be had, EROFS on a read-only heap.  */
+   ENOMEM when SIZE cannot be had; EROFS on a read-only heap; ENOSPC, EDQUOT or
+   EIO when a heap file cannot get disk blocks; MMALLOC_ECORRUPT once damaged
+   metadata was found in the heap.  */
 void *mmalloc (void *md, size_t size);
 
 /* Resize PTR to SIZE bytes, keeping min(old, new) bytes of contents.  PTR NULL
    acts as mmalloc; SIZE 0 leaves a minimal block, as mmalloc (MD, 0) gives.  On
-   failure NULL (ENOMEM, EROFS) and PTR is untouched.  */
+   failure NULL with mmalloc's errors and PTR is untouched; EINVAL when PTR was
+   reported as a bad pointer and the abort function returned.  */
 void *mrealloc (void *md, void *ptr, size_t size);
 
 /* NMEMB * SIZE zeroed bytes; NULL with ENOMEM when the product overflows.  */
@@ -110,14 +119,18 @@ void *mvalloc (void *md, size_t size);
    NULL with EINVAL for another ALIGNMENT, ENOMEM when it cannot be had.  */
 void *mmemalign (void *md, size_t alignment, size_t size);
 
-/* Bytes usable at PTR (0 for NULL); under mmcheck, exactly the size asked for.  */
+/* Bytes usable at PTR (0 for NULL).  For a checked block, exactly the size
+   asked for (blocks aligned above 16 bytes, and blocks made before
+   mmcheckf (force), are not checked).  */
 size_t mmalloc_usable_size (void *md, void *ptr);
 
 /* --- Checking, statistics, tracing ----------------------------------------- */
 
 /* Turn on checking of MD: guard bytes after every block, headers, and free-time
    verification.  ABORTFUNC (NULL: abort) is called after a problem is reported.
-   Only before the heap's first allocation; returns 1 on success, else 0.  */
+   Returns 1 on success: before the heap's first allocation, or at any time on a
+   heap already checked (then only ABORTFUNC changes).  Else 0 with EBUSY (the
+   heap is in use), or EROFS.  */
 int mmcheck (void *md, void (*abortfunc) (void));
 
 /* As mmcheck; with FORCE non-zero also on a heap already in use (blocks that
@@ -131,8 +144,9 @@ int mmalloc_check (void *md);
 /* Statistics of MD; see struct mstats and the manual for the exact meaning.  */
 struct mstats mmstats (void *md);
 
-/* If the environment variable MMALLOC_TRACE names a file, trace every mmalloc,
-   mfree and mrealloc of every heap to it.  Returns 1 if tracing is on, else 0.  */
+/* If the environment variable MMALLOC_TRACE names a file, trace every
+   allocation (mmalloc, mcalloc, mvalloc, mmemalign), mfree and mrealloc of
+   every heap to it.  Returns 1 if tracing is on, else 0.  */
 int mmtrace (void);
 
 /* --- Versions and errors --------------------------------------------------- */

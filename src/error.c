@@ -130,7 +130,7 @@ mmalloc_strerror (int err)
     case MMALLOC_EADDRINUSE:
       return "Heap address range is already in use";
     case MMALLOC_ELOCKED:
-      return "Heap file is attached by another writer";
+      return "Heap file is attached elsewhere (a writer, or readers, or this process)";
     default:
       /* strerror's table is static for known codes in glibc and musl.  */
       return strerror (err);

@@ -1,8 +1,8 @@
 /* mmalloc.c -- size classes, slabs and the allocation paths.
 
    Small requests (<= MM_SMALL_MAX) take a slot from a slab of their class: 16-byte
-   steps to 128, then four classes per doubling, so a slot wastes under 25% of its
-   size.  A slab's bitmap is the only authority on which slots are allocated; one
+   steps to 128 (the alignment allows no finer ones), then four classes per
+   doubling, so from 64 bytes up neighbouring classes are at most 25% apart.  A slab's bitmap is the only authority on which slots are allocated; one
    word store claims or releases a slot.  Larger requests take whole pages.
    Slab work happens under the class lock, page work under the page lock.  */
 

@@ -49,11 +49,13 @@
 #ifndef MM_GROW_MIN
 #define MM_GROW_MIN 64
 #endif
-/* A freed large block of this many pages or more is given back to the OS.  */
+/* A free run of this many pages or more (after merging with its neighbours)
+   gives its pages back to the OS, all but its first page.  */
 #ifndef MM_RELEASE_MIN
 #define MM_RELEASE_MIN 16
 #endif
-/* A free run at the top longer than this many pages shrinks the heap (1 MiB).  */
+/* A free run at the top of MM_SHRINK_MIN + MM_GROW_MIN pages or more shrinks
+   the heap, keeping MM_GROW_MIN pages (1 MiB + 256 KiB).  */
 #ifndef MM_SHRINK_MIN
 #define MM_SHRINK_MIN 256
 #endif
@@ -72,8 +74,9 @@
 #define MM_WIN_SHIFT 12		/* pages covered by one page-map leaf: 4096 */
 #define MM_WIN_PAGES ((uint64_t) 1 << MM_WIN_SHIFT)
 #define MM_LEAF_PAGES (MM_WIN_PAGES * 4 / MM_PAGE)	/* a leaf: 16 KiB */
-#define MM_DIR_ENTRIES (MM_SPAN_MAX >> (MM_PAGE_SHIFT + MM_WIN_SHIFT))
-#define MM_DIR_PAGES (MM_DIR_ENTRIES * 4 / MM_PAGE)
+#define MM_WIN_BYTES ((uint64_t) 1 << (MM_PAGE_SHIFT + MM_WIN_SHIFT))
+#define MM_DIR_ENTRIES ((MM_SPAN_MAX + MM_WIN_BYTES - 1) / MM_WIN_BYTES)
+#define MM_DIR_PAGES ((MM_DIR_ENTRIES * 4 + MM_PAGE - 1) / MM_PAGE)
 #define MM_HDR_PAGES (1 + MM_DIR_PAGES)	/* header page + directory pages */
 #define MM_ALIGN 16		/* alignment of every block: max_align_t */
 #define MM_NCLASSES 36		/* small size classes, 16 .. 16384 bytes */

@@ -29,7 +29,9 @@ mm_default (void)
   return d;
 }
 
-/* The descriptor MD names, or NULL with errno set.  */
+/* The descriptor MD names.  NULL names the default heap (NULL with ENOMEM if
+   it cannot be made); a pointer that is no descriptor is misuse: reported,
+   then abort.  */
 struct mm_desc *
 mm_desc_of (void *md)
 {
