@@ -118,6 +118,7 @@ desc_new (void)
   d->base = NULL;
   d->hdr = NULL;
   d->span = 0;
+  d->limit = 0;
   d->fd = -1;
   d->err = 0;
   d->damaged = 0;
@@ -151,7 +152,8 @@ attach_fail (struct mm_desc *d, int err)
 }
 
 /* Reserve LEN bytes at WANT (exact) or anywhere; if the full length cannot be
-   had for want of memory, halve down to MIN_LEN.  */
+   had (ENOMEM under RLIMIT_AS; EINVAL from tools such as valgrind that limit
+   the address space), halve down to MIN_LEN.  */
 static int
 reserve (struct mm_desc *d, void *want, uint64_t len, uint64_t min_len)
 {
@@ -168,7 +170,7 @@ reserve (struct mm_desc *d, void *want, uint64_t len, uint64_t min_len)
 	}
       if (e == EEXIST)
 	return MMALLOC_EADDRINUSE;
-      if (e != ENOMEM || len / 2 < min_len)
+      if ((e != ENOMEM && e != EINVAL) || len / 2 < min_len)
 	return e;
       len /= 2;
     }
@@ -271,7 +273,7 @@ create (struct mm_desc *d)
   /* Until the layout is complete the file does not look like a heap.  */
   h->magic[0] = 0;
   h->state = MM_DIRTY;
-  h->top = MM_HDR_PAGES;
+  mm_set_top (d, MM_HDR_PAGES);
   if (mm_pages_setup (d) < 0)
     return errno;
   __atomic_store_n (&h->magic[0], MM_MAGIC[0], __ATOMIC_RELEASE);
@@ -322,8 +324,12 @@ open_file (struct mm_desc *d, uint64_t size)
     return e;
   /* The file may have changed since we read it: validate the mapped copy.  */
   e = mm_header_validate (d->hdr, size);
+  if (!e && d->hdr->top != buf.h.top)
+    e = MMALLOC_ECORRUPT;
   if (!e)
     e = region_validate (d);
+  if (!e)
+    d->limit = d->hdr->top << MM_PAGE_SHIFT;
   return e;
 }
 

@@ -53,7 +53,9 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
   uint64_t idx = (rel - c->objoff) / c->size;
   if (idx >= c->nobj)
     return "pointer is not the start of a block";
-  if (!(s->bits[idx / 64] & (1ULL << (idx % 64))))
+  uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_RELAXED)
+    & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
+  if (!(live & (1ULL << (idx % 64))))
     return "block is not allocated (freed twice?)";
   b->start = (char *) s + rel;
   b->room = c->size;
@@ -115,18 +117,33 @@ mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b)
   return b->room - (size_t) ((char *) ptr - b->start);
 }
 
-/* Clear the slot's bit; the class lock is held.  Owned slabs are the owner's
-   business; an unowned one may go back on its list or to the pages.  */
+/* Is the caller the owner of S?  */
+static inline int
+owned_by_me (uint32_t owner)
+{
+  struct mm_tc *tc = mm_tc_self;
+  return tc && owner == tc->id;
+}
+
+/* Free the slot of B; the class lock is held, so the owner cannot change.
+   Whoever may write the bits clears the slot there; any other thread marks
+   it in rbits for the owner to fold in.  */
 static void
 free_slot (struct mm_desc *d, struct mm_block *b)
 {
   struct mm_slab *s = b->slab;
+  uint32_t w = b->idx / 64, owner = __atomic_load_n (&s->owner, __ATOMIC_SEQ_CST);
   uint64_t bit = 1ULL << (b->idx % 64);
-  uint64_t old = __atomic_fetch_and (&s->bits[b->idx / 64], ~bit, __ATOMIC_SEQ_CST);
+  if (!owner || owned_by_me (owner))
+    {
+      __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
+      MM_KP ();
+      mm_slab_after_free (d, s);
+      return;
+    }
+  uint64_t old = __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);
   MM_KP ();
-  if (!(old & bit))
-    return;			/* lost a race with another free of it: reported there */
-  mm_slab_after_free (d, s);
+  (void) old;			/* checked by mm_lookup under the lock */
 }
 
 /* Lock PTR's block and describe it in *B: the lock index for
@@ -192,18 +209,33 @@ free_fast (struct mm_desc *d, void *ptr)
   uint64_t idx = (rel * c->recip) >> 40;
   if (idx * c->size != rel)
     return 0;
-  uint64_t bit = 1ULL << (idx % 64);
-  uint64_t old = __atomic_fetch_and (&s->bits[idx / 64], ~bit, __ATOMIC_SEQ_CST);
+  uint64_t bit = 1ULL << (idx % 64), *rb = mm_rbits (s) + idx / 64, *bw = &s->bits[idx / 64];
+  uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_RELAXED);
+  if (!owner)
+    return 0;			/* no owner: the list state needs the lock */
+  uint64_t b = __atomic_load_n (bw, __ATOMIC_RELAXED);
+  if (MM_UNLIKELY (!(b & bit) || (__atomic_load_n (rb, __ATOMIC_RELAXED) & bit)))
+    {
+      mm_fault (d, "block is not allocated (freed twice?)", ptr);
+      return 1;
+    }
+  if (owner == mm_tc_self->id)
+    {				/* ours: we alone write bits */
+      __atomic_store_n (bw, b & ~bit, __ATOMIC_RELAXED);
+      MM_KP ();
+      return 1;
+    }
+  uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
-  if (MM_UNLIKELY (!(old & bit)))
+  if (MM_UNLIKELY (old & bit))
     {
       mm_fault (d, "block is not allocated (freed twice?)", ptr);
       return 1;
     }
   if (MM_LIKELY (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST) != 0))
     return 1;
-  /* No owner: the slab's list state needs the lock.  Check it is still the
-     slab it was, for it may have been given back meanwhile.  */
+  /* The owner left meanwhile: the slab's list state needs the lock.  Check it
+     is still the slab it was, for it may have been given back since.  */
   unsigned cls = PM_SLAB_CLS (e);
   pthread_mutex_lock (&d->class_lock[cls]);
   if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
@@ -213,35 +245,63 @@ free_fast (struct mm_desc *d, void *ptr)
   return 1;
 }
 
-static void
+static __attribute__ ((noinline)) void
 mfree_slow (void *md, void *ptr)
 {
+  if (!ptr)
+    return;
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
+    return;
+  struct mm_tc *tc = mm_tc_self;
+  if (tc && tc->e[0].md == md && tc->e[0].d == d && tc->e[0].gen == d->gen
+      && !mm_trace_on && free_fast (d, ptr))
     return;
   if (MM_UNLIKELY (!mm_writable (d)))
     {
       mm_fault (d, "free on a read-only heap", ptr);
       return;
     }
+  int saved = errno;
   if (MM_UNLIKELY (mm_trace_on))
     mm_trace ('-', ptr, 0);
   mm_free (d, ptr);
+  errno = saved;
 }
 
+/* The fast path: a slot of a slab this thread owns, given back with one
+   store to the slab's bitmap.  Everything else goes the slow way.  */
 void
 mfree (void *md, void *ptr)
 {
-  if (!ptr)
-    return;
-  int saved = errno;
   struct mm_tc *tc = mm_tc_self;
-  if (MM_LIKELY (tc != NULL && !mm_trace_on))
+  if (MM_LIKELY (tc != NULL))
     {
       struct mm_tce *e = &tc->e[0];
-      if (MM_LIKELY (e->md == md && e->gen == e->d->gen) && free_fast (e->d, ptr))
-	return;
+      struct mm_desc *d = e->d;
+      uint64_t off = (uint64_t) ((char *) ptr - d->base);
+      if (MM_LIKELY (e->md == md && e->gen == d->gen && off < d->limit && !mm_trace_on))
+	{
+	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
+	  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
+	  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
+	  uint64_t rel = off - soff - c->objoff;
+	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && soff < off && s->owner == tc->id
+			 && rel < (uint64_t) c->nobj * c->size))
+	    {
+	      uint64_t idx = (rel * c->recip) >> 40;
+	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
+	      if (MM_LIKELY (idx * c->size == rel && (b & bit)
+			     && !(__atomic_load_n (&s->bits[c->words + idx / 64], __ATOMIC_RELAXED)
+				  & bit)))
+		{
+		  __atomic_store_n (&s->bits[idx / 64], b & ~bit, __ATOMIC_RELAXED);
+		  MM_KP ();
+		  return;
+		}
+	    }
+	}
     }
   mfree_slow (md, ptr);
-  errno = saved;
 }

@@ -11,7 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
-struct mm_class mm_classes[MM_NCLASSES];
+struct mm_class mm_classes[256];
+uint8_t mm_class_of16[1024 / 16 + 1];
 static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
 
 static uint32_t
@@ -26,7 +27,7 @@ class_size (unsigned c)
 static size_t
 slab_hdr_bytes (uint32_t nobj)
 {
-  size_t h = sizeof (struct mm_slab) + 8 * (((size_t) nobj + 63) / 64);
+  size_t h = sizeof (struct mm_slab) + 16 * (((size_t) nobj + 63) / 64);
   return (h + 63) & ~(size_t) 63;
 }
 
@@ -62,6 +63,15 @@ classes_build (void)
       mm_classes[c].nobj = best_nobj;
       mm_classes[c].objoff = (uint16_t) slab_hdr_bytes (best_nobj);
       mm_classes[c].recip = ((uint64_t) 1 << 40) / size + 1;
+      mm_classes[c].words = (best_nobj + 63) / 64;
+    }
+  for (unsigned i = 0; i <= 1024 / 16; i++)
+    {
+      size_t size = i * 16;
+      unsigned c = 0;
+      while (mm_classes[c].size < size)
+	c++;
+      mm_class_of16[i] = (uint8_t) c;
     }
 }
 
@@ -157,7 +167,7 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
     return NULL;
   struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
   uint32_t words = (c->nobj + 63) / 64;
-  memset (s, 0, sizeof *s + words * 8);
+  memset (s, 0, sizeof *s + words * 16);
   if (c->nobj % 64)		/* slots past the end read as taken */
     s->bits[words - 1] = ~0ULL << (c->nobj % 64);
   s->cls = (uint16_t) cls;
@@ -175,34 +185,56 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
   return s;
 }
 
+/* Fold the slots other threads freed into S's bits.  The caller is the one
+   that may write bits: S's owner, or the class lock's holder if S has none.  */
+void
+mm_slab_merge (struct mm_slab *s)
+{
+  uint32_t words = (s->nobj + 63) / 64;
+  uint64_t *rb = mm_rbits (s);
+  for (uint32_t w = 0; w < words; w++)
+    if (__atomic_load_n (&rb[w], __ATOMIC_RELAXED))
+      {
+	uint64_t r = __atomic_exchange_n (&rb[w], 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n (&s->bits[w], s->bits[w] & ~r, __ATOMIC_RELAXED);
+	MM_KP ();
+      }
+}
+
 /* Claim a free slot of S: its index, or UINT32_MAX if S is full.  The caller
-   owns S or holds the class lock of an unowned S: nobody else sets bits.  */
+   may write S's bits (see mm_slab_merge).  */
 uint32_t
 mm_slab_take (struct mm_slab *s)
 {
   uint32_t words = (s->nobj + 63) / 64, w = s->hint < words ? s->hint : 0;
-  for (uint32_t i = 0; i < words; i++, w = (w + 1 == words ? 0 : w + 1))
+  for (int pass = 0; pass < 2; pass++)
     {
-      uint64_t free = ~__atomic_load_n (&s->bits[w], __ATOMIC_RELAXED);
-      if (free)
+      for (uint32_t i = 0; i < words; i++, w = (w + 1 == words ? 0 : w + 1))
 	{
-	  unsigned bit = (unsigned) __builtin_ctzll (free);
-	  __atomic_fetch_or (&s->bits[w], 1ULL << bit, __ATOMIC_RELAXED);
-	  MM_KP ();
-	  s->hint = w;
-	  return w * 64 + bit;
+	  uint64_t b = s->bits[w];
+	  if (~b)
+	    {
+	      unsigned bit = (unsigned) __builtin_ctzll (~b);
+	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
+	      MM_KP ();
+	      s->hint = w;
+	      return w * 64 + bit;
+	    }
 	}
+      mm_slab_merge (s);
     }
   return UINT32_MAX;
 }
 
-/* Allocated slots of S, counted from its bitmap.  */
+/* Allocated slots of S, counted from its bitmaps.  */
 uint32_t
 mm_slab_used (const struct mm_slab *s)
 {
   uint32_t words = (s->nobj + 63) / 64, used = 0;
+  const uint64_t *rb = mm_rbits (s);
   for (uint32_t i = 0; i < words; i++)
-    used += (uint32_t) __builtin_popcountll (__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST));
+    used += (uint32_t) __builtin_popcountll (__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST)
+					     & ~__atomic_load_n (&rb[i], __ATOMIC_SEQ_CST));
   return used - (words * 64 - s->nobj);	/* the tail bits are always set */
 }
 
@@ -210,8 +242,10 @@ int
 mm_slab_full (const struct mm_slab *s)
 {
   uint32_t words = (s->nobj + 63) / 64;
+  const uint64_t *rb = mm_rbits (s);
   for (uint32_t i = 0; i < words; i++)
-    if (~__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST))
+    if (~(__atomic_load_n (&s->bits[i], __ATOMIC_SEQ_CST)
+	  & ~__atomic_load_n (&rb[i], __ATOMIC_SEQ_CST)))
       return 0;
   return 1;
 }
@@ -223,6 +257,7 @@ mm_slab_full (const struct mm_slab *s)
 void
 mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
 {
+  mm_slab_merge (s);
   __atomic_store_n (&s->owner, 0, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
@@ -236,6 +271,7 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
 {
   if (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST))
     return;
+  mm_slab_merge (s);
   /* The freed slot may be taken again already: between the free's atomic AND
      and this lock, an owner may have come, allocated it, and gone.  */
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
@@ -356,7 +392,7 @@ nomem:
 
 /* mmalloc when the fast path cannot serve: the first call of a thread on a
    heap, a class whose owned slab is full, large or checked blocks, tracing.  */
-static void *
+static __attribute__ ((noinline)) void *
 mmalloc_slow (void *md, size_t size)
 {
   struct mm_desc *d = mm_desc_of (md);
@@ -374,23 +410,25 @@ mmalloc_slow (void *md, size_t size)
   return mm_alloc_done (d, mm_alloc (d, size), size);
 }
 
+/* The fast path: a slot of the slab this thread owns for the class, taken
+   with one store to the slab's bitmap.  */
 void *
 mmalloc (void *md, size_t size)
 {
   struct mm_tc *tc = mm_tc_self;
-  if (MM_LIKELY (tc != NULL && size <= MM_SMALL_MAX && !mm_trace_on))
+  if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
-      struct mm_tce *e = &tc->e[0];
       unsigned cls = mm_size_class (size);
+      struct mm_tce *e = &tc->e[0];
       struct mm_slab *s = e->slab[cls];
-      if (MM_LIKELY (e->md == md && s && e->gen == e->d->gen))
+      if (MM_LIKELY (s != NULL && e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
 	  uint32_t w = s->hint;
-	  uint64_t free = ~__atomic_load_n (&s->bits[w], __ATOMIC_RELAXED);
-	  if (MM_LIKELY (free != 0))
+	  uint64_t b = s->bits[w];	/* we own it: nobody else writes it */
+	  if (MM_LIKELY (~b != 0))
 	    {
-	      unsigned bit = (unsigned) __builtin_ctzll (free);
-	      __atomic_fetch_or (&s->bits[w], 1ULL << bit, __ATOMIC_RELAXED);
+	      unsigned bit = (unsigned) __builtin_ctzll (~b);
+	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
 	      MM_KP ();
 	      const struct mm_class *c = &mm_classes[cls];
 	      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;

@@ -189,9 +189,15 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
       return c->pages;
     }
   uint32_t words = (c->nobj + 63) / 64, used = 0;
+  const uint64_t *rb = mm_rbits (s);
   for (uint32_t i = 0; i < words; i++)
     {
-      uint64_t bits = s->bits[i];
+      uint64_t bits = s->bits[i], r = rb[i];
+      if (r & ~bits)
+	problem (w, "slab: slot freed by another thread was not allocated", pg);
+      if (r & ((i == words - 1 && c->nobj % 64) ? ~0ULL << (c->nobj % 64) : 0))
+	problem (w, "slab: slot past the end marked freed", pg);
+      bits &= ~r;
       if (i == words - 1 && c->nobj % 64)
 	{
 	  uint64_t tail = ~0ULL << (c->nobj % 64);

@@ -179,12 +179,22 @@ struct mm_slab
   uint32_t hint;		/* word of bits[] to search first */
   uint32_t pad;
   uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
-  uint64_t bits[];		/* bit i set: slot i allocated; the only record
-				   of it.  Changed with atomic OR and AND: an
-				   owner sets bits without a lock while any
-				   thread may clear them */
+  uint64_t bits[];		/* [words] then rbits[words] (mm_rbits).
+				   Slot i is allocated iff bits has i and rbits
+				   has not: together the only record of it.
+				   bits: written by the owner alone (or, with no
+				   owner, under the class lock); rbits: slots
+				   freed by other threads (atomic OR), merged
+				   into bits by whoever writes bits.
+				   rbits is a subset of bits.  */
 };
 /* LISTED (on a partial list) implies owner == 0.  */
+
+static inline uint64_t *
+mm_rbits (const struct mm_slab *s)
+{
+  return (uint64_t *) s->bits + (s->nobj + 63) / 64;
+}
 #define MM_SLAB_MAGIC 0x62616c73u
 #define MM_SLAB_CHECKED 1u
 #define MM_SLAB_LISTED 2u
@@ -207,7 +217,7 @@ struct mm_class
   uint32_t nobj;		/* slots per slab */
   uint16_t pages;		/* pages per slab */
   uint16_t objoff;		/* offset of slot 0, a multiple of 64 */
-  uint32_t pad;
+  uint32_t words;		/* 64-bit words of each bitmap */
   uint64_t recip;		/* 2^40 / size + 1: n / size == n * recip >> 40
 				   for every n below a slab's size */
 };
@@ -221,6 +231,7 @@ struct mm_desc
   char *base;			/* region start, == (char *) hdr */
   struct mm_header *hdr;
   uint64_t span;		/* bytes reserved in this process */
+  uint64_t limit;		/* top in bytes: the fast free's bound check */
   int fd;			/* the library's own descriptor, -1 if anonymous */
   int err;			/* last error code */
   int damaged;			/* metadata found inconsistent: see mm_damage */
@@ -286,7 +297,9 @@ MM_HIDDEN int mm_recover (struct mm_desc *d);
 
 /* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
 
-extern MM_HIDDEN struct mm_class mm_classes[MM_NCLASSES];
+/* Indexed by any 8-bit class field: entries past MM_NCLASSES are all zero
+   (nobj 0), so a damaged page map can index it without a bounds check.  */
+extern MM_HIDDEN struct mm_class mm_classes[256];
 MM_HIDDEN void mm_classes_init (void);
 MM_HIDDEN uint32_t mm_classes_sum (void);
 MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size);
@@ -348,6 +361,7 @@ MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
 MM_HIDDEN uint64_t mm_new_gen (void);
 MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
+MM_HIDDEN void mm_slab_merge (struct mm_slab *s);
 MM_HIDDEN int mm_slab_full (const struct mm_slab *s);
 MM_HIDDEN uint32_t mm_slab_used (const struct mm_slab *s);
 MM_HIDDEN void mm_slab_unowned (struct mm_desc *d, struct mm_slab *s);
@@ -428,6 +442,14 @@ mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
   MM_KP ();
 }
 
+/* Move the heap's top (page lock held, or no other thread yet).  */
+static inline void
+mm_set_top (struct mm_desc *d, uint64_t top)
+{
+  __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
+  __atomic_store_n (&d->limit, top << MM_PAGE_SHIFT, __ATOMIC_RELEASE);
+}
+
 static inline uint64_t
 mm_top (const struct mm_desc *d)
 {
@@ -435,11 +457,12 @@ mm_top (const struct mm_desc *d)
 }
 
 /* The size class of SIZE bytes (SIZE <= MM_SMALL_MAX); size 0 is class 0.  */
+extern MM_HIDDEN uint8_t mm_class_of16[1024 / 16 + 1];	/* by (size + 15) / 16 */
 static inline unsigned
 mm_size_class (size_t size)
 {
-  if (size <= 128)
-    return size ? (unsigned) ((size + 15) >> 4) - 1 : 0;
+  if (size <= 1024)
+    return mm_class_of16[(size + 15) >> 4];
   size_t s = size - 1;
   unsigned b = 63 - (unsigned) __builtin_clzll (s);
   return 8 + (b - 7) * 4 + (unsigned) (s >> (b - 2)) - 4;

@@ -328,7 +328,7 @@ shrink (struct mm_desc *d)
   clear_run (d, head, n);
   mark_run (d, head, keep, PM_FREE, 0);
   bin_insert (d, head, keep, rel);
-  __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+  mm_set_top (d, newtop);
   MM_KP ();
   char *a = d->base + (newtop << MM_PAGE_SHIFT);
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
@@ -498,7 +498,7 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
          take a leaf for free space.  */
       for (uint64_t i = old; i < p; i++)
 	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
-      __atomic_store_n (&h->top, newtop, __ATOMIC_RELEASE);
+      mm_set_top (d, newtop);
       MM_KP ();
       run_add (d, p, newtop - p, 1);
       return 0;

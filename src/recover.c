@@ -53,6 +53,12 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
   const struct mm_class *c = &mm_classes[s->cls];
   struct mm_class_state *cs = &d->hdr->cls[s->cls];
   uint32_t words = (c->nobj + 63) / 64;
+  uint64_t *rb = mm_rbits (s);
+  for (uint32_t w = 0; w < words; w++)
+    {				/* slots freed by other threads are free */
+      s->bits[w] &= ~rb[w];
+      rb[w] = 0;
+    }
   if (c->nobj % 64)
     s->bits[words - 1] |= ~0ULL << (c->nobj % 64);
   s->owner = 0;

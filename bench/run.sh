@@ -1,0 +1,411 @@
+#!/bin/sh
+# bench/run.sh -- build and run mmalloc's benchmark suite; `make bench' runs it
+# after building the library.  bench/README says what each workload measures.
+#
+# Environment:
+#   BENCH_QUICK=1     a smoke test in under a minute: fewer rounds, smaller
+#                     workloads, re-attach for 1 and 64 MiB only
+#   BENCH_ROUNDS=N    rounds of churn, producer/consumer and server (default
+#                     15; quick 3); the heap file has 7 (quick 2)
+#   BENCH_HEAP_DIR    directory of the heap-file workload's files
+#                     (default /dev/shm, else /tmp): memory, so that the
+#                     disk's writeback does not time the allocators
+#   BENCH_ATTACH_DIR  directory of the re-attach heaps, up to 5.3 GB of
+#                     reserved (fallocated) blocks (default $TMPDIR or /tmp)
+#   BENCH_NO_INSTALL=1  do not apt-get the peers
+#
+# Prints one table (also written, with the machine, to build/bench/results.md).
+# Every figure is a median over rounds in which the contenders ran in turn,
+# and every ratio compares runs of the same round.  A peer that is missing is
+# reported and skipped.  Exit status 1 if a check of mmalloc's own results
+# failed (a peer's failure is reported, not fatal).
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+TOP=$(pwd)
+OUT=$TOP/build/bench
+mkdir -p "$OUT" || exit 1
+RAW=$OUT/raw.txt
+SPEC=$OUT/spec.txt
+LOG=$OUT/log.txt
+NOTES=$OUT/notes.txt
+: >"$RAW"; : >"$SPEC"; : >"$LOG"; : >"$NOTES"
+MMFAIL=0
+START=$(date +%s)
+
+say () { printf 'bench: %s\n' "$*" >&2; }
+note () { printf '%s\n' "$*" >>"$NOTES"; say "$*"; }
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=${BENCH_ROUNDS:-3}
+  CHURN_OPS=300000
+  PC_BLOCKS=200000
+  LARSON_ROUNDS=20
+  HF_N=100000
+  HF_ROUNDS=2
+  RA_SIZES="1 64"
+  RA_ITERS=40
+  RA_ROUNDS=3
+  FP_N=100000
+else
+  ROUNDS=${BENCH_ROUNDS:-15}
+  CHURN_OPS=2000000
+  PC_BLOCKS=1000000
+  LARSON_ROUNDS=100
+  HF_N=400000
+  HF_ROUNDS=7
+  RA_SIZES="1 64 1024 4096"
+  RA_ITERS=100
+  RA_ROUNDS=7
+  FP_N=1000000
+fi
+
+# --- peers: install when missing and root ------------------------------------
+
+PKGS="libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libboost-dev libpmemobj-dev valgrind"
+missing=""
+for p in $PKGS; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "${BENCH_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q $missing >>"$LOG" 2>&1; then
+      apt-get update -q >>"$LOG" 2>&1
+      if ! apt-get install -y -q $missing >>"$LOG" 2>&1; then
+	# one at a time, so that one missing package does not keep the others out
+	for p in $missing; do
+	  apt-get install -y -q "$p" >>"$LOG" 2>&1 || note "could not install $p (see $LOG)"
+	done
+      fi
+    fi
+  else
+    note "not installed:$missing (as root: apt-get install -y$missing)"
+  fi
+fi
+
+# The shared object of a peer, as the dynamic linker knows it; empty if none.
+solib () {
+  ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n { print $NF; exit }'
+}
+
+# --- build ---------------------------------------------------------------------
+
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+CFLAGS="-std=c11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -I$TOP/include"
+
+# A snapshot of the library, so that a rebuild of build/ while we run cannot
+# change mmalloc between rounds.
+snap_lib () {
+  for i in 1 2 3 4 5; do
+    if [ -f build/libmmalloc.a ] && cp build/libmmalloc.a "$OUT/libmmalloc.a.tmp" \
+       && ar t "$OUT/libmmalloc.a.tmp" >/dev/null 2>&1; then
+      mv "$OUT/libmmalloc.a.tmp" "$OUT/libmmalloc.a"
+      return 0
+    fi
+    sleep 2
+  done
+  return 1
+}
+snap_lib || { say "build/libmmalloc.a missing or unreadable: run make lib"; exit 1; }
+
+# build NAME COMMAND...: try three times (the library may be rebuilt under us).
+build () {
+  name=$1; shift
+  for i in 1 2 3; do
+    if "$@" >>"$LOG" 2>&1; then
+      return 0
+    fi
+    sleep 2
+    snap_lib
+  done
+  return 1
+}
+
+say "building the programs"
+for p in churn prodcons larson heapfile_mm reattach waste fastpath; do
+  build $p $CC $CFLAGS -o "$OUT/$p" "bench/$p.c" "$OUT/libmmalloc.a" -lpthread -lm -ldl \
+    || { say "cannot build bench/$p.c (see $LOG)"; tail -20 "$LOG" >&2; exit 1; }
+done
+HAVE_VGSHIM=0
+build vgshim $CC -O2 -shared -fPIC -o "$OUT/vgshim.so" bench/vgshim.c -ldl && HAVE_VGSHIM=1
+
+HAVE_BOOST=0
+if [ -f /usr/include/boost/interprocess/managed_mapped_file.hpp ] && command -v "$CXX" >/dev/null; then
+  if build heapfile_boost $CXX -std=c++17 -O2 -g -D_GNU_SOURCE -Wall -Wextra -I"$TOP/include" \
+       -o "$OUT/heapfile_boost" bench/heapfile_boost.cc -lpthread -lrt -lm -ldl; then
+    HAVE_BOOST=1
+  else
+    note "Boost.Interprocess: the program did not build (see $LOG); skipped"
+  fi
+else
+  note "Boost.Interprocess (libboost-dev) or a C++ compiler missing: skipped"
+fi
+HAVE_PMDK=0
+if [ -f /usr/include/libpmemobj.h ]; then
+  if build heapfile_pmdk $CC $CFLAGS -o "$OUT/heapfile_pmdk" bench/heapfile_pmdk.c \
+       -lpmemobj -lm -ldl; then
+    HAVE_PMDK=1
+  else
+    note "PMDK libpmemobj: the program did not build (see $LOG); skipped"
+  fi
+else
+  note "PMDK (libpmemobj-dev) missing: skipped"
+fi
+
+# --- the process mallocs --------------------------------------------------------
+
+MALLOCS="mmalloc glibc"
+PRE_jemalloc=$(solib libjemalloc.so.2)
+PRE_mimalloc=$(solib libmimalloc.so.2)
+PRE_tcmalloc=$(solib libtcmalloc_minimal.so.4)
+[ -n "$PRE_tcmalloc" ] || PRE_tcmalloc=$(solib libtcmalloc.so.4)
+for p in jemalloc mimalloc tcmalloc; do
+  eval "lib=\$PRE_$p"
+  if [ -n "$lib" ] && LD_PRELOAD=$lib "$OUT/waste" "$p" >/dev/null 2>>"$LOG"; then
+    MALLOCS="$MALLOCS $p"
+  elif [ -n "$lib" ]; then
+    note "$p: $lib did not work under LD_PRELOAD (see $LOG); skipped"
+  else
+    note "$p: no shared library found; skipped"
+  fi
+done
+PRE_mmalloc=""
+PRE_glibc=""
+preload () { eval "printf '%s' \"\$PRE_$1\""; }
+
+# The list "$@" rotated left by $1 places: each round starts with another.
+rotated () {
+  k=$1; shift
+  n=$#
+  k=$((k % n))
+  i=0; head=""; tail=""
+  for x in "$@"; do
+    if [ $i -lt $k ]; then tail="$tail $x"; else head="$head $x"; fi
+    i=$((i + 1))
+  done
+  echo $head $tail
+}
+
+# run_one GROUP ALLOC ROUND PRELOAD COMMAND...: run, keep its "R metric value"
+# lines as "GROUP ALLOC ROUND metric value".
+run_one () {
+  grp=$1; al=$2; rnd=$3; pre=$4; shift 4
+  if LD_PRELOAD=$pre "$@" >"$OUT/out.tmp" 2>>"$LOG"; then
+    awk -v g="$grp" -v a="$al" -v r="$rnd" '$1 == "R" { print g, a, r, $2, $3 }' \
+      "$OUT/out.tmp" >>"$RAW"
+    return 0
+  fi
+  rc=$?
+  echo "$grp $al round $rnd: exit $rc: $*" >>"$LOG"
+  if [ "$al" = mmalloc ]; then
+    MMFAIL=1
+    note "FAILED: $grp, mmalloc, round $rnd (exit $rc; see $LOG)"
+  else
+    note "FAILED: $grp, $al, round $rnd (exit $rc; see $LOG)"
+  fi
+  return 1
+}
+
+spec () { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SPEC"; }
+
+# --- 1-3: churn, producer/consumer, server ----------------------------------------
+
+say "churn, 1 and 2 threads: $ROUNDS rounds of $MALLOCS"
+for r in $(seq 1 "$ROUNDS"); do
+  for al in $(rotated "$r" $MALLOCS); do
+    run_one churn1 "$al" "$r" "$(preload "$al")" "$OUT/churn" "$al" 1 "$CHURN_OPS"
+    run_one churn2 "$al" "$r" "$(preload "$al")" "$OUT/churn" "$al" 2 "$CHURN_OPS"
+  done
+done
+# peak RSS over live bytes: the baseline is the RSS of the mmalloc run of the
+# same round just before its first allocation (no preloaded library there)
+awk '$1 == "churn1" && $2 == "mmalloc" && $4 == "rss0_kb" { b[$3] = $5 }
+     $1 == "churn1" && $4 == "hwm_kb" { h[$2 " " $3] = $5 }
+     $1 == "churn1" && $4 == "live_kb" { l[$2 " " $3] = $5 }
+     END { for (k in h) { split (k, x, " ")
+	     if ((x[2] in b) && l[k] > 0)
+	       printf "churn1 %s %s rss_ratio %.4f\n", x[1], x[2], (h[k] - b[x[2]]) / l[k] } }' \
+  "$RAW" >"$OUT/rss.tmp" && cat "$OUT/rss.tmp" >>"$RAW"
+rm -f "$OUT/rss.tmp"
+spec churn1 time_ms "churn, 1 thread" ms 1 mm speed
+spec churn2 time_ms "churn, 2 threads, one heap" ms 1 mm speed
+
+say "producer/consumer and server: $ROUNDS rounds"
+for r in $(seq 1 "$ROUNDS"); do
+  for al in $(rotated "$r" $MALLOCS); do
+    run_one prodcons "$al" "$r" "$(preload "$al")" "$OUT/prodcons" "$al" "$PC_BLOCKS" 1
+    run_one larson "$al" "$r" "$(preload "$al")" "$OUT/larson" "$al" 2 "$LARSON_ROUNDS"
+  done
+done
+spec prodcons time_ms "producer/consumer, 2 threads" ms 1 mm -
+spec larson time_ms "server (larson-style), 2 threads" ms 1 mm -
+
+# --- 4: heap file ----------------------------------------------------------------
+
+HDIR=${BENCH_HEAP_DIR:-}
+if [ -z "$HDIR" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then HDIR=/dev/shm; else HDIR=${TMPDIR:-/tmp}; fi
+fi
+need_kb=$(( (HF_N * 1280 + 64 * 1048576) / 1024 * 12 / 10 ))
+avail_kb=$(df -Pk "$HDIR" 2>/dev/null | awk 'NR == 2 { print $4 }')
+HEAPS="mmalloc"
+[ $HAVE_BOOST = 1 ] && HEAPS="$HEAPS boost"
+[ $HAVE_PMDK = 1 ] && HEAPS="$HEAPS pmdk"
+if [ -z "$avail_kb" ] || [ "$avail_kb" -lt "$need_kb" ]; then
+  note "heap file: $HDIR has ${avail_kb:-?} KiB free, needs $need_kb: skipped"
+else
+  say "heap file ($HF_N objects in $HDIR): $HF_ROUNDS rounds of $HEAPS"
+  for r in $(seq 1 "$HF_ROUNDS"); do
+    for h in $(rotated "$r" $HEAPS); do
+      case $h in
+	mmalloc) run_one heapfile mmalloc "$r" "" "$OUT/heapfile_mm" "$HDIR" "$HF_N" ;;
+	boost) run_one heapfile boost "$r" "" "$OUT/heapfile_boost" "$HDIR" "$HF_N" ;;
+	pmdk) run_one heapfile pmdk "$r" "" env PMEM_IS_PMEM_FORCE=1 PMEM_NO_FLUSH=1 \
+		"$OUT/heapfile_pmdk" "$HDIR" "$HF_N" ;;
+      esac
+    done
+  done
+  spec heapfile time_ms "heap file, $HF_N objects: time" ms 1 mm boost
+  spec heapfile file_ratio "heap file: file bytes / live bytes" x 3 mm le:1.15
+  [ $HAVE_PMDK = 1 ] && note "PMDK ran with PMEM_IS_PMEM_FORCE=1 PMEM_NO_FLUSH=1 (no msync, no cache flushes: its fastest setting); its pool is fallocated whole."
+fi
+
+# --- 5: re-attach ------------------------------------------------------------------
+
+ADIR=${BENCH_ATTACH_DIR:-${TMPDIR:-/tmp}}
+avail_kb=$(df -Pk "$ADIR" 2>/dev/null | awk 'NR == 2 { print $4 }')
+avail_kb=${avail_kb:-0}
+RA_FILES=""
+RA_DONE=""
+cleanup () { for f in $RA_FILES; do rm -f "$f"; done; rm -f "$OUT/out.tmp"; }
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM HUP
+used_kb=0
+for m in $RA_SIZES; do
+  # the heap's file is a little larger than its size; keep 1 GiB spare
+  want_kb=$(( m * 1024 * 11 / 10 + 4096 ))
+  if [ $((used_kb + want_kb + 1048576)) -gt "$avail_kb" ]; then
+    note "re-attach: $m MiB skipped: $ADIR has $avail_kb KiB free (df)"
+    continue
+  fi
+  f=$ADIR/bench-reattach-$m.$$
+  RA_FILES="$RA_FILES $f"
+  if run_one reattach-build mmalloc 1 "" "$OUT/reattach" build "$f" "$m"; then
+    RA_DONE="$RA_DONE $m"
+    used_kb=$((used_kb + want_kb))
+  fi
+done
+if [ -n "$RA_DONE" ]; then
+  say "re-attach of$RA_DONE MiB heaps in $ADIR: $RA_ROUNDS rounds of $RA_ITERS"
+  files=""
+  for m in $RA_DONE; do files="$files $ADIR/bench-reattach-$m.$$"; done
+  for r in $(seq 1 "$RA_ROUNDS"); do
+    run_one reattach mmalloc "$r" "" "$OUT/reattach" time "$RA_ITERS" $files
+  done
+  k=0
+  for m in $RA_DONE; do
+    if [ "$m" -ge 1024 ]; then lab="$((m / 1024)) GiB"; else lab="$m MiB"; fi
+    spec reattach attach_us_$k "re-attach, $lab heap (ratio: to 1 MiB)" us 1 attach_us_0 lt:1000
+    k=$((k + 1))
+  done
+fi
+cleanup
+RA_FILES=""
+
+# --- 6: memory ---------------------------------------------------------------------
+
+say "size-class waste"
+for al in $MALLOCS; do
+  run_one waste "$al" 1 "$(preload "$al")" "$OUT/waste" "$al"
+done
+spec churn1 rss_ratio "peak RSS / live bytes, churn 1 thread" x 2 mm -
+spec waste waste_pct_small "size-class waste, sizes 1..16384" % 2 mm lt:10
+spec waste waste_pct_churn "size-class waste, churn-weighted" % 2 mm lt:10
+spec waste waste_pct_large "size-class waste, 2000 sizes 16K..1M" % 2 mm -
+
+# --- 7: instructions per pair --------------------------------------------------------
+
+if command -v valgrind >/dev/null 2>&1; then
+  say "instructions per pair under callgrind ($FP_N pairs)"
+  shim=""
+  [ $HAVE_VGSHIM = 1 ] && shim=$OUT/vgshim.so
+  # count AL N: the instructions callgrind counted for N pairs, or nothing
+  count () {
+    if LD_PRELOAD="$shim $(preload "$1")" valgrind --tool=callgrind \
+	 --callgrind-out-file=/dev/null "$OUT/fastpath" "$1" "$2" >"$OUT/vg.tmp" 2>&1 \
+       && grep -q "^R pairs $2\$" "$OUT/vg.tmp"; then
+      awk '/Collected :/ { print $NF }' "$OUT/vg.tmp"
+    fi
+    cat "$OUT/vg.tmp" >>"$LOG"
+  }
+  for al in $MALLOCS; do
+    c0=$(count "$al" 0)
+    c1=$(count "$al" "$FP_N")
+    if [ -n "$c0" ] && [ -n "$c1" ]; then
+      awk -v a="$al" -v c0="$c0" -v c1="$c1" -v n="$FP_N" \
+	'BEGIN { printf "fastpath %s 1 instr_pair %d\n", a, (c1 - c0) / n + 0.5 }' >>"$RAW"
+    else
+      note "FAILED: fastpath, $al under callgrind (see $LOG)"
+      [ "$al" = mmalloc ] && MMFAIL=1
+    fi
+  done
+  rm -f "$OUT/vg.tmp"
+  spec fastpath instr_pair "instructions per malloc+free pair, 64 B" instr 0 mm lt:60
+  [ $HAVE_VGSHIM = 1 ] && note "callgrind runs preload bench/vgshim.so so that mmalloc's 128 GiB reservation, refused by valgrind with EINVAL, is retried smaller."
+else
+  note "valgrind missing: instructions per pair skipped"
+fi
+
+# --- the table -------------------------------------------------------------------------
+
+TABLE=$OUT/table.md
+awk -F '\t' -f bench/report.awk "$SPEC" "$RAW" >"$TABLE"
+END=$(date +%s)
+
+mode="full"
+[ "$QUICK" = 1 ] && mode="quick (BENCH_QUICK=1)"
+cpu=$(awk -F ': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+{
+  echo "# mmalloc benchmark results"
+  echo
+  echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
+  echo "- kernel: $(uname -srm)"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- compiler: $($CC --version 2>/dev/null | head -1)"
+  echo "- glibc: $(ldd --version 2>/dev/null | head -1 | awk '{ print $NF }')"
+  for p in libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libboost-dev libpmemobj1 valgrind; do
+    v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null) && echo "- $p: $v"
+  done
+  echo "- mode: $mode; $ROUNDS rounds (heap file $HF_ROUNDS, re-attach $RA_ROUNDS x $RA_ITERS); $((END - START)) s"
+  echo
+  echo "Medians over rounds in which the contenders ran in turn.  Ratio: the"
+  echo "allocator's figure divided by mmalloc's of the same round (median over"
+  echo "rounds); for times, above 1 means slower than mmalloc.  Re-attach rows"
+  echo "are mmalloc only, their ratio is to the 1 MiB heap.  See bench/README."
+  echo
+  cat "$TABLE"
+  if [ -s "$NOTES" ]; then
+    echo
+    echo "Notes:"
+    echo
+    sed 's/^/- /' "$NOTES"
+  fi
+} >"$OUT/results.md.tmp" && mv "$OUT/results.md.tmp" "$OUT/results.md"
+
+echo
+cat "$TABLE"
+if [ -s "$NOTES" ]; then
+  echo
+  sed 's/^/note: /' "$NOTES"
+fi
+echo
+echo "($mode, $((END - START)) s; with the machine: build/bench/results.md)"
+if [ $MMFAIL = 1 ]; then
+  echo "bench: a check of mmalloc's results FAILED (see $LOG)" >&2
+  exit 1
+fi
+exit 0
