@@ -119,6 +119,8 @@ desc_new (void)
   d->hdr = NULL;
   d->span = 0;
   d->limit = 0;
+  d->nowned = 0;
+  d->resv_lo = d->resv_hi = 0;
   d->fd = -1;
   d->err = 0;
   d->damaged = 0;

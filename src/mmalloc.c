@@ -174,6 +174,8 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
   s->flags = checked ? MM_SLAB_CHECKED : 0;
   s->nobj = c->nobj;
   s->owner = owner;
+  if (owner)
+    __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
   MM_KP ();
   __atomic_store_n (&s->magic, MM_SLAB_MAGIC, __ATOMIC_RELEASE);
   MM_KP ();
@@ -258,6 +260,8 @@ void
 mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
 {
   mm_slab_merge (s);
+  if (s->owner)
+    __atomic_sub_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
   __atomic_store_n (&s->owner, 0, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))

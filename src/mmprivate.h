@@ -45,6 +45,10 @@
 #ifndef MM_SPAN_MIN
 #define MM_SPAN_MIN ((uint64_t) 64 << 20)
 #endif
+/* Pages a heap file reserves disk blocks for at once, ahead of need (1 MiB).  */
+#ifndef MM_RESERVE_AHEAD
+#define MM_RESERVE_AHEAD 256
+#endif
 /* Pages added at least by one growth of a heap (256 KiB).  */
 #ifndef MM_GROW_MIN
 #define MM_GROW_MIN 64
@@ -232,6 +236,9 @@ struct mm_desc
   struct mm_header *hdr;
   uint64_t span;		/* bytes reserved in this process */
   uint64_t limit;		/* top in bytes: the fast free's bound check */
+  uint64_t nowned;		/* slabs owned by thread caches (class locks) */
+  uint64_t resv_lo, resv_hi;	/* pages known to have disk blocks reserved
+				   by this process since (page lock) */
   int fd;			/* the library's own descriptor, -1 if anonymous */
   int err;			/* last error code */
   int damaged;			/* metadata found inconsistent: see mm_damage */

@@ -114,6 +114,8 @@ release (struct mm_desc *d, uint64_t pg, uint64_t n)
   z &= ~(uintptr_t) (sys - 1);
   if (z <= a)
     return;
+  if (pg < d->resv_hi && pg + n > d->resv_lo)
+    d->resv_lo = d->resv_hi = 0;
   if (d->mode & MM_MODE_FILE)
     (void) mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
   else
@@ -121,16 +123,29 @@ release (struct mm_desc *d, uint64_t pg, uint64_t n)
 }
 
 /* Reserve disk blocks again for [PG, PG+N) of a released run of a file heap,
-   so that writing there cannot fail (SIGBUS) on a full disk.  0 or -1.  */
+   so that writing there cannot fail (SIGBUS) on a full disk.  Reserves up to
+   MM_RESERVE_AHEAD pages ahead, within the run (which ends before END), and
+   remembers it, so that carving a run piece by piece costs one call per
+   piece of that size.  0 or -1.  */
 static int
-unrelease (struct mm_desc *d, uint64_t pg, uint64_t n)
+unrelease (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t end)
 {
-  if (!(d->mode & MM_MODE_FILE))
+  if (!(d->mode & MM_MODE_FILE) || (pg >= d->resv_lo && pg + n <= d->resv_hi))
     return 0;
-  int e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, (pg + n) << MM_PAGE_SHIFT);
+  uint64_t to = pg + (n > MM_RESERVE_AHEAD ? n : MM_RESERVE_AHEAD);
+  if (to > end)
+    to = end > pg + n ? end : pg + n;
+  int e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, to << MM_PAGE_SHIFT);
+  if (e && to > pg + n)		/* a nearly full disk: just what is needed */
+    e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, (to = pg + n) << MM_PAGE_SHIFT);
   if (e)
-    errno = e;
-  return e ? -1 : 0;
+    {
+      errno = e;
+      return -1;
+    }
+  d->resv_lo = pg;
+  d->resv_hi = to;
+  return 0;
 }
 
 /* Add the free run [PG, PG+N), merging with the runs on either side.  Pages
@@ -284,7 +299,7 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, ui
     }
   uint64_t len = mm_pm_get (d, run) & PM_NMASK;
   uint64_t end = s + n < run + len ? s + n + 1 : s + n;	/* and the trail's head */
-  if (run_at (d, run)->released && unrelease (d, s, end - s) < 0)
+  if (run_at (d, run)->released && unrelease (d, s, end - s, run + len) < 0)
     return 0;
   uint64_t rel = bin_remove (d, run, len);
   clear_run (d, run, len);
@@ -332,6 +347,8 @@ shrink (struct mm_desc *d)
   MM_KP ();
   char *a = d->base + (newtop << MM_PAGE_SHIFT);
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
+  if (d->resv_hi > newtop)
+    d->resv_lo = d->resv_hi = 0;
   /* Failures leave memory mapped beyond top, which growth maps again.  */
   if (mm_os_decommit (a, len) == 0 && (d->mode & MM_MODE_FILE))
     (void) mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
@@ -410,7 +427,8 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (PM_KIND (r) != PM_FREE || (r & PM_NMASK) < need)
     goto no;
   uint64_t rn = r & PM_NMASK;
-  if (run_at (d, next)->released && unrelease (d, next, rn > need ? need + 1 : need) < 0)
+  if (run_at (d, next)->released
+      && unrelease (d, next, rn > need ? need + 1 : need, next + rn) < 0)
     return -1;
   uint64_t rel = bin_remove (d, next, rn);
   clear_run (d, next, rn);
@@ -535,7 +553,7 @@ mm_pages_reset (struct mm_desc *d)
 int
 mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
-  if (unrelease (d, pg, 1) < 0)
+  if (unrelease (d, pg, 1, pg + 1) < 0)
     return -1;
   mark_run (d, pg, n, PM_FREE, 0);
   bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) != 0);

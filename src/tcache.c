@@ -159,6 +159,7 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
 	    {
 	      mm_partial_pull (d, s);
 	      __atomic_store_n (&s->owner, mm_tc_self->id, __ATOMIC_SEQ_CST);
+	      __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
 	      MM_KP ();
 	    }
 	}
@@ -185,7 +186,8 @@ mm_tc_drop_heap (struct mm_desc *d)
 {
   uint64_t top = d->hdr->top;
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
-  for (uint64_t pg = MM_HDR_PAGES; pg < top;)
+  /* The walk touches every slab: skip it when no thread owns one.  */
+  for (uint64_t pg = MM_HDR_PAGES; pg < top && __atomic_load_n (&d->nowned, __ATOMIC_RELAXED);)
     {
       uint32_t e = mm_pm_get (d, pg);
       uint64_t n = PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? e & PM_NMASK : 1;
