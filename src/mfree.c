@@ -138,12 +138,13 @@ free_slot (struct mm_desc *d, struct mm_block *b)
     {
       __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
+      s->used--;
       mm_slab_after_free (d, s);
       return;
     }
-  uint64_t old = __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);
+  __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);	/* checked by mm_lookup */
   MM_KP ();
-  (void) old;			/* checked by mm_lookup under the lock */
+  __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Lock PTR's block and describe it in *B: the lock index for
@@ -211,20 +212,21 @@ free_fast (struct mm_desc *d, void *ptr)
     return 0;
   uint64_t bit = 1ULL << (idx % 64), *rb = mm_rbits (s) + idx / 64, *bw = &s->bits[idx / 64];
   uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_RELAXED);
-  if (!owner)
-    return 0;			/* no owner: the list state needs the lock */
   uint64_t b = __atomic_load_n (bw, __ATOMIC_RELAXED);
   if (MM_UNLIKELY (!(b & bit) || (__atomic_load_n (rb, __ATOMIC_RELAXED) & bit)))
     {
       mm_fault (d, "block is not allocated (freed twice?)", ptr);
       return 1;
     }
-  if (owner == mm_tc_self->id)
+  if (owner && owner == mm_tc_self->id)
     {				/* ours: we alone write bits */
       __atomic_store_n (bw, b & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
+      s->used--;
       return 1;
     }
+  /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
+     writes bits next.  */
   uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (MM_UNLIKELY (old & bit))
@@ -232,12 +234,17 @@ free_fast (struct mm_desc *d, void *ptr)
       mm_fault (d, "block is not allocated (freed twice?)", ptr);
       return 1;
     }
+  uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
   if (MM_LIKELY (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST) != 0))
+    return 1;			/* the owner folds it in */
+  /* Nobody's slab: the lock is needed only to put it on its partial list,
+     or to give it back once every slot is free.  */
+  if ((__atomic_load_n (&s->flags, __ATOMIC_RELAXED) & MM_SLAB_LISTED)
+      && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED))
     return 1;
-  /* The owner left meanwhile: the slab's list state needs the lock.  Check it
-     is still the slab it was, for it may have been given back since.  */
   unsigned cls = PM_SLAB_CLS (e);
   pthread_mutex_lock (&d->class_lock[cls]);
+  /* Check it is still the slab it was: it may have been given back since.  */
   if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
       && s->magic == MM_SLAB_MAGIC)
     mm_slab_after_free (d, s);
@@ -298,6 +305,7 @@ mfree (void *md, void *ptr)
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b & ~bit, __ATOMIC_RELAXED);
 		  MM_KP ();
+		  s->used--;
 		  return;
 		}
 	    }

@@ -128,7 +128,7 @@ mm_partial_push (struct mm_desc *d, struct mm_slab *s)
   MM_KP ();
   cs->partial[k] = mm_off (d, s);
   MM_KP ();
-  s->flags |= MM_SLAB_LISTED;
+  __atomic_store_n (&s->flags, (uint16_t) (s->flags | MM_SLAB_LISTED), __ATOMIC_RELAXED);
   MM_KP ();
 }
 
@@ -150,7 +150,7 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
     ((struct mm_slab *) mm_at (d, s->next))->prev = s->prev;
   MM_KP ();
   s->next = s->prev = 0;
-  s->flags &= (uint16_t) ~MM_SLAB_LISTED;
+  __atomic_store_n (&s->flags, (uint16_t) (s->flags & ~MM_SLAB_LISTED), __ATOMIC_RELAXED);
   MM_KP ();
 }
 
@@ -198,8 +198,11 @@ mm_slab_merge (struct mm_slab *s)
     if (__atomic_load_n (&rb[w], __ATOMIC_RELAXED))
       {
 	uint64_t r = __atomic_exchange_n (&rb[w], 0, __ATOMIC_SEQ_CST);
+	uint32_t k = (uint32_t) __builtin_popcountll (r);
 	__atomic_store_n (&s->bits[w], s->bits[w] & ~r, __ATOMIC_RELAXED);
 	MM_KP ();
+	s->used -= k;
+	__atomic_sub_fetch (&s->rfree, k, __ATOMIC_RELAXED);
       }
 }
 
@@ -220,6 +223,7 @@ mm_slab_take (struct mm_slab *s)
 	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
 	      MM_KP ();
 	      s->hint = w;
+	      s->used++;
 	      return w * 64 + bit;
 	    }
 	}
@@ -280,7 +284,7 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
      and this lock, an owner may have come, allocated it, and gone.  */
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
     mm_partial_push (d, s);
-  if ((s->prev || s->next) && mm_slab_used (s) == 0)
+  if ((s->prev || s->next) && s->used == 0)
     {
       struct mm_class_state *cs = &d->hdr->cls[s->cls];
       mm_partial_pull (d, s);
@@ -434,6 +438,7 @@ mmalloc (void *md, size_t size)
 	      unsigned bit = (unsigned) __builtin_ctzll (~b);
 	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
 	      MM_KP ();
+	      s->used++;
 	      const struct mm_class *c = &mm_classes[cls];
 	      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
 	    }

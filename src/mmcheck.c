@@ -217,6 +217,11 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
 	    problem (w, bad, pg);
 	}
     }
+  uint32_t pending = 0;
+  for (uint32_t i = 0; i < words; i++)
+    pending += (uint32_t) __builtin_popcountll (rb[i]);
+  if (s->used != used + pending || s->rfree != pending)
+    problem (w, "slab counts differ from its bitmaps", pg);
   int listed = (s->flags & MM_SLAB_LISTED) != 0;
   if (s->owner && listed)
     problem (w, "slab both owned and on a partial list", pg);

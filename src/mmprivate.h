@@ -181,6 +181,9 @@ struct mm_slab
   uint32_t owner;		/* thread cache that allocates from it, 0 = none;
 				   cleared by detach and by recovery */
   uint32_t hint;		/* word of bits[] to search first */
+  uint32_t used;		/* bits set in bits (slots past nobj aside);
+				   written like bits */
+  uint32_t rfree;		/* bits set in rbits (atomic; may lag) */
   uint32_t pad;
   uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
   uint64_t bits[];		/* [words] then rbits[words] (mm_rbits).
