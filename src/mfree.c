@@ -139,7 +139,11 @@ free_slot (struct mm_desc *d, struct mm_block *b)
       __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
       s->used--;
-      mm_slab_after_free (d, s);
+      struct mm_tce *e = owner ? mm_tc_find (d) : NULL;
+      if (e)
+	mm_tc_freed (e, s, 1);
+      else
+	mm_slab_after_free (d, s);
       return;
     }
   __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);	/* checked by mm_lookup */
@@ -223,6 +227,8 @@ free_fast (struct mm_desc *d, void *ptr)
       __atomic_store_n (bw, b & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
       s->used--;
+      if ((s->flags & MM_SLAB_FULL) || !s->used)
+	mm_tc_freed (&mm_tc_self->e[0], s, 0);
       return 1;
     }
   /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
@@ -305,7 +311,8 @@ mfree (void *md, void *ptr)
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b & ~bit, __ATOMIC_RELAXED);
 		  MM_KP ();
-		  s->used--;
+		  if (MM_UNLIKELY (--s->used == 0 || (s->flags & MM_SLAB_FULL)))
+		    mm_tc_freed (e, s, 0);
 		  return;
 		}
 	    }

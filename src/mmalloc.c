@@ -266,6 +266,9 @@ mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
   mm_slab_merge (s);
   if (s->owner)
     __atomic_sub_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
+  __atomic_store_n (&s->flags, (uint16_t) (s->flags & ~(MM_SLAB_FULL | MM_SLAB_AVAIL)),
+		    __ATOMIC_RELAXED);
+  s->next = s->prev = 0;
   __atomic_store_n (&s->owner, 0, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))

@@ -204,7 +204,9 @@ mm_rbits (const struct mm_slab *s)
 }
 #define MM_SLAB_MAGIC 0x62616c73u
 #define MM_SLAB_CHECKED 1u
-#define MM_SLAB_LISTED 2u
+#define MM_SLAB_LISTED 2u	/* on its class's partial list (no owner) */
+#define MM_SLAB_FULL 4u		/* on its owner's full list */
+#define MM_SLAB_AVAIL 8u	/* on its owner's avail list */
 
 /* The header of a block under checking, just before the user's pointer.  */
 struct mm_chk
@@ -356,7 +358,13 @@ struct mm_tce
   void *md;			/* the caller's descriptor (NULL: default heap) */
   struct mm_desc *d;
   uint64_t gen;			/* d->gen when the entry was made */
-  struct mm_slab *slab[MM_NCLASSES];	/* owned slabs, NULL if none */
+  struct mm_slab *slab[MM_NCLASSES];	/* current slab: allocations come
+					   from it; NULL if none */
+  /* The other slabs this thread owns, linked through their next/prev:
+     avail have had a slot freed by us since they were full; full are
+     full as far as we know (other threads' frees pend in rbits).  */
+  struct mm_slab *avail[MM_NCLASSES];
+  struct mm_slab *full[MM_NCLASSES], *full_tail[MM_NCLASSES];
 };
 struct mm_tc
 {
@@ -368,6 +376,8 @@ extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
   __attribute__ ((tls_model ("initial-exec")));
 MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
 MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
+MM_HIDDEN void mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
+MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
 MM_HIDDEN uint64_t mm_new_gen (void);
 MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);

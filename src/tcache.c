@@ -42,20 +42,148 @@ entry_clear (struct mm_tce *e)
   e->d = &no_desc;
 }
 
+/* --- the owner's lists, linked through the slabs' next/prev offsets ------ */
+
+static struct mm_slab *
+link_at (struct mm_desc *d, uint64_t off)
+{
+  return off ? (struct mm_slab *) mm_at (d, off) : NULL;
+}
+
+static void
+set_flag (struct mm_slab *s, uint16_t set, uint16_t clear)
+{
+  __atomic_store_n (&s->flags, (uint16_t) ((s->flags & ~clear) | set), __ATOMIC_RELAXED);
+}
+
+static void
+avail_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+{
+  s->prev = 0;
+  s->next = e->avail[c] ? mm_off (d, e->avail[c]) : 0;
+  if (e->avail[c])
+    e->avail[c]->prev = mm_off (d, s);
+  e->avail[c] = s;
+  set_flag (s, MM_SLAB_AVAIL, 0);
+}
+
+static void
+avail_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+{
+  struct mm_slab *p = link_at (d, s->prev), *n = link_at (d, s->next);
+  if (p)
+    p->next = s->next;
+  else
+    e->avail[c] = n;
+  if (n)
+    n->prev = s->prev;
+  s->next = s->prev = 0;
+  set_flag (s, 0, MM_SLAB_AVAIL);
+}
+
+/* Full slabs: pushed at the tail, looked at from the head.  */
+static void
+full_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+{
+  struct mm_slab *t = e->full_tail[c];
+  s->next = 0;
+  s->prev = t ? mm_off (d, t) : 0;
+  if (t)
+    t->next = mm_off (d, s);
+  else
+    e->full[c] = s;
+  e->full_tail[c] = s;
+  set_flag (s, MM_SLAB_FULL, 0);
+}
+
+static void
+full_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+{
+  struct mm_slab *p = link_at (d, s->prev), *n = link_at (d, s->next);
+  if (p)
+    p->next = s->next;
+  else
+    e->full[c] = n;
+  if (n)
+    n->prev = s->prev;
+  else
+    e->full_tail[c] = p;
+  s->next = s->prev = 0;
+  set_flag (s, 0, MM_SLAB_FULL);
+}
+
+/* Give S up (class lock held): nobody's, then listed or given back.  */
+static void
+give_up (struct mm_desc *d, struct mm_slab *s)
+{
+  mm_slab_unowned (d, s);
+  if (s->used == 0)
+    mm_slab_after_free (d, s);	/* empty: back to the pages unless alone */
+}
+
 /* Give up the slabs of E, if its heap is still the one it was made for.  */
 static void
 entry_release (struct mm_tce *e)
 {
   struct mm_desc *d = e->d;
   for (unsigned c = 0; d != &no_desc && c < MM_NCLASSES; c++)
-    if (e->slab[c])
+    if (e->slab[c] || e->avail[c] || e->full[c])
       {
 	pthread_mutex_lock (&d->class_lock[c]);
 	if (e->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
-	  mm_slab_unowned (d, e->slab[c]);
+	  {
+	    struct mm_slab *s;
+	    while ((s = e->avail[c]))
+	      {
+		avail_unlink (d, e, c, s);
+		give_up (d, s);
+	      }
+	    while ((s = e->full[c]))
+	      {
+		full_unlink (d, e, c, s);
+		give_up (d, s);
+	      }
+	    if (e->slab[c])
+	      give_up (d, e->slab[c]);
+	  }
 	pthread_mutex_unlock (&d->class_lock[c]);
       }
   entry_clear (e);
+}
+
+/* This thread's entry for D, wherever it is in the cache; NULL if none.  */
+struct mm_tce *
+mm_tc_find (struct mm_desc *d)
+{
+  struct mm_tc *tc = mm_tc_self;
+  for (int i = 0; tc && i < MM_TC_ENTRIES; i++)
+    if (tc->e[i].d == d && tc->e[i].gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+      return &tc->e[i];
+  return NULL;
+}
+
+/* We freed a slot of S, which we own, outside the fast path's common case:
+   S was on the full list (it is available again), or S is now empty and not
+   the current slab (give it up, so its pages can go back).  */
+void
+mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
+{
+  struct mm_desc *d = e->d;
+  unsigned c = s->cls;
+  if (s->flags & MM_SLAB_FULL)
+    {
+      full_unlink (d, e, c, s);
+      avail_push (d, e, c, s);
+    }
+  if (s->used == 0 && s != e->slab[c])
+    {
+      avail_unlink (d, e, c, s);
+      if (!locked)
+	pthread_mutex_lock (&d->class_lock[c]);
+      give_up (d, s);
+      if (!locked)
+	pthread_mutex_unlock (&d->class_lock[c]);
+    }
 }
 
 /* At thread exit: give every slab back, then the cache's memory.  */
@@ -130,51 +258,72 @@ mm_tc_entry (void *md, struct mm_desc *d)
   return &tc->e[0];
 }
 
-/* The owned slab of E for CLS has no free slot at its hint: search it, else
-   give it up and own another.  A slot, or NULL with errno set.  */
+/* A slab for E's class CLS from the partial list or new, owned (class lock
+   held).  NULL with errno set.  */
+static struct mm_slab *
+acquire (struct mm_tce *e, unsigned cls)
+{
+  struct mm_desc *d = e->d;
+  uint64_t off = d->hdr->cls[cls].partial[0];
+  if (!off)
+    return mm_slab_new (d, cls, 0, mm_tc_self->id);
+  struct mm_slab *s = (struct mm_slab *) mm_at (d, off);
+  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->owner)
+    {
+      mm_damage (d, "partial slab list", off);
+      return NULL;
+    }
+  mm_partial_pull (d, s);
+  __atomic_store_n (&s->owner, mm_tc_self->id, __ATOMIC_SEQ_CST);
+  __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
+  MM_KP ();
+  return s;
+}
+
+/* The current slab of E for CLS has no free slot at its hint: search it,
+   then the slabs we own (those we freed into, then a few full ones with
+   frees of other threads pending), and only then take another slab under
+   the class lock.  A slot, or NULL with errno set.  */
 void *
 mm_tc_refill (struct mm_tce *e, unsigned cls)
 {
   struct mm_desc *d = e->d;
   const struct mm_class *c = &mm_classes[cls];
   struct mm_slab *s = e->slab[cls];
-  uint32_t idx = s ? mm_slab_take (s) : UINT32_MAX;
-  if (idx == UINT32_MAX)
+  uint32_t idx;
+  for (int looked = 0;; looked++)
     {
-      pthread_mutex_lock (&d->class_lock[cls]);
+      if (s && (idx = mm_slab_take (s)) != UINT32_MAX)
+	break;
       if (s)
-	mm_slab_unowned (d, s);
-      e->slab[cls] = NULL;
-      struct mm_class_state *cs = &d->hdr->cls[cls];
-      uint64_t off = cs->partial[0];
-      if (off)
-	{
-	  s = (struct mm_slab *) mm_at (d, off);
-	  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->owner)
-	    {
-	      mm_damage (d, "partial slab list", off);
-	      s = NULL;
-	    }
-	  else
-	    {
-	      mm_partial_pull (d, s);
-	      __atomic_store_n (&s->owner, mm_tc_self->id, __ATOMIC_SEQ_CST);
-	      __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
-	      MM_KP ();
-	    }
-	}
+	full_push (d, e, cls, s);	/* full as far as we know */
+      e->slab[cls] = s = NULL;
+      if ((s = e->avail[cls]))
+	avail_unlink (d, e, cls, s);
+      else if (looked < 4 && (s = e->full[cls])
+	       && __atomic_load_n (&s->rfree, __ATOMIC_RELAXED))
+	full_unlink (d, e, cls, s);	/* others freed into it */
       else
-	s = mm_slab_new (d, cls, 0, mm_tc_self->id);
-      pthread_mutex_unlock (&d->class_lock[cls]);
-      if (!s)
-	return NULL;
-      e->slab[cls] = s;
-      idx = mm_slab_take (s);
-      if (idx == UINT32_MAX)
-	{			/* a listed slab was full: damage */
-	  mm_damage (d, "full slab on a partial list", mm_off (d, s));
-	  return NULL;
+	{
+	  if (s && s != e->full_tail[cls])
+	    {			/* nothing pending at the head: look elsewhere next time */
+	      full_unlink (d, e, cls, s);
+	      full_push (d, e, cls, s);
+	    }
+	  pthread_mutex_lock (&d->class_lock[cls]);
+	  s = acquire (e, cls);
+	  pthread_mutex_unlock (&d->class_lock[cls]);
+	  if (!s)
+	    return NULL;
+	  e->slab[cls] = s;
+	  if ((idx = mm_slab_take (s)) == UINT32_MAX)
+	    {			/* a listed slab was full: damage */
+	      mm_damage (d, "full slab on a partial list", mm_off (d, s));
+	      return NULL;
+	    }
+	  break;
 	}
+      e->slab[cls] = s;
     }
   return (char *) s + c->objoff + (size_t) idx * c->size;
 }
