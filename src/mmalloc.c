@@ -445,6 +445,9 @@ mmalloc (void *md, size_t size)
 	      const struct mm_class *c = &mm_classes[cls];
 	      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
 	    }
+	  void *p = mm_tc_refill (e, cls);	/* the entry is good: no lookup */
+	  if (MM_LIKELY (p != NULL))
+	    return p;
 	}
     }
   return mmalloc_slow (md, size);
