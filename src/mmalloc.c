@@ -192,6 +192,8 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 void
 mm_slab_merge (struct mm_slab *s)
 {
+  if (!__atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE))
+    return;			/* rfree counts after the OR: nothing is pending */
   uint32_t words = (s->nobj + 63) / 64;
   uint64_t *rb = mm_rbits (s);
   for (uint32_t w = 0; w < words; w++)
@@ -227,6 +229,8 @@ mm_slab_take (struct mm_slab *s)
 	      return w * 64 + bit;
 	    }
 	}
+      if (!__atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE))
+	break;
       mm_slab_merge (s);
     }
   return UINT32_MAX;
@@ -434,16 +438,21 @@ mmalloc (void *md, size_t size)
       struct mm_slab *s = e->slab[cls];
       if (MM_LIKELY (s != NULL && e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
-	  uint32_t w = s->hint;
-	  uint64_t b = s->bits[w];	/* we own it: nobody else writes it */
-	  if (MM_LIKELY (~b != 0))
+	  const struct mm_class *c = &mm_classes[cls];
+	  /* We own it: nobody else writes its bits.  Words before the hint are
+	     full, or were when we passed them.  */
+	  for (uint32_t w = s->hint; w < c->words; w++)
 	    {
-	      unsigned bit = (unsigned) __builtin_ctzll (~b);
-	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
-	      MM_KP ();
-	      s->used++;
-	      const struct mm_class *c = &mm_classes[cls];
-	      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+	      uint64_t b = s->bits[w];
+	      if (MM_LIKELY (~b != 0))
+		{
+		  unsigned bit = (unsigned) __builtin_ctzll (~b);
+		  __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
+		  MM_KP ();
+		  s->used++;
+		  s->hint = w;
+		  return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+		}
 	    }
 	  void *p = mm_tc_refill (e, cls);	/* the entry is good: no lookup */
 	  if (MM_LIKELY (p != NULL))
