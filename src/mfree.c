@@ -313,6 +313,16 @@ mfree (void *md, void *ptr)
 		  MM_KP ();
 		  if (MM_UNLIKELY (--s->used == 0 || (s->flags & MM_SLAB_FULL)))
 		    mm_tc_freed (e, s, 0);
+		  else
+		    {
+		      unsigned cls = PM_SLAB_CLS (ent), n = e->nhint[cls];
+		      if (n < MM_TC_HINTS)
+			{
+			  e->hint[cls][n].s = s;
+			  e->hint[cls][n].idx = (uint32_t) idx;
+			  e->nhint[cls] = (uint8_t) (n + 1);
+			}
+		    }
 		  return;
 		}
 	    }

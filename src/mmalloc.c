@@ -435,10 +435,26 @@ mmalloc (void *md, size_t size)
     {
       unsigned cls = mm_size_class (size);
       struct mm_tce *e = &tc->e[0];
+      const struct mm_class *c = &mm_classes[cls];
+      unsigned n = e->nhint[cls];
+      if (MM_LIKELY (n != 0 && e->md == md && e->gen == e->d->gen && !mm_trace_on))
+	{
+	  struct mm_hint *h = &e->hint[cls][n - 1];
+	  struct mm_slab *s = h->s;
+	  uint32_t idx = h->idx;
+	  uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
+	  e->nhint[cls] = (uint8_t) (n - 1);
+	  if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */
+	    {
+	      __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
+	      MM_KP ();
+	      s->used++;
+	      return (char *) s + c->objoff + (size_t) idx * c->size;
+	    }
+	}
       struct mm_slab *s = e->slab[cls];
       if (MM_LIKELY (s != NULL && e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
-	  const struct mm_class *c = &mm_classes[cls];
 	  /* We own it: nobody else writes its bits.  Words before the hint are
 	     full, or were when we passed them.  */
 	  for (uint32_t w = s->hint; w < c->words; w++)

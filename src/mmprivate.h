@@ -353,6 +353,12 @@ MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block 
    record, a killed process leaves nothing to undo: recovery clears owners.  */
 
 #define MM_TC_ENTRIES 4
+#define MM_TC_HINTS 16		/* freed slots remembered per class */
+struct mm_hint
+{
+  struct mm_slab *s;		/* a slab this thread owns */
+  uint32_t idx;			/* a free slot of it: bit clear, and only we set bits */
+};
 struct mm_tce
 {
   void *md;			/* the caller's descriptor (NULL: default heap) */
@@ -365,6 +371,10 @@ struct mm_tce
      full as far as we know (other threads' frees pend in rbits).  */
   struct mm_slab *avail[MM_NCLASSES];
   struct mm_slab *full[MM_NCLASSES], *full_tail[MM_NCLASSES];
+  /* Slots we freed lately, handed out again first (LIFO, like a free list,
+     but the bitmap stays the only record: a hint is only where to look).  */
+  uint8_t nhint[MM_NCLASSES];
+  struct mm_hint hint[MM_NCLASSES][MM_TC_HINTS];
 };
 struct mm_tc
 {

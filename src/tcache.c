@@ -177,6 +177,11 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
     }
   if (s->used == 0 && s != e->slab[c])
     {
+      unsigned n = 0;		/* forget the hints into it */
+      for (unsigned i = 0; i < e->nhint[c]; i++)
+	if (e->hint[c][i].s != s)
+	  e->hint[c][n++] = e->hint[c][i];
+      e->nhint[c] = (uint8_t) n;
       avail_unlink (d, e, c, s);
       if (!locked)
 	pthread_mutex_lock (&d->class_lock[c]);
