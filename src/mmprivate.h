@@ -56,7 +56,7 @@
 /* A free run of this many pages or more (after merging with its neighbours)
    gives its pages back to the OS, all but its first page.  */
 #ifndef MM_RELEASE_MIN
-#define MM_RELEASE_MIN 16
+#define MM_RELEASE_MIN 64
 #endif
 /* A free run at the top of MM_SHRINK_MIN + MM_GROW_MIN pages or more shrinks
    the heap, keeping MM_GROW_MIN pages (1 MiB + 256 KiB).  */
