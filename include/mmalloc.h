@@ -62,8 +62,8 @@ struct mstats
    (its process died) is repaired by a read-write attach.  Returns the
    descriptor, or NULL with errno: EBADF; EINVAL (BASEADDR not page aligned, or
    FD not a regular file); EACCES (FD write-only); EROFS (FD read-only and the
-   file empty); ENOMEM; ENOSPC, EIO (the file could not be grown or repaired);
-   EMFILE, ENFILE; MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE,
+   file empty); ENOMEM, EINVAL (no address range could be reserved); ENOSPC,
+   EDQUOT, EFBIG, EIO (the file could not be grown or repaired); EMFILE, ENFILE; MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE,
    MMALLOC_ECORRUPT, MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
 void *mmalloc_attach (int fd, void *baseaddr);
 
@@ -102,7 +102,8 @@ void *mmalloc (void *md, size_t size);
 /* Resize PTR to SIZE bytes, keeping min(old, new) bytes of contents.  PTR NULL
    acts as mmalloc; SIZE 0 leaves a minimal block, as mmalloc (MD, 0) gives.  On
    failure NULL with mmalloc's errors and PTR is untouched; EINVAL when PTR was
-   reported as a bad pointer and the abort function returned.  */
+   reported as a bad pointer and the abort function returned, MMALLOC_ECORRUPT
+   when looking it up found the heap damaged.  */
 void *mrealloc (void *md, void *ptr, size_t size);
 
 /* NMEMB * SIZE zeroed bytes; NULL with ENOMEM when the product overflows.  */

@@ -263,22 +263,22 @@ mfree_slow (void *md, void *ptr)
 {
   if (!ptr)
     return;
+  int saved = errno;		/* free never changes errno */
   struct mm_desc *d = mm_desc_of (md);
-  if (!d)
-    return;
   struct mm_tc *tc = mm_tc_self;
-  if (tc && tc->e[0].md == md && tc->e[0].d == d && tc->e[0].gen == d->gen
-      && !mm_trace_on && free_fast (d, ptr))
-    return;
-  if (MM_UNLIKELY (!mm_writable (d)))
+  if (!d)
+    ;
+  else if (tc && tc->e[0].md == md && tc->e[0].d == d && tc->e[0].gen == d->gen
+	   && !mm_trace_on && free_fast (d, ptr))
+    ;
+  else if (MM_UNLIKELY (!mm_writable (d)))
+    mm_fault (d, "free on a read-only heap", ptr);
+  else
     {
-      mm_fault (d, "free on a read-only heap", ptr);
-      return;
+      if (MM_UNLIKELY (mm_trace_on))
+	mm_trace ('-', ptr, 0);
+      mm_free (d, ptr);
     }
-  int saved = errno;
-  if (MM_UNLIKELY (mm_trace_on))
-    mm_trace ('-', ptr, 0);
-  mm_free (d, ptr);
   errno = saved;
 }
 

@@ -346,11 +346,11 @@ MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block 
 
 /* --- Thread caches (tcache.c) ----------------------------------------------
 
-   Each thread keeps, per heap it uses (up to MM_TC_ENTRIES), one slab per size
-   class that it owns: it allocates from it without a lock, by atomic OR on the
-   slab's bitmap.  Frees by any thread clear bits with atomic AND, and need a
-   lock only when the slab has no owner.  Because the bitmap stays the only
-   record, a killed process leaves nothing to undo: recovery clears owners.  */
+   Each thread owns slabs, per heap it uses (up to MM_TC_ENTRIES) and per size
+   class: the owner alone writes their bits (plain stores, no lock); other
+   threads' frees go to rbits.  bits and rbits stay the only record of each
+   slot, so a killed process leaves nothing to undo: recovery folds rbits in
+   and clears owners.  See tcache.c.  */
 
 #define MM_TC_ENTRIES 4
 #define MM_TC_HINTS 16		/* freed slots remembered per class */

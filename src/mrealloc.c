@@ -57,8 +57,8 @@ mrealloc (void *md, void *ptr, size_t size)
   size_t old = 0;
   int r = resize_in_place (d, ptr, size, &old);
   if (r < 0)
-    {
-      mm_fail (d, EINVAL);
+    {				/* reported: a bad pointer, or damage found */
+      mm_fail (d, d->damaged ? MMALLOC_ECORRUPT : EINVAL);
       return NULL;
     }
   void *p = ptr;

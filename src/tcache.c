@@ -1,17 +1,22 @@
 /* tcache.c -- per-thread slab ownership: the lock-free small-block paths.
 
-   A thread owns, per heap it uses (up to MM_TC_ENTRIES) and per size class, at
-   most one slab (slab->owner == its id).  Only the owner sets bits in an owned
-   slab, so allocating is one atomic OR on the slab's bitmap, with no lock.  Any
-   thread frees with one atomic AND; only a free into a slab without an owner
-   takes the class lock, to put the slab back on its partial list.  The bitmap
-   is the only record of a slot's state, so nothing here needs recovery.
+   Per heap it uses (up to MM_TC_ENTRIES), a thread owns slabs (owner == its
+   id): per class a current slab, an avail list (slabs it freed into since they
+   filled) and a full list, all linked through the slabs' next/prev.  The owner
+   alone writes an owned slab's bits and used count, with plain stores: its
+   allocations and its own frees take no lock and no atomic instruction.
+   Other threads' frees set bits in rbits (atomic OR) and count them in rfree;
+   the owner folds them in when it needs slots.  Frees into a slab with no
+   owner lock only to list it, or when it may be empty.  The owner keeps up
+   to MM_TC_HINTS freed slots per class to hand out first.
 
-   An owner gives its slab up (under the class lock) when it is full, when the
-   thread exits, and when the entry is evicted; detach takes every slab back
-   (mm_tc_drop_heap) and bumps the heap's generation, which makes the entries
-   of every thread stale.  Descriptors are never unmapped (attach.c reuses
-   them), so a stale entry can always be compared safely.  */
+   bits and rbits stay the only record of a slot, so nothing here needs
+   recovery: recovery folds rbits and clears owners.  An owner gives a slab up
+   (under the class lock) when its own frees empty it, when the thread exits,
+   and when the entry is evicted; detach takes every slab back
+   (mm_tc_drop_heap) and bumps the heap's generation, which makes every
+   thread's entry for it stale.  Descriptors are never unmapped (attach.c
+   reuses them), so a stale entry can always be compared safely.  */
 
 #include "mmprivate.h"
 
