@@ -130,8 +130,6 @@ for p in churn prodcons larson heapfile_mm reattach waste fastpath; do
   build $p $CC $CFLAGS -o "$OUT/$p" "bench/$p.c" "$OUT/libmmalloc.a" -lpthread -lm -ldl \
     || { say "cannot build bench/$p.c (see $LOG)"; tail -20 "$LOG" >&2; exit 1; }
 done
-HAVE_VGSHIM=0
-build vgshim $CC -O2 -shared -fPIC -o "$OUT/vgshim.so" bench/vgshim.c -ldl && HAVE_VGSHIM=1
 
 HAVE_BOOST=0
 if [ -f /usr/include/boost/interprocess/managed_mapped_file.hpp ] && command -v "$CXX" >/dev/null; then
@@ -331,11 +329,9 @@ spec waste waste_pct_large "size-class waste, 2000 sizes 16K..1M" % 2 mm -
 
 if command -v valgrind >/dev/null 2>&1; then
   say "instructions per pair under callgrind ($FP_N pairs)"
-  shim=""
-  [ $HAVE_VGSHIM = 1 ] && shim=$OUT/vgshim.so
   # count AL N: the instructions callgrind counted for N pairs, or nothing
   count () {
-    if LD_PRELOAD="$shim $(preload "$1")" valgrind --tool=callgrind \
+    if LD_PRELOAD="$(preload "$1")" valgrind --tool=callgrind \
 	 --callgrind-out-file=/dev/null "$OUT/fastpath" "$1" "$2" >"$OUT/vg.tmp" 2>&1 \
        && grep -q "^R pairs $2\$" "$OUT/vg.tmp"; then
       awk '/Collected :/ { print $NF }' "$OUT/vg.tmp"
@@ -355,7 +351,6 @@ if command -v valgrind >/dev/null 2>&1; then
   done
   rm -f "$OUT/vg.tmp"
   spec fastpath instr_pair "instructions per malloc+free pair, 64 B" instr 0 mm lt:60
-  [ $HAVE_VGSHIM = 1 ] && note "callgrind runs preload bench/vgshim.so so that mmalloc's 128 GiB reservation, refused by valgrind with EINVAL, is retried smaller."
 else
   note "valgrind missing: instructions per pair skipped"
 fi
