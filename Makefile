@@ -34,6 +34,12 @@ HDRS    := include/mmalloc.h src/mmprivate.h
 
 SHLIB   := $(B)/libmmalloc.so.$(VERSION)
 STLIB   := $(B)/libmmalloc.a
+# libmmalloc-malloc: the same objects plus malloc.o, the process-wide malloc.
+MOBJ    := $(B)/obj/malloc.o
+LOBJS   := $(filter-out $(MOBJ),$(OBJS))
+MSONAME := libmmalloc-malloc.so.1
+MSHLIB  := $(B)/libmmalloc-malloc.so.$(VERSION)
+MSTLIB  := $(B)/libmmalloc-malloc.a
 
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
@@ -44,7 +50,8 @@ TOOLS     := $(B)/mmtrace-report
 
 all: lib tools
 
-lib: $(SHLIB) $(STLIB) $(B)/libmmalloc.so.1 $(B)/libmmalloc.so
+lib: $(SHLIB) $(STLIB) $(B)/libmmalloc.so.1 $(B)/libmmalloc.so \
+     $(MSHLIB) $(MSTLIB) $(B)/libmmalloc-malloc.so.1 $(B)/libmmalloc-malloc.so
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -52,9 +59,23 @@ $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 $(B)/obj $(B)/tests $(B)/examples:
 	mkdir -p $@
 
-$(SHLIB): $(OBJS) src/libmmalloc.map
+$(SHLIB): $(LOBJS) src/libmmalloc.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libmmalloc.map \
+	  -Wl,-z,defs $(SANFLAGS) -o $@ $(LOBJS) $(LIBS)
+
+$(MSHLIB): $(OBJS) src/libmmalloc-malloc.map
+	$(CC) -shared -Wl,-soname,$(MSONAME) -Wl,--version-script=src/libmmalloc-malloc.map \
 	  -Wl,-z,defs $(SANFLAGS) -o $@ $(OBJS) $(LIBS)
+
+$(B)/libmmalloc-malloc.so.1: $(MSHLIB)
+	ln -sf libmmalloc-malloc.so.$(VERSION) $@
+
+$(B)/libmmalloc-malloc.so: $(B)/libmmalloc-malloc.so.1
+	ln -sf libmmalloc-malloc.so.1 $@
+
+$(MSTLIB): $(OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(OBJS)
 
 $(B)/libmmalloc.so.1: $(SHLIB)
 	ln -sf libmmalloc.so.$(VERSION) $@
@@ -62,12 +83,12 @@ $(B)/libmmalloc.so.1: $(SHLIB)
 $(B)/libmmalloc.so: $(B)/libmmalloc.so.1
 	ln -sf libmmalloc.so.1 $@
 
-$(STLIB): $(OBJS)
+$(STLIB): $(LOBJS)
 	rm -f $@
-	$(AR) rcs $@ $(OBJS)
+	$(AR) rcs $@ $(LOBJS)
 
 # The same library with kill points (MM_KILLPOINTS), for tests only.
-KP_OBJS := $(patsubst src/%.c,$(B)/obj-kp/%.o,$(SRCS))
+KP_OBJS := $(patsubst src/%.c,$(B)/obj-kp/%.o,$(filter-out src/malloc.c,$(SRCS)))
 KP_LIB  := $(B)/libmmalloc-kp.a
 
 $(B)/obj-kp:
@@ -161,6 +182,10 @@ install: lib tools $(B)/mmalloc.pc
 	ln -sf libmmalloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc.so.1
 	ln -sf libmmalloc.so.1 $(DESTDIR)$(libdir)/libmmalloc.so
 	$(INSTALL) -m 644 $(STLIB) $(DESTDIR)$(libdir)/
+	$(INSTALL) -m 755 $(MSHLIB) $(DESTDIR)$(libdir)/
+	ln -sf libmmalloc-malloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc-malloc.so.1
+	ln -sf libmmalloc-malloc.so.1 $(DESTDIR)$(libdir)/libmmalloc-malloc.so
+	$(INSTALL) -m 644 $(MSTLIB) $(DESTDIR)$(libdir)/
 	$(INSTALL) -m 644 $(B)/mmalloc.pc $(DESTDIR)$(pkgconfigdir)/
 	$(INSTALL) -m 755 $(TOOLS) $(DESTDIR)$(bindir)/
 	@if [ -f mmalloc.texi ] && command -v $(MAKEINFO) >/dev/null 2>&1; then \
@@ -175,6 +200,9 @@ uninstall:
 	rm -f $(DESTDIR)$(includedir)/mmalloc.h $(DESTDIR)$(includedir)/mmalloc-compat.h
 	rm -f $(DESTDIR)$(libdir)/libmmalloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc.so.1 \
 	  $(DESTDIR)$(libdir)/libmmalloc.so $(DESTDIR)$(libdir)/libmmalloc.a
+	rm -f $(DESTDIR)$(libdir)/libmmalloc-malloc.so.$(VERSION) \
+	  $(DESTDIR)$(libdir)/libmmalloc-malloc.so.1 $(DESTDIR)$(libdir)/libmmalloc-malloc.so \
+	  $(DESTDIR)$(libdir)/libmmalloc-malloc.a
 	rm -f $(DESTDIR)$(pkgconfigdir)/mmalloc.pc $(DESTDIR)$(bindir)/mmtrace-report
 	-command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ] && \
 	  install-info --delete $(DESTDIR)$(infodir)/mmalloc.info $(DESTDIR)$(infodir)/dir

@@ -88,7 +88,8 @@ region_validate (struct mm_desc *d)
    name one after its heap is detached, and must be able to see that it is
    stale (its generation differs).  Their locks are initialized once.  */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mm_desc *pool;
+static struct mm_desc *pool;	/* detached descriptors */
+static struct mm_desc *live;	/* attached ones (and attaching) */
 
 /* A new process descriptor, or NULL with errno set.  */
 static struct mm_desc *
@@ -127,6 +128,13 @@ desc_new (void)
   d->abortfunc = NULL;
   d->next = NULL;
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
+  pthread_mutex_lock (&pool_lock);
+  d->live_prev = NULL;
+  d->live_next = live;
+  if (live)
+    live->live_prev = d;
+  live = d;
+  pthread_mutex_unlock (&pool_lock);
   return d;
 }
 
@@ -136,9 +144,70 @@ mm_desc_free (struct mm_desc *d)
   d->magic = 0;
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   pthread_mutex_lock (&pool_lock);
+  if (d->live_prev)
+    d->live_prev->live_next = d->live_next;
+  else
+    live = d->live_next;
+  if (d->live_next)
+    d->live_next->live_prev = d->live_prev;
   d->next = pool;
   pool = d;
   pthread_mutex_unlock (&pool_lock);
+}
+
+/* --- fork ------------------------------------------------------------------- */
+
+#define FORK_HELD_MAX 4096
+static pthread_mutex_t *fork_held[FORK_HELD_MAX];
+static int fork_nheld;
+
+static void
+fork_take (int (*lock) (pthread_mutex_t *), pthread_mutex_t *m)
+{
+  if (lock (m) && fork_nheld < FORK_HELD_MAX)
+    fork_held[fork_nheld++] = m;
+}
+
+/* Every lock, in the library's lock order: the process-wide ones, then per
+   heap its class locks and its page lock.  */
+void
+mm_fork_lock (int (*lock) (pthread_mutex_t *))
+{
+  fork_nheld = 0;
+  fork_take (lock, &mm_default_lock);
+  fork_take (lock, &mm_trace_lock);
+  fork_take (lock, &registry_lock);
+  fork_take (lock, &pool_lock);
+  for (struct mm_desc *d = live; d; d = d->live_next)
+    {
+      for (unsigned c = 0; c < MM_NCLASSES; c++)
+	fork_take (lock, &d->class_lock[c]);
+      fork_take (lock, &d->page_lock);
+    }
+}
+
+void
+mm_fork_unlock (void)
+{
+  while (fork_nheld > 0)
+    pthread_mutex_unlock (fork_held[--fork_nheld]);
+}
+
+/* In the child, which has one thread: every lock anew, taken or not.  */
+void
+mm_fork_reinit (void)
+{
+  pthread_mutex_init (&mm_default_lock, NULL);
+  pthread_mutex_init (&mm_trace_lock, NULL);
+  pthread_mutex_init (&registry_lock, NULL);
+  pthread_mutex_init (&pool_lock, NULL);
+  for (struct mm_desc *d = live; d; d = d->live_next)
+    {
+      for (unsigned c = 0; c < MM_NCLASSES; c++)
+	pthread_mutex_init (&d->class_lock[c], NULL);
+      pthread_mutex_init (&d->page_lock, NULL);
+    }
+  fork_nheld = 0;
 }
 
 /* Undo a failed attach: unmap, close, free; errno = ERR.  */

@@ -253,6 +253,7 @@ struct mm_desc
   dev_t dev;
   ino_t ino;
   struct mm_desc *next;		/* registry of attached files, or free list */
+  struct mm_desc *live_next, *live_prev;	/* every attached heap (fork) */
   pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
   pthread_mutex_t class_lock[MM_NCLASSES];	/* slabs of one class */
 };
@@ -293,6 +294,12 @@ MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
+/* fork (malloc.c): take every lock of the library, with LOCK (which says if
+   it got the lock); unlock what was taken; make every lock anew.  */
+MM_HIDDEN void mm_fork_lock (int (*lock) (pthread_mutex_t *));
+MM_HIDDEN void mm_fork_unlock (void);
+MM_HIDDEN void mm_fork_reinit (void);
+extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 

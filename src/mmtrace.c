@@ -14,7 +14,7 @@
 
 int mm_trace_on;
 static int trace_fd = -1;
-static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mm_trace_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *
 hex (char *p, uint64_t v)
@@ -52,7 +52,7 @@ mm_trace (char op, const void *ptr, size_t size)
 int
 mmtrace (void)
 {
-  pthread_mutex_lock (&trace_lock);
+  pthread_mutex_lock (&mm_trace_lock);
   if (trace_fd < 0)
     {
       const char *name = secure_getenv ("MMALLOC_TRACE");
@@ -74,6 +74,6 @@ mmtrace (void)
 	}
     }
   int on = trace_fd >= 0;
-  pthread_mutex_unlock (&trace_lock);
+  pthread_mutex_unlock (&mm_trace_lock);
   return on;
 }

@@ -10,7 +10,7 @@
 #include <errno.h>
 
 static struct mm_desc *default_desc;
-static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mm_default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct mm_desc *
 mm_default (void)
@@ -18,14 +18,14 @@ mm_default (void)
   struct mm_desc *d = __atomic_load_n (&default_desc, __ATOMIC_ACQUIRE);
   if (MM_LIKELY (d))
     return d;
-  pthread_mutex_lock (&default_lock);
+  pthread_mutex_lock (&mm_default_lock);
   d = default_desc;
   if (!d && (d = mmalloc_attach (-1, NULL)))
     {
       d->mode |= MM_MODE_DEFAULT;
       __atomic_store_n (&default_desc, d, __ATOMIC_RELEASE);
     }
-  pthread_mutex_unlock (&default_lock);
+  pthread_mutex_unlock (&mm_default_lock);
   return d;
 }
 

@@ -1,0 +1,184 @@
+/* malloc.c -- the process-wide malloc of libmmalloc-malloc.so: the C library's
+   allocation interface on mmalloc's default heap (the NULL descriptor).
+
+   Built only into libmmalloc-malloc (with MM_MALLOC_REPLACE); libmmalloc.so
+   exports the m* API alone.  Nothing here may allocate, print or call dlsym:
+   it runs before and inside everything else, including ld.so's callers and
+   pthread start-up.  Errors follow C and POSIX: NULL with errno ENOMEM, and
+   posix_memalign's return codes.  fork: every lock is taken before and
+   released (parent) or made anew (child) after.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__ ((visibility ("default")))
+
+void cfree (void *ptr);		/* old glibc: gone from its headers */
+
+EXPORT void *
+malloc (size_t size)
+{
+  return mmalloc (NULL, size);
+}
+
+EXPORT void
+free (void *ptr)
+{
+  mfree (NULL, ptr);
+}
+
+EXPORT void
+cfree (void *ptr)
+{
+  mfree (NULL, ptr);
+}
+
+EXPORT void *
+calloc (size_t nmemb, size_t size)
+{
+  return mcalloc (NULL, nmemb, size);
+}
+
+EXPORT void *
+realloc (void *ptr, size_t size)
+{
+  return mrealloc (NULL, ptr, size);
+}
+
+EXPORT void *
+reallocarray (void *ptr, size_t nmemb, size_t size)
+{
+  size_t total;
+  if (__builtin_mul_overflow (nmemb, size, &total))
+    {
+      errno = ENOMEM;
+      return NULL;
+    }
+  return mrealloc (NULL, ptr, total);
+}
+
+EXPORT void *
+memalign (size_t alignment, size_t size)
+{
+  return mmemalign (NULL, alignment, size);
+}
+
+EXPORT void *
+aligned_alloc (size_t alignment, size_t size)
+{
+  return mmemalign (NULL, alignment, size);
+}
+
+EXPORT int
+posix_memalign (void **out, size_t alignment, size_t size)
+{
+  if (alignment < sizeof (void *) || (alignment & (alignment - 1)))
+    return EINVAL;
+  int saved = errno;
+  void *p = mmemalign (NULL, alignment, size);
+  int e = errno;
+  errno = saved;
+  if (!p)
+    return e == EINVAL ? EINVAL : ENOMEM;
+  *out = p;
+  return 0;
+}
+
+EXPORT void *
+valloc (size_t size)
+{
+  return mvalloc (NULL, size);
+}
+
+EXPORT void *
+pvalloc (size_t size)
+{
+  size_t page = mm_os_pagesize ();
+  if (size > SIZE_MAX - page)
+    {
+      errno = ENOMEM;
+      return NULL;
+    }
+  size = (size + page - 1) & ~(page - 1);
+  return mvalloc (NULL, size ? size : page);
+}
+
+EXPORT size_t
+malloc_usable_size (void *ptr)
+{
+  return mmalloc_usable_size (NULL, ptr);
+}
+
+/* --- fork -------------------------------------------------------------------
+
+   Before fork every lock of every heap the process knows is taken, so that
+   the child finds no half-made change; the child makes them anew.  A fork
+   from a signal handler that interrupted one of our own critical sections
+   would wait forever for a lock its own thread holds: the prepare handler
+   therefore gives up on a lock it cannot have within a bounded time and
+   lets the child make that one anew as it is.  */
+
+static int trylock_bounded (pthread_mutex_t *m);
+
+static void
+fork_prepare (void)
+{
+  mm_fork_lock (trylock_bounded);
+}
+
+static void
+fork_parent (void)
+{
+  mm_fork_unlock ();
+}
+
+static void
+fork_child (void)
+{
+  mm_fork_reinit ();
+}
+
+static int
+trylock_bounded (pthread_mutex_t *m)
+{
+  for (int i = 0; i < 20000; i++)
+    {
+      if (pthread_mutex_trylock (m) == 0)
+	return 1;
+      if (i > 100)
+	usleep (50);		/* about a second in all */
+    }
+  return 0;			/* not held by us: the child remakes it */
+}
+
+/* Options from MMALLOC_OPTIONS, a comma-separated list: "check" (mmcheck on
+   the default heap), "trace" (mmtrace: MMALLOC_TRACE names the file).  Read
+   with secure_getenv, so ignored in set-user-ID programs.  */
+static void
+read_options (void)
+{
+  const char *o = secure_getenv ("MMALLOC_OPTIONS");
+  if (!o)
+    return;
+  while (*o)
+    {
+      size_t n = strcspn (o, ",");
+      if (n == 5 && !strncmp (o, "check", 5))
+	mmcheck (NULL, NULL);
+      else if (n == 5 && !strncmp (o, "trace", 5))
+	mmtrace ();
+      o += n + (o[n] == ',');
+    }
+}
+
+__attribute__ ((constructor)) static void
+malloc_init (void)
+{
+  pthread_atfork (fork_prepare, fork_parent, fork_child);
+  read_options ();
+}
