@@ -39,6 +39,8 @@ note () { printf '%s\n' "$*" >>"$NOTES"; say "$*"; }
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${BENCH_ROUNDS:-3}
+  PY_ROUNDS=2
+  PY_N=1
   CHURN_OPS=300000
   PC_BLOCKS=200000
   LARSON_ROUNDS=20
@@ -50,6 +52,8 @@ if [ "$QUICK" = 1 ]; then
   FP_N=100000
 else
   ROUNDS=${BENCH_ROUNDS:-15}
+  PY_ROUNDS=7
+  PY_N=3
   CHURN_OPS=2000000
   PC_BLOCKS=1000000
   LARSON_ROUNDS=100
@@ -241,6 +245,32 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 spec prodcons time_ms "producer/consumer, 2 threads" ms 1 mm -
 spec larson time_ms "server (larson-style), 2 threads" ms 1 mm -
+
+# --- real program: python under each malloc (mmalloc: libmmalloc-malloc.so) ------
+
+MSO=$TOP/build/libmmalloc-malloc.so.1
+if command -v python3 >/dev/null 2>&1 && [ -f "$MSO" ]; then
+  say "python3 (PYTHONMALLOC=malloc) under each malloc: $PY_ROUNDS rounds"
+  PYWANT=$(PYTHONMALLOC=malloc python3 bench/alloc.py "$PY_N")
+  for r in $(seq 1 "$PY_ROUNDS"); do
+    for al in $(rotated "$r" $MALLOCS); do
+      pre=$(preload "$al")
+      [ "$al" = mmalloc ] && pre=$MSO
+      t0=$(date +%s%N)
+      got=$(LD_PRELOAD=$pre PYTHONMALLOC=malloc python3 bench/alloc.py "$PY_N" 2>>"$LOG")
+      t1=$(date +%s%N)
+      if [ "$got" = "$PYWANT" ]; then
+	echo "python $al $r time_ms $(( (t1 - t0) / 1000000 ))" >>"$RAW"
+      else
+	note "FAILED: python under $al printed '$got', not '$PYWANT'"
+	[ "$al" = mmalloc ] && MMFAIL=1
+      fi
+    done
+  done
+  spec python time_ms "python3 workload (LD_PRELOAD)" ms 1 mm speed
+else
+  note "python3 or build/libmmalloc-malloc.so.1 missing: python row skipped"
+fi
 
 # --- 4: heap file ----------------------------------------------------------------
 
