@@ -81,6 +81,42 @@ region_validate (struct mm_desc *d)
     for (int k = 0; k < 2; k++)
       if (h->cls[c].partial[k] % MM_PAGE || h->cls[c].partial[k] >= top << MM_PAGE_SHIFT)
 	return MMALLOC_ECORRUPT;
+  /* A file that was not detached may be caught in the middle of an update
+     that recovery completes; the rest holds only for a clean one.  */
+  if (h->state != MM_CLEAN)
+    return 0;
+  /* The header, the directory and every leaf are pages of kind META in the
+     page map the directory describes: a directory entry moved onto other
+     pages would make the page map write into them.  */
+  d->limit = top << MM_PAGE_SHIFT;
+  for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
+    if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
+      return MMALLOC_ECORRUPT;
+  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
+    for (uint64_t i = 0; dir[w] && i < MM_LEAF_PAGES; i++)
+      if (PM_KIND (mm_pm_get (d, dir[w] + i)) != PM_META)
+	return MMALLOC_ECORRUPT;
+  /* No run may cross `top': the last page ends a run, a slab or a leaf.  */
+  uint32_t e = mm_pm_get (d, top - 1);
+  uint64_t n = e & PM_NMASK;
+  switch (PM_KIND (e))
+    {
+    case PM_FREE:
+    case PM_LARGE:
+      if (!(e & PM_END) || !n || n > top - MM_HDR_PAGES
+	  || (mm_pm_get (d, top - n) & ~PM_END) != ((e & ~PM_END) | PM_HEAD))
+	return MMALLOC_ECORRUPT;
+      break;
+    case PM_SLAB:
+      if (PM_SLAB_CLS (e) >= MM_NCLASSES
+	  || PM_SLAB_OFF (e) + 1 != mm_classes[PM_SLAB_CLS (e)].pages)
+	return MMALLOC_ECORRUPT;
+      break;
+    case PM_META:
+      break;
+    default:
+      return MMALLOC_ECORRUPT;
+    }
   return 0;
 }
 

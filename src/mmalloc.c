@@ -99,16 +99,22 @@ mm_classes_sum (void)
 
 /* --- partial lists: slabs with free slots, per class and kind ------------- */
 
-/* Is OFF the first page of a whole slab of class CLS?  */
-static int
-slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
+/* Is OFF the first page of a whole slab of class CLS: header and page marks?  */
+int
+mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
 {
-  if (!off || !mm_link_ok (d, off))
+  if (!off || !mm_link_ok (d, off) || cls >= MM_NCLASSES)
     return 0;
-  uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  uint64_t pg = off >> MM_PAGE_SHIFT;
+  const struct mm_class *c = &mm_classes[cls];
   const struct mm_slab *s = mm_at (d, off);
-  return e == PM_MAKE (PM_SLAB, cls) && s->magic == MM_SLAB_MAGIC && s->cls == cls
-    && s->nobj == mm_classes[cls].nobj && s->hint < (s->nobj + 63) / 64;
+  if (pg + c->pages > mm_top (d) || s->magic != MM_SLAB_MAGIC || s->cls != cls
+      || s->nobj != c->nobj || s->hint >= c->words)
+    return 0;
+  for (uint32_t i = 0; i < c->pages; i++)
+    if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (i << 8) | cls))
+      return 0;
+  return 1;
 }
 
 void
@@ -118,7 +124,7 @@ mm_partial_push (struct mm_desc *d, struct mm_slab *s)
   int k = s->flags & MM_SLAB_CHECKED;
   s->prev = 0;
   s->next = cs->partial[k];
-  if (s->next && !slab_ok (d, s->next, s->cls))
+  if (s->next && !mm_slab_ok (d, s->next, s->cls))
     {
       mm_damage (d, "partial slab list", s->next);
       s->next = 0;
@@ -137,7 +143,7 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
 {
   struct mm_class_state *cs = &d->hdr->cls[s->cls];
   int k = s->flags & MM_SLAB_CHECKED;
-  if ((s->prev && !slab_ok (d, s->prev, s->cls)) || (s->next && !slab_ok (d, s->next, s->cls)))
+  if ((s->prev && !mm_slab_ok (d, s->prev, s->cls)) || (s->next && !mm_slab_ok (d, s->next, s->cls)))
     {
       mm_damage (d, "partial slab list", mm_off (d, s));
       return;
@@ -318,7 +324,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
   if (off)
     {
       s = (struct mm_slab *) mm_at (d, off);
-      if (!slab_ok (d, off, cls) || s->owner || d->damaged)
+      if (!mm_slab_ok (d, off, cls) || s->owner || d->damaged)
 	{
 	  mm_damage (d, "partial slab list", off);
 	  s = NULL;

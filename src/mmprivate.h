@@ -63,10 +63,6 @@
 #ifndef MM_SHRINK_MIN
 #define MM_SHRINK_MIN 256
 #endif
-/* Bounds the walks over metadata lists, so a damaged file cannot hang us.  */
-#ifndef MM_WALK_MAX
-#define MM_WALK_MAX ((uint64_t) 1 << 32)
-#endif
 
 /* --- Format constants (changing one changes MM_FORMAT_VERSION) ----------- */
 
@@ -405,6 +401,7 @@ MM_HIDDEN void mm_slab_unowned (struct mm_desc *d, struct mm_slab *s);
 MM_HIDDEN struct mm_slab *mm_slab_new (struct mm_desc *d, unsigned cls, int checked,
 				       uint32_t owner);
 MM_HIDDEN void mm_slab_after_free (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
 
 /* --- Services ------------------------------------------------------------- */
 

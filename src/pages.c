@@ -244,9 +244,15 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t
   uint64_t basepg = (uint64_t) (uintptr_t) d->base >> MM_PAGE_SHIFT;
   for (unsigned b = bin_next (h, mm_bin_of (n)); b < MM_NBINS; b = bin_next (h, b + 1))
     {
-      uint64_t walk = 0;
-      for (uint64_t off = h->bin_head[b]; off && walk < MM_WALK_MAX; walk++)
+      /* A list longer than the runs there can be is a cycle: damage.  */
+      uint64_t walk = 0, bound = (h->nruns < h->top ? h->nruns : h->top) + 1;
+      for (uint64_t off = h->bin_head[b]; off; walk++)
 	{
+	  if (walk > bound)
+	    {
+	      mm_damage (d, "bin list loops", off);
+	      return 0;
+	    }
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
 	  uint32_t e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
 	  uint64_t len = e & PM_NMASK;
@@ -336,8 +342,15 @@ shrink (struct mm_desc *d)
   if (PM_KIND (e) != PM_FREE)
     return;
   uint64_t n = e & PM_NMASK;
-  if (n < MM_SHRINK_MIN + MM_GROW_MIN || n > top - MM_HDR_PAGES || d->damaged)
+  if (n < MM_SHRINK_MIN + MM_GROW_MIN || d->damaged)
     return;
+  if (!(e & PM_END) || n > top - MM_HDR_PAGES
+      || mm_pm_get (d, top - n) != ((e & ~PM_END) | PM_HEAD)
+      || run_at (d, top - n)->magic != MM_RUN_MAGIC)
+    {
+      mm_damage (d, "free run marks at the top", (top - 1) << MM_PAGE_SHIFT);
+      return;
+    }
   uint64_t head = top - n, keep = MM_GROW_MIN, newtop = head + keep;
   uint64_t rel = bin_remove (d, head, n);
   clear_run (d, head, n);
@@ -503,6 +516,11 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
 	  errno = e;
 	  return -1;
 	}
+      /* Marks left above the old top (by a shrink, or in a damaged file)
+         must not be taken for runs: wipe them in the leaves that exist.  */
+      for (uint64_t i = old; i < newtop; i++)
+	if (dir[i >> MM_WIN_SHIFT] && mm_pm_get (d, i))
+	  mm_pm_set (d, i, 0);
       uint64_t p = old;
       for (uint64_t w = old >> MM_WIN_SHIFT; w <= (newtop - 1) >> MM_WIN_SHIFT; w++)
 	if (!dir[w])

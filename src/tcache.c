@@ -278,7 +278,7 @@ acquire (struct mm_tce *e, unsigned cls)
   if (!off)
     return mm_slab_new (d, cls, 0, mm_tc_self->id);
   struct mm_slab *s = (struct mm_slab *) mm_at (d, off);
-  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->owner)
+  if (!mm_slab_ok (d, off, cls) || s->owner)
     {
       mm_damage (d, "partial slab list", off);
       return NULL;
@@ -354,7 +354,7 @@ mm_tc_drop_heap (struct mm_desc *d)
 	{
 	  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
 	  n = mm_classes[PM_SLAB_CLS (e)].pages;
-	  if (s->magic == MM_SLAB_MAGIC && s->owner)
+	  if (s->owner && mm_slab_ok (d, pg << MM_PAGE_SHIFT, PM_SLAB_CLS (e)))
 	    mm_slab_unowned (d, s);
 	}
       pg += n ? n : 1;
