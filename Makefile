@@ -46,7 +46,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
-.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE stress fuzz bench
+.PHONY: all lib check asan ubsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
 
 all: lib tools
 
@@ -133,6 +133,11 @@ ubsan: check-deps
 	@$(MAKE) --no-print-directory check B=build-ubsan CFLAGS="-O1 -g" \
 	  SANFLAGS="-fsanitize=undefined -fno-sanitize-recover=all"
 
+# The drop-in malloc: its tests, and real programs under LD_PRELOAD.
+check-malloc: check-deps
+	@$(MAKE) --no-print-directory lib
+	@B=$(B) sh tests/malloc/run.sh
+
 # Thousands of random kills, and the kill points: STRESS_KILLS (default 5000).
 STRESS_KILLS ?= 5000
 stress: check-deps
@@ -215,6 +220,7 @@ help:
 	@echo "make          build libmmalloc.so.1, libmmalloc.a and mmtrace-report"
 	@echo "make check    build and run the test suite (installs cmocka if it can)"
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
+	@echo "make check-malloc  the drop-in malloc's tests and real programs"
 	@echo "make demo     a word index kept in a heap file across two processes"
 	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N)"
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"

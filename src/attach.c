@@ -131,11 +131,11 @@ static struct mm_desc *live;	/* attached ones (and attaching) */
 static struct mm_desc *
 desc_new (void)
 {
-  pthread_mutex_lock (&pool_lock);
+  mm_lock (&pool_lock);
   struct mm_desc *d = pool;
   if (d)
     pool = d->next;
-  pthread_mutex_unlock (&pool_lock);
+  mm_unlock (&pool_lock);
   if (!d)
     {
       void *p;
@@ -164,13 +164,13 @@ desc_new (void)
   d->abortfunc = NULL;
   d->next = NULL;
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
-  pthread_mutex_lock (&pool_lock);
+  mm_lock (&pool_lock);
   d->live_prev = NULL;
   d->live_next = live;
   if (live)
     live->live_prev = d;
   live = d;
-  pthread_mutex_unlock (&pool_lock);
+  mm_unlock (&pool_lock);
   return d;
 }
 
@@ -179,7 +179,7 @@ mm_desc_free (struct mm_desc *d)
 {
   d->magic = 0;
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
-  pthread_mutex_lock (&pool_lock);
+  mm_lock (&pool_lock);
   if (d->live_prev)
     d->live_prev->live_next = d->live_next;
   else
@@ -188,7 +188,7 @@ mm_desc_free (struct mm_desc *d)
     d->live_next->live_prev = d->live_prev;
   d->next = pool;
   pool = d;
-  pthread_mutex_unlock (&pool_lock);
+  mm_unlock (&pool_lock);
 }
 
 /* --- fork ------------------------------------------------------------------- */
@@ -227,6 +227,26 @@ mm_fork_unlock (void)
 {
   while (fork_nheld > 0)
     pthread_mutex_unlock (fork_held[--fork_nheld]);
+}
+
+/* In the child of a fork: the other threads are gone, with their thread
+   caches and whatever they were doing.  An anonymous heap is the child's own
+   copy: rebuild it as recovery does (owners cleared, counts from the bitmaps,
+   lists anew) and make every thread cache of it stale.  A heap file is still
+   the parent's, shared with it: the child gets it read-only.  */
+void
+mm_fork_repair (void)
+{
+  for (struct mm_desc *d = live; d; d = d->live_next)
+    {
+      if (d->magic != MM_DESC_MAGIC)
+	continue;
+      __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
+      if (d->mode & MM_MODE_FILE)
+	d->mode |= MM_MODE_RDONLY;
+      else if (!d->damaged && mm_recover (d) == 0)
+	d->nowned = 0;
+    }
 }
 
 /* In the child, which has one thread: every lock anew, taken or not.  */
@@ -443,30 +463,30 @@ open_file (struct mm_desc *d, uint64_t size)
 static int
 registry_add (struct mm_desc *d)
 {
-  pthread_mutex_lock (&registry_lock);
+  mm_lock (&registry_lock);
   for (struct mm_desc *r = registry; r; r = r->next)
     if (r->dev == d->dev && r->ino == d->ino)
       {
-	pthread_mutex_unlock (&registry_lock);
+	mm_unlock (&registry_lock);
 	return MMALLOC_ELOCKED;
       }
   d->next = registry;
   registry = d;
-  pthread_mutex_unlock (&registry_lock);
+  mm_unlock (&registry_lock);
   return 0;
 }
 
 void
 mm_registry_remove (struct mm_desc *d)
 {
-  pthread_mutex_lock (&registry_lock);
+  mm_lock (&registry_lock);
   for (struct mm_desc **p = &registry; *p; p = &(*p)->next)
     if (*p == d)
       {
 	*p = d->next;
 	break;
       }
-  pthread_mutex_unlock (&registry_lock);
+  mm_unlock (&registry_lock);
 }
 
 static void *

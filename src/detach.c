@@ -49,9 +49,9 @@ mmalloc_sync (void *md)
     return -1;
   if (!(d->mode & MM_MODE_FILE) || !mm_writable (d))
     return 0;
-  pthread_mutex_lock (&d->page_lock);
+  mm_lock (&d->page_lock);
   int e = mm_os_sync (d->base, (size_t) (d->hdr->top << MM_PAGE_SHIFT), d->fd);
-  pthread_mutex_unlock (&d->page_lock);
+  mm_unlock (&d->page_lock);
   if (e)
     {
       errno = e;

@@ -14,7 +14,6 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define EXPORT __attribute__ ((visibility ("default")))
 
@@ -116,19 +115,30 @@ malloc_usable_size (void *ptr)
 
 /* --- fork -------------------------------------------------------------------
 
-   Before fork every lock of every heap the process knows is taken, so that
-   the child finds no half-made change; the child makes them anew.  A fork
-   from a signal handler that interrupted one of our own critical sections
-   would wait forever for a lock its own thread holds: the prepare handler
-   therefore gives up on a lock it cannot have within a bounded time and
-   lets the child make that one anew as it is.  */
+   Before fork every lock of every heap is taken, so that the child finds no
+   half-made change, and the child makes them anew.  A fork from a signal
+   handler that interrupted this thread inside the library must not wait for
+   locks its own thread holds: then each lock is only tried, and the child
+   repairs what may be half made.  The child repairs anyway what the other
+   threads, gone in it, left: their owned slabs and counts (mm_fork_repair).  */
 
-static int trylock_bounded (pthread_mutex_t *m);
+static int
+lock_wait (pthread_mutex_t *m)
+{
+  pthread_mutex_lock (m);
+  return 1;
+}
+
+static int
+lock_try (pthread_mutex_t *m)
+{
+  return pthread_mutex_trylock (m) == 0;
+}
 
 static void
 fork_prepare (void)
 {
-  mm_fork_lock (trylock_bounded);
+  mm_fork_lock (mm_locks_held ? lock_try : lock_wait);
 }
 
 static void
@@ -141,19 +151,8 @@ static void
 fork_child (void)
 {
   mm_fork_reinit ();
-}
-
-static int
-trylock_bounded (pthread_mutex_t *m)
-{
-  for (int i = 0; i < 20000; i++)
-    {
-      if (pthread_mutex_trylock (m) == 0)
-	return 1;
-      if (i > 100)
-	usleep (50);		/* about a second in all */
-    }
-  return 0;			/* not held by us: the child remakes it */
+  mm_locks_held = 0;
+  mm_fork_repair ();
 }
 
 /* Options from MMALLOC_OPTIONS, a comma-separated list: "check" (mmcheck on

@@ -23,14 +23,14 @@ block_lock (struct mm_desc *d, const void *ptr)
       if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES)
 	li = PM_SLAB_CLS (e);
     }
-  pthread_mutex_lock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+  mm_lock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
   return li;
 }
 
 void
 mm_block_unlock (struct mm_desc *d, unsigned li)
 {
-  pthread_mutex_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+  mm_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
 }
 
 static const char *
@@ -249,12 +249,12 @@ free_fast (struct mm_desc *d, void *ptr)
       && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED))
     return 1;
   unsigned cls = PM_SLAB_CLS (e);
-  pthread_mutex_lock (&d->class_lock[cls]);
+  mm_lock (&d->class_lock[cls]);
   /* Check it is still the slab it was: it may have been given back since.  */
   if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
       && s->magic == MM_SLAB_MAGIC)
     mm_slab_after_free (d, s);
-  pthread_mutex_unlock (&d->class_lock[cls]);
+  mm_unlock (&d->class_lock[cls]);
   return 1;
 }
 

@@ -114,6 +114,11 @@ mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
   for (uint32_t i = 0; i < c->pages; i++)
     if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (i << 8) | cls))
       return 0;
+  const uint64_t *rb = mm_rbits (s);	/* slots freed elsewhere were allocated */
+  for (uint32_t w = 0; w < c->words; w++)
+    if (__atomic_load_n (&rb[w], __ATOMIC_RELAXED) & ~__atomic_load_n (&s->bits[w],
+									__ATOMIC_RELAXED))
+      return 0;
   return 1;
 }
 
@@ -166,9 +171,9 @@ struct mm_slab *
 mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 {
   const struct mm_class *c = &mm_classes[cls];
-  pthread_mutex_lock (&d->page_lock);
+  mm_lock (&d->page_lock);
   uint64_t pg = mm_pages_alloc (d, c->pages, 1, PM_SLAB, cls);
-  pthread_mutex_unlock (&d->page_lock);
+  mm_unlock (&d->page_lock);
   if (!pg)
     return NULL;
   struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
@@ -198,8 +203,6 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 void
 mm_slab_merge (struct mm_slab *s)
 {
-  if (!__atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE))
-    return;			/* rfree counts after the OR: nothing is pending */
   uint32_t words = (s->nobj + 63) / 64;
   uint64_t *rb = mm_rbits (s);
   for (uint32_t w = 0; w < words; w++)
@@ -235,8 +238,7 @@ mm_slab_take (struct mm_slab *s)
 	      return w * 64 + bit;
 	    }
 	}
-      if (!__atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE))
-	break;
+      /* rfree may lag rbits (it is counted after the OR): read rbits.  */
       mm_slab_merge (s);
     }
   return UINT32_MAX;
@@ -306,9 +308,9 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
       MM_KP ();
       s->magic = 0;
       MM_KP ();
-      pthread_mutex_lock (&d->page_lock);
+      mm_lock (&d->page_lock);
       mm_pages_free (d, mm_off (d, s) >> MM_PAGE_SHIFT);
-      pthread_mutex_unlock (&d->page_lock);
+      mm_unlock (&d->page_lock);
     }
 }
 
@@ -318,7 +320,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
 {
   struct mm_class_state *cs = &d->hdr->cls[cls];
   const struct mm_class *c = &mm_classes[cls];
-  pthread_mutex_lock (&d->class_lock[cls]);
+  mm_lock (&d->class_lock[cls]);
   struct mm_slab *s;
   uint64_t off = cs->partial[checked];
   if (off)
@@ -340,16 +342,16 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
     }
   if (s && mm_slab_full (s))
     mm_partial_pull (d, s);
-  pthread_mutex_unlock (&d->class_lock[cls]);
+  mm_unlock (&d->class_lock[cls]);
   return s ? (char *) s + c->objoff + (size_t) idx * c->size : NULL;
 }
 
 void *
 mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, int checked)
 {
-  pthread_mutex_lock (&d->page_lock);
+  mm_lock (&d->page_lock);
   uint64_t pg = mm_pages_alloc (d, npages, align, PM_LARGE, checked ? PM_CHECKED : 0);
-  pthread_mutex_unlock (&d->page_lock);
+  mm_unlock (&d->page_lock);
   return pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
 }
 

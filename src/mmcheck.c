@@ -80,7 +80,7 @@ mmcheckf (void *md, void (*abortfunc) (void), int force)
       return 0;
     }
   int ok = 1;
-  pthread_mutex_lock (&d->page_lock);
+  mm_lock (&d->page_lock);
   uint32_t fl = d->hdr->flags;
   if (!(fl & MM_F_CHECKED) && (fl & MM_F_USED) && !force)
     ok = 0;
@@ -89,7 +89,7 @@ mmcheckf (void *md, void (*abortfunc) (void), int force)
       d->abortfunc = abortfunc;
       if (!(fl & MM_F_CHECKED))
 	{			/* new blocks take the checked paths from now */
-	  pthread_mutex_unlock (&d->page_lock);
+	  mm_unlock (&d->page_lock);
 	  mm_lock_all (d);
 	  __atomic_or_fetch (&d->hdr->flags, MM_F_CHECKED, __ATOMIC_RELEASE);
 	  mm_tc_drop_heap (d);
@@ -97,7 +97,7 @@ mmcheckf (void *md, void (*abortfunc) (void), int force)
 	  return 1;
 	}
     }
-  pthread_mutex_unlock (&d->page_lock);
+  mm_unlock (&d->page_lock);
   if (!ok)
     mm_fail (d, EBUSY);
   return ok;
@@ -168,7 +168,7 @@ static uint64_t
 walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
 {
   unsigned cls = PM_SLAB_CLS (e);
-  if (cls >= MM_NCLASSES || PM_SLAB_OFF (e) != 0)
+  if (cls >= MM_NCLASSES || e != PM_MAKE (PM_SLAB, cls))
     {
       problem (w, "page map: bad slab mark", pg);
       return 1;

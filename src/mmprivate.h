@@ -295,6 +295,7 @@ MM_HIDDEN void mm_desc_free (struct mm_desc *d);
 MM_HIDDEN void mm_fork_lock (int (*lock) (pthread_mutex_t *));
 MM_HIDDEN void mm_fork_unlock (void);
 MM_HIDDEN void mm_fork_reinit (void);
+MM_HIDDEN void mm_fork_repair (void);
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
@@ -438,6 +439,31 @@ MM_HIDDEN void mm_kp_hit (void);
 #else
 #define MM_KP() ((void) 0)
 #endif
+
+/* --- Locks ----------------------------------------------------------------
+
+   Every lock of the library is taken through mm_lock, which counts the locks
+   this thread holds: a fork from a signal handler that interrupted us must not
+   wait for a lock its own thread holds (malloc.c).  */
+extern MM_HIDDEN __thread int mm_locks_held __attribute__ ((tls_model ("initial-exec")));
+
+/* The count covers the whole of each call, waiting included: a signal can
+   come between the lock and the count.  */
+static inline void
+mm_lock (pthread_mutex_t *m)
+{
+  mm_locks_held++;
+  __atomic_signal_fence (__ATOMIC_SEQ_CST);
+  pthread_mutex_lock (m);
+}
+
+static inline void
+mm_unlock (pthread_mutex_t *m)
+{
+  pthread_mutex_unlock (m);
+  __atomic_signal_fence (__ATOMIC_SEQ_CST);
+  mm_locks_held--;
+}
 
 /* --- Inline helpers ------------------------------------------------------- */
 

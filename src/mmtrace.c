@@ -52,7 +52,7 @@ mm_trace (char op, const void *ptr, size_t size)
 int
 mmtrace (void)
 {
-  pthread_mutex_lock (&mm_trace_lock);
+  mm_lock (&mm_trace_lock);
   if (trace_fd < 0)
     {
       const char *name = secure_getenv ("MMALLOC_TRACE");
@@ -74,6 +74,6 @@ mmtrace (void)
 	}
     }
   int on = trace_fd >= 0;
-  pthread_mutex_unlock (&mm_trace_lock);
+  mm_unlock (&mm_trace_lock);
   return on;
 }

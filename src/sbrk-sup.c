@@ -18,14 +18,14 @@ mm_default (void)
   struct mm_desc *d = __atomic_load_n (&default_desc, __ATOMIC_ACQUIRE);
   if (MM_LIKELY (d))
     return d;
-  pthread_mutex_lock (&mm_default_lock);
+  mm_lock (&mm_default_lock);
   d = default_desc;
   if (!d && (d = mmalloc_attach (-1, NULL)))
     {
       d->mode |= MM_MODE_DEFAULT;
       __atomic_store_n (&default_desc, d, __ATOMIC_RELEASE);
     }
-  pthread_mutex_unlock (&mm_default_lock);
+  mm_unlock (&mm_default_lock);
   return d;
 }
 
@@ -56,14 +56,14 @@ void
 mm_lock_all (struct mm_desc *d)
 {
   for (unsigned c = 0; c < MM_NCLASSES; c++)
-    pthread_mutex_lock (&d->class_lock[c]);
-  pthread_mutex_lock (&d->page_lock);
+    mm_lock (&d->class_lock[c]);
+  mm_lock (&d->page_lock);
 }
 
 void
 mm_unlock_all (struct mm_desc *d)
 {
-  pthread_mutex_unlock (&d->page_lock);
+  mm_unlock (&d->page_lock);
   for (unsigned c = MM_NCLASSES; c-- > 0;)
-    pthread_mutex_unlock (&d->class_lock[c]);
+    mm_unlock (&d->class_lock[c]);
 }

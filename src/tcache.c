@@ -24,6 +24,7 @@
 #include <string.h>
 
 __thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
+__thread int mm_locks_held __attribute__ ((tls_model ("initial-exec")));
 
 static uint32_t next_id;
 static uint64_t next_gen;
@@ -134,7 +135,7 @@ entry_release (struct mm_tce *e)
   for (unsigned c = 0; d != &no_desc && c < MM_NCLASSES; c++)
     if (e->slab[c] || e->avail[c] || e->full[c])
       {
-	pthread_mutex_lock (&d->class_lock[c]);
+	mm_lock (&d->class_lock[c]);
 	if (e->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
 	  {
 	    struct mm_slab *s;
@@ -151,7 +152,7 @@ entry_release (struct mm_tce *e)
 	    if (e->slab[c])
 	      give_up (d, e->slab[c]);
 	  }
-	pthread_mutex_unlock (&d->class_lock[c]);
+	mm_unlock (&d->class_lock[c]);
       }
   entry_clear (e);
 }
@@ -189,10 +190,10 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
       e->nhint[c] = (uint8_t) n;
       avail_unlink (d, e, c, s);
       if (!locked)
-	pthread_mutex_lock (&d->class_lock[c]);
+	mm_lock (&d->class_lock[c]);
       give_up (d, s);
       if (!locked)
-	pthread_mutex_unlock (&d->class_lock[c]);
+	mm_unlock (&d->class_lock[c]);
     }
 }
 
@@ -320,9 +321,9 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
 	      full_unlink (d, e, cls, s);
 	      full_push (d, e, cls, s);
 	    }
-	  pthread_mutex_lock (&d->class_lock[cls]);
+	  mm_lock (&d->class_lock[cls]);
 	  s = acquire (e, cls);
-	  pthread_mutex_unlock (&d->class_lock[cls]);
+	  mm_unlock (&d->class_lock[cls]);
 	  if (!s)
 	    return NULL;
 	  e->slab[cls] = s;
