@@ -2,7 +2,8 @@
 
    Small requests (<= MM_SMALL_MAX) take a slot from a slab of their class: 16-byte
    steps to 128 (the alignment allows no finer ones), then four classes per
-   doubling, so from 64 bytes up neighbouring classes are at most 25% apart.  A slab's bitmap is the only authority on which slots are allocated; one
+   doubling to 16 KiB and eight from 16 to 32 KiB, so from 64 bytes up
+   neighbouring classes are at most 25% apart.  A slab's bitmap is the only authority on which slots are allocated; one
    word store claims or releases a slot.  Larger requests take whole pages.
    Slab work happens under the class lock, page work under the page lock.  */
 
@@ -20,6 +21,8 @@ class_size (unsigned c)
 {
   if (c < 8)
     return (c + 1) * 16;
+  if (c > MM_CLASS_16K)		/* eight per doubling from 16 KiB to 32 KiB */
+    return 16384 + (c - MM_CLASS_16K) * 2048;
   unsigned b = 7 + (c - 8) / 4, i = (c - 8) % 4;
   return (uint32_t) ((4 + i + 1) << (b - 2));
 }

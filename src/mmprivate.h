@@ -79,8 +79,9 @@
 #define MM_DIR_PAGES ((MM_DIR_ENTRIES * 4 + MM_PAGE - 1) / MM_PAGE)
 #define MM_HDR_PAGES (1 + MM_DIR_PAGES)	/* header page + directory pages */
 #define MM_ALIGN 16		/* alignment of every block: max_align_t */
-#define MM_NCLASSES 36		/* small size classes, 16 .. 16384 bytes */
-#define MM_SMALL_MAX 16384
+#define MM_NCLASSES 44		/* small size classes, 16 .. 32768 bytes */
+#define MM_SMALL_MAX 32768
+#define MM_CLASS_16K 35		/* the class of 16384 bytes: 2 KiB steps above */
 #define MM_SLAB_MAX_PAGES 32
 #define MM_NBINS 96		/* free-run bins: 64 exact, then one per doubling */
 
@@ -231,26 +232,30 @@ struct mm_class
 
 struct mm_desc
 {
+  /* Read by every fast path of every thread: one cache line that nothing
+     writes while the heap is in use (limit changes with growth only).  */
   uint32_t magic;		/* MM_DESC_MAGIC while attached */
   uint32_t mode;		/* MM_MODE_* */
   char *base;			/* region start, == (char *) hdr */
   struct mm_header *hdr;
-  uint64_t span;		/* bytes reserved in this process */
   uint64_t limit;		/* top in bytes: the fast free's bound check */
-  uint64_t nowned;		/* slabs owned by thread caches (class locks) */
-  uint64_t resv_lo, resv_hi;	/* pages known to have disk blocks reserved
-				   by this process since (page lock) */
-  int fd;			/* the library's own descriptor, -1 if anonymous */
-  int err;			/* last error code */
-  int damaged;			/* metadata found inconsistent: see mm_damage */
-  void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
   uint64_t gen;			/* this attachment's number; 0 once detached.
 				   Thread caches holding another are stale */
+  uint64_t span;		/* bytes reserved in this process */
+  int fd;			/* the library's own descriptor, -1 if anonymous */
+  int damaged;			/* metadata found inconsistent: see mm_damage */
+  void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
+
+  /* Written now and then: kept off the line above.  */
+  _Alignas (64) uint64_t nowned;	/* slabs owned by thread caches (class locks) */
+  uint64_t resv_lo, resv_hi;	/* pages known to have disk blocks reserved
+				   by this process since (page lock) */
+  int err;			/* last error code */
   dev_t dev;
   ino_t ino;
   struct mm_desc *next;		/* registry of attached files, or free list */
   struct mm_desc *live_next, *live_prev;	/* every attached heap (fork) */
-  pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
+  _Alignas (64) pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
   pthread_mutex_t class_lock[MM_NCLASSES];	/* slabs of one class */
 };
 #define MM_DESC_MAGIC 0x6d6d6473u
@@ -524,6 +529,8 @@ mm_size_class (size_t size)
   if (size <= 1024)
     return mm_class_of16[(size + 15) >> 4];
   size_t s = size - 1;
+  if (s >= 16384)
+    return MM_CLASS_16K + 1 + (unsigned) ((s - 16384) >> 11);
   unsigned b = 63 - (unsigned) __builtin_clzll (s);
   return 8 + (b - 7) * 4 + (unsigned) (s >> (b - 2)) - 4;
 }

@@ -183,6 +183,15 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
     }
   if (s->used == 0 && s != e->slab[c])
     {
+      /* Keep one empty slab per class at hand (on avail), so that a thread
+	 whose blocks come and go does not make and unmake slabs.  */
+      struct mm_slab *o = e->avail[c];
+      int other_empty = 0;
+      for (int k = 0; o && k < 4; k++, o = link_at (d, o->next))
+	if (o != s && o->used == 0)
+	  other_empty = 1;
+      if (!other_empty)
+	return;
       unsigned n = 0;		/* forget the hints into it */
       for (unsigned i = 0; i < e->nhint[c]; i++)
 	if (e->hint[c][i].s != s)
