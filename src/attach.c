@@ -27,6 +27,19 @@ mm_hdr_sum (const struct mm_header *h)
   return s;
 }
 
+/* A fingerprint of the page-map directory, kept in the header: on a clean
+   file it stands for checking every leaf (which would cost a fault per leaf
+   at each attach).  */
+uint64_t
+mm_dir_sum (const struct mm_desc *d)
+{
+  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
+  uint64_t s = 14695981039346656037ULL;
+  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
+    s = (s ^ dir[w]) * 1099511628211ULL;
+  return s;
+}
+
 /* 0 if H describes a heap this library can use whose file has FILE_SIZE bytes
    (0: unknown), else the MMALLOC_E* code naming what is wrong.  */
 int
@@ -85,17 +98,15 @@ region_validate (struct mm_desc *d)
      that recovery completes; the rest holds only for a clean one.  */
   if (h->state != MM_CLEAN)
     return 0;
-  /* The header, the directory and every leaf are pages of kind META in the
-     page map the directory describes: a directory entry moved onto other
-     pages would make the page map write into them.  */
+  /* A directory entry moved onto other pages would make the page map write
+     into them: the directory must be the one written last (its sum), and
+     the header and directory pages are META in the page map it gives.  */
+  if (h->dir_sum != mm_dir_sum (d))
+    return MMALLOC_ECORRUPT;
   d->limit = top << MM_PAGE_SHIFT;
   for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
     if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
       return MMALLOC_ECORRUPT;
-  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
-    for (uint64_t i = 0; dir[w] && i < MM_LEAF_PAGES; i++)
-      if (PM_KIND (mm_pm_get (d, dir[w] + i)) != PM_META)
-	return MMALLOC_ECORRUPT;
   /* No run may cross `top': the last page ends a run, a slab or a leaf.  */
   uint32_t e = mm_pm_get (d, top - 1);
   uint64_t n = e & PM_NMASK;
@@ -403,6 +414,7 @@ create (struct mm_desc *d)
   mm_set_top (d, MM_HDR_PAGES);
   if (mm_pages_setup (d) < 0)
     return errno;
+  h->dir_sum = mm_dir_sum (d);
   __atomic_store_n (&h->magic[0], MM_MAGIC[0], __ATOMIC_RELEASE);
   return 0;
 }

@@ -371,6 +371,8 @@ mmalloc_check (void *md)
     problem (&w, mmalloc_strerror (e), 0);
   else
     {
+      if (d->hdr->dir_sum != mm_dir_sum (d))
+	problem (&w, "page-map directory differs from its sum", MM_PAGE);
       walk_pages (&w);
       walk_bins (&w);
       walk_partials (&w);

@@ -140,6 +140,7 @@ struct mm_header
   uint32_t state;		/* MM_CLEAN or MM_DIRTY */
   uint32_t flags;		/* MM_F_* */
   uint64_t top;			/* pages in use; the file holds at least these */
+  uint64_t dir_sum;		/* FNV-1a of the page-map directory (mm_dir_sum) */
   uint64_t keys[MMALLOC_KEYS];	/* user data: absolute addresses */
 
   /* Page allocator (page lock).  Derived from the page map.  */
@@ -292,6 +293,7 @@ MM_HIDDEN void mm_os_fail_at (long n, int err);
 
 MM_HIDDEN struct mm_desc *mm_default (void);
 MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
+MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);

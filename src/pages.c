@@ -534,6 +534,11 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
          take a leaf for free space.  */
       for (uint64_t i = old; i < p; i++)
 	mm_pm_set (d, i, PM_MAKE (PM_META, 0));
+      if (p > old)
+	{
+	  h->dir_sum = mm_dir_sum (d);
+	  MM_KP ();
+	}
       mm_set_top (d, newtop);
       MM_KP ();
       run_add (d, p, newtop - p, 1);

@@ -136,5 +136,6 @@ mm_recover (struct mm_desc *d)
     }
   if (in_free && free_range (d, free_from, top) < 0)
     return errno;
+  h->dir_sum = mm_dir_sum (d);
   return 0;
 }
