@@ -51,23 +51,6 @@ spit (const char *path, const void *buf, size_t len)
   close (fd);
 }
 
-static void
-rm_tree (const char *dir)
-{
-  DIR *d = opendir (dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  char p[600];
-  while ((e = readdir (d)))
-    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
-      {
-	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
-	unlink (p);
-      }
-  closedir (d);
-  rmdir (dir);
-}
 
 /* The header as stored at the start of the file at PATH.  */
 static struct mm_header
@@ -921,7 +904,7 @@ static int
 cleanup (void **state)
 {
   (void) state;
-  rm_tree (tu_dir ());
+  tu_rm_tree (tu_dir ());
   return 0;
 }
 

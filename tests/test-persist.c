@@ -71,23 +71,6 @@ helper_ok (const char *mode, const char *path, const char *arg)
   return &r;
 }
 
-static void
-rm_tree (const char *dir)
-{
-  DIR *d = opendir (dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  char p[600];
-  while ((e = readdir (d)))
-    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
-      {
-	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
-	unlink (p);
-      }
-  closedir (d);
-  rmdir (dir);
-}
 
 /* Attach PATH here too: it is consistent, and key 1 (node 500) is or is not
    set as WANT_NODE500 says.  */
@@ -191,7 +174,7 @@ static int
 cleanup (void **state)
 {
   (void) state;
-  rm_tree (tu_dir ());
+  tu_rm_tree (tu_dir ());
   return 0;
 }
 

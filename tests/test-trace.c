@@ -43,23 +43,6 @@ write_text (const char *path, const char *text)
   assert_int_equal (fclose (f), 0);
 }
 
-static void
-rm_tree (const char *dir)
-{
-  DIR *d = opendir (dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  char p[600];
-  while ((e = readdir (d)))
-    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
-      {
-	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
-	unlink (p);
-      }
-  closedir (d);
-  rmdir (dir);
-}
 
 /* --- the trace --------------------------------------------------------------- */
 
@@ -369,7 +352,7 @@ static int
 cleanup (void **state)
 {
   (void) state;
-  rm_tree (tu_dir ());
+  tu_rm_tree (tu_dir ());
   return 0;
 }
 

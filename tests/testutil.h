@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "mmalloc.h"
@@ -100,6 +101,25 @@ tu_child (void (*fn) (void *), void *arg, char *err, size_t errlen)
   int st;
   assert_int_equal (waitpid (pid, &st, 0), pid);
   return st;
+}
+
+/* Remove DIR and the files in it (one level: what the tests make).  */
+static inline void
+tu_rm_tree (const char *dir)
+{
+  DIR *d = opendir (dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  char p[600];
+  while ((e = readdir (d)))
+    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
+      {
+	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
+	unlink (p);
+      }
+  closedir (d);
+  rmdir (dir);
 }
 
 /* An abort function for misuse tests: leaves the child with status 77.  */
