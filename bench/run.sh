@@ -272,6 +272,50 @@ else
   note "python3 or build/libmmalloc-malloc.so.1 missing: python row skipped"
 fi
 
+# More real programs, the same way: each one's output must be the same under
+# every malloc (compared as a checksum with glibc's), and its wall time is
+# the figure.  prog_row NAME LABEL COMMAND: in $OUT/progs.
+prog_row () {
+  name=$1 label=$2; shift 2
+  if ! command -v "$1" >/dev/null 2>&1 || [ ! -f "$MSO" ]; then
+    note "$1 or build/libmmalloc-malloc.so.1 missing: $name row skipped"
+    return
+  fi
+  want=$( (cd "$OUT/progs" && "$@" 2>/dev/null) | cksum)
+  for r in $(seq 1 "$PY_ROUNDS"); do
+    for al in $(rotated "$r" $MALLOCS); do
+      pre=$(preload "$al")
+      [ "$al" = mmalloc ] && pre=$MSO
+      t0=$(date +%s%N)
+      got=$( (cd "$OUT/progs" && LD_PRELOAD=$pre "$@" 2>>"$LOG") | cksum)
+      t1=$(date +%s%N)
+      if [ "$got" = "$want" ]; then
+	echo "$name $al $r time_ms $(( (t1 - t0) / 1000000 ))" >>"$RAW"
+      else
+	note "FAILED: $name under $al gave other output"
+	[ "$al" = mmalloc ] && MMFAIL=1
+      fi
+    done
+  done
+  spec "$name" time_ms "$label" ms 1 mm speed
+}
+
+mkdir -p "$OUT/progs"
+awk -v n=$((PY_N * 150000)) 'BEGIN { srand (3); for (i = 0; i < n; i++)
+       printf "%08d %s line %d\n", int (rand () * 1e8), substr ("abcdefghij", 1 + i % 7), i }' \
+  >"$OUT/progs/text"
+awk -v n=300 'BEGIN { for (i = 0; i < n; i++) {
+       printf "int f%d (int *a, int n) { int s = %d; for (int i = 0; i < n; i++)", i, i
+       printf " s += a[i] * %d - (s >> 3); return s; }\n", i % 13 + 1 } }' >"$OUT/progs/big.c"
+say "real programs under each malloc: $PY_ROUNDS rounds"
+prog_row sort "sort, $((PY_N * 150000)) lines (LD_PRELOAD)" sort text
+prog_row xz "xz -T2, 4 MB of the text (LD_PRELOAD)" sh -c 'head -c 4000000 text | xz -T2 -c' 
+prog_row gcc "gcc -O2 -c, 300 functions (LD_PRELOAD)" \
+  sh -c 'gcc -O2 -c big.c -o big.o && cksum <big.o'
+prog_row perl "perl hash and sort workload (LD_PRELOAD)" \
+  perl -e 'my %h; for my $i (1 .. 300000) { $h{"k$i"} = [$i, "x" x ($i % 9)] }
+	   my $s = 0; $s += length $h{$_}[1] for sort keys %h; print "$s\n"'
+
 # --- 4: heap file ----------------------------------------------------------------
 
 HDIR=${BENCH_HEAP_DIR:-}
