@@ -12,49 +12,6 @@
 
 /* --- helpers -------------------------------------------------------------- */
 
-static uint64_t
-mix (uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-/* Fill N bytes at P with a stream of 64-bit words derived from TAG.  */
-static void
-fill (void *p, size_t n, uint64_t tag)
-{
-  unsigned char *c = p;
-  uint64_t w = mix (tag + 1);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
-    memcpy (c + i, &w, 8);
-  for (unsigned k = 0; i < n; i++, k++)
-    c[i] = (unsigned char) (w >> (8 * k));
-}
-
-/* True if N bytes at P hold what fill (P, N, TAG) wrote.  */
-static bool
-holds (const void *p, size_t n, uint64_t tag)
-{
-  const unsigned char *c = p;
-  uint64_t w = mix (tag + 1), v;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
-    {
-      memcpy (&v, c + i, 8);
-      if (v != w)
-	return false;
-    }
-  for (unsigned k = 0; i < n; i++, k++)
-    if (c[i] != (unsigned char) (w >> (8 * k)))
-      return false;
-  return true;
-}
-
 static bool
 all_bytes (const void *p, size_t n, unsigned char v)
 {
@@ -172,10 +129,10 @@ usable_size_covers_request_and_every_usable_byte_is_writable (void **state)
 	  u[i] = mmalloc_usable_size (md, p[i]);
 	  assert_true (u[i] >= size);
 	  assert_true (u[i] > 0);
-	  fill (p[i], u[i], size * 100 + (size_t) i);
+	  tu_fill (p[i], u[i], size * 100 + (size_t) i);
 	}
       for (int i = 0; i < K; i++)
-	assert_true (holds (p[i], u[i], size * 100 + (size_t) i));
+	assert_true (tu_holds (p[i], u[i], size * 100 + (size_t) i));
       assert_heap_ok (md);
       for (int i = 0; i < K; i++)
 	mfree (md, p[i]);
@@ -231,16 +188,16 @@ check_resize (void *md, size_t from, size_t to, bool block)
   void *blocker = block ? mmalloc (md, from) : NULL;
   if (block)
     assert_non_null (blocker);
-  fill (p, from, tag);
+  tu_fill (p, from, tag);
   char *q = mrealloc (md, p, to);
   if (!q)
     fail_msg ("mrealloc %zu -> %zu failed", from, to);
   assert_int_equal ((uintptr_t) q % 16, 0);
   size_t keep = from < to ? from : to;
-  if (!holds (q, keep, tag))
+  if (!tu_holds (q, keep, tag))
     fail_msg ("mrealloc %zu -> %zu lost contents", from, to);
   assert_true (mmalloc_usable_size (md, q) >= to);
-  fill (q, to, tag + 1);
+  tu_fill (q, to, tag + 1);
   assert_heap_ok (md);
   if (blocker)
     mfree (md, blocker);
@@ -320,7 +277,7 @@ mrealloc_null_acts_as_mmalloc (void **state)
       assert_int_equal ((uintptr_t) p % 16, 0);
       size_t u = mmalloc_usable_size (md, p);
       assert_true (u >= s[i]);
-      fill (p, u, i);
+      tu_fill (p, u, i);
       struct mstats after = mmstats (md);
       assert_int_equal (after.chunks_used, before.chunks_used + 1);
       assert_int_equal (after.bytes_used, before.bytes_used + u);
@@ -372,7 +329,7 @@ mrealloc_failure_leaves_block_intact (void **state)
 	  assert_non_null (p);
 	  void *after = at_top ? NULL : mmalloc (md, 100000);
 	  size_t u = mmalloc_usable_size (md, p);
-	  fill (p, u, i * 10 + j);
+	  tu_fill (p, u, i * 10 + j);
 	  struct mstats before = mmstats (md);
 	  errno = 0;
 	  void *q = mrealloc (md, p, huge[j]);
@@ -382,7 +339,7 @@ mrealloc_failure_leaves_block_intact (void **state)
 	  assert_int_equal (e, ENOMEM);
 	  assert_int_equal (mmalloc_errno (md), ENOMEM);
 	  assert_int_equal (mmalloc_usable_size (md, p), u);
-	  assert_true (holds (p, u, i * 10 + j));
+	  assert_true (tu_holds (p, u, i * 10 + j));
 	  struct mstats st = mmstats (md);
 	  assert_int_equal (st.chunks_used, before.chunks_used);
 	  assert_int_equal (st.bytes_used, before.bytes_used);
@@ -620,7 +577,7 @@ random_churn_keeps_every_block_intact (void **state)
 	  ptr[i] = mmalloc (md, len[i]);
 	  assert_non_null (ptr[i]);
 	  assert_int_equal ((uintptr_t) ptr[i] % 16, 0);
-	  fill (ptr[i], len[i], tag);
+	  tu_fill (ptr[i], len[i], tag);
 	  live++;
 	}
       else if (rng () % 8 == 0)
@@ -629,15 +586,15 @@ random_churn_keeps_every_block_intact (void **state)
 	  char *q = mrealloc (md, ptr[i], n);
 	  assert_non_null (q);
 	  size_t keep = n < len[i] ? n : len[i];
-	  bad += !holds (q, keep, tag);
+	  bad += !tu_holds (q, keep, tag);
 	  gen[i]++;
 	  ptr[i] = q;
 	  len[i] = n;
-	  fill (q, n, ((uint64_t) i << 32) | gen[i]);
+	  tu_fill (q, n, ((uint64_t) i << 32) | gen[i]);
 	}
       else
 	{
-	  bad += !holds (ptr[i], len[i], tag);
+	  bad += !tu_holds (ptr[i], len[i], tag);
 	  mfree (md, ptr[i]);
 	  ptr[i] = NULL;
 	  gen[i]++;
@@ -653,7 +610,7 @@ random_churn_keeps_every_block_intact (void **state)
   for (size_t i = 0; i < SLOTS; i++)
     if (ptr[i])
       {
-	bad += !holds (ptr[i], len[i], ((uint64_t) i << 32) | gen[i]);
+	bad += !tu_holds (ptr[i], len[i], ((uint64_t) i << 32) | gen[i]);
 	mfree (md, ptr[i]);
       }
   assert_int_equal (bad, 0);
@@ -680,8 +637,8 @@ heap_grows_past_4_gib (void **state)
   char *q = mmalloc (md, 1 * MiB);
   assert_non_null (q);
   assert_true (q > p + 4 * GiB);
-  fill (q, MiB, 42);
-  assert_true (holds (q, MiB, 42));
+  tu_fill (q, MiB, 42);
+  assert_true (tu_holds (q, MiB, 42));
   assert_int_equal (mmalloc_usable_size (md, q), MiB);
   assert_heap_ok (md);
   assert_int_equal (p[0], 1);

@@ -11,45 +11,6 @@
 #include <stdint.h>
 
 static uint64_t
-mix (uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
-}
-
-static void
-fill (void *p, size_t n, uint64_t tag)
-{
-  unsigned char *c = p;
-  uint64_t w = mix (tag + 1);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
-    memcpy (c + i, &w, 8);
-  for (unsigned k = 0; i < n; i++, k++)
-    c[i] = (unsigned char) (w >> (8 * k));
-}
-
-static bool
-holds (const void *p, size_t n, uint64_t tag)
-{
-  const unsigned char *c = p;
-  uint64_t w = mix (tag + 1), v;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
-    {
-      memcpy (&v, c + i, 8);
-      if (v != w)
-	return false;
-    }
-  for (unsigned k = 0; i < n; i++, k++)
-    if (c[i] != (unsigned char) (w >> (8 * k)))
-      return false;
-  return true;
-}
-
-static uint64_t
 next (uint64_t *s)
 {
   *s ^= *s << 13;
@@ -110,7 +71,7 @@ worker_run (void *arg)
 	      w->ptr[i] = NULL;
 	      continue;
 	    }
-	  fill (w->ptr[i], w->len[i], tag_of (w, i));
+	  tu_fill (w->ptr[i], w->len[i], tag_of (w, i));
 	}
       else if (next (&s) % 10 == 0)
 	{
@@ -122,15 +83,15 @@ worker_run (void *arg)
 	      continue;
 	    }
 	  size_t keep = n < w->len[i] ? n : w->len[i];
-	  w->errors += !holds (q, keep, tag_of (w, i));
+	  w->errors += !tu_holds (q, keep, tag_of (w, i));
 	  w->gen[i]++;
 	  w->ptr[i] = q;
 	  w->len[i] = n;
-	  fill (q, n, tag_of (w, i));
+	  tu_fill (q, n, tag_of (w, i));
 	}
       else
 	{
-	  w->errors += !holds (w->ptr[i], w->len[i], tag_of (w, i));
+	  w->errors += !tu_holds (w->ptr[i], w->len[i], tag_of (w, i));
 	  mfree (w->md, w->ptr[i]);
 	  w->ptr[i] = NULL;
 	  w->gen[i]++;
@@ -166,7 +127,7 @@ four_threads_share_one_heap_without_damage (void **state)
       for (size_t i = 0; i < SLOTS; i++)
 	if (w[k].ptr[i])
 	  {
-	    assert_true (holds (w[k].ptr[i], w[k].len[i], tag_of (&w[k], i)));
+	    assert_true (tu_holds (w[k].ptr[i], w[k].len[i], tag_of (&w[k], i)));
 	    live++;
 	    bytes += mmalloc_usable_size (md, w[k].ptr[i]);
 	  }
@@ -222,7 +183,7 @@ producer (void *arg)
 	  __atomic_add_fetch (&pc.produce_errors, 1, __ATOMIC_RELAXED);
 	  continue;
 	}
-      fill (it.p, it.len, it.tag);
+      tu_fill (it.p, it.len, it.tag);
       pthread_mutex_lock (&pc.lock);
       while (pc.count == QCAP)
 	pthread_cond_wait (&pc.nonfull, &pc.lock);
@@ -257,7 +218,7 @@ consumer (void *arg)
       pc.consumed++;
       pthread_cond_signal (&pc.nonfull);
       pthread_mutex_unlock (&pc.lock);
-      if (!holds (it.p, it.len, it.tag))
+      if (!tu_holds (it.p, it.len, it.tag))
 	__atomic_add_fetch (&pc.consume_errors, 1, __ATOMIC_RELAXED);
       mfree (pc.md, it.p);
     }

@@ -103,6 +103,50 @@ tu_child (void (*fn) (void *), void *arg, char *err, size_t errlen)
   return st;
 }
 
+/* A 64-bit mixing function, for patterns and seeds.  */
+static inline uint64_t
+tu_mix (uint64_t x)
+{
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/* Fill N bytes at P with a stream of 64-bit words derived from TAG.  */
+static inline void
+tu_fill (void *p, size_t n, uint64_t tag)
+{
+  unsigned char *c = p;
+  uint64_t w = tu_mix (tag + 1);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
+    memcpy (c + i, &w, 8);
+  for (unsigned k = 0; i < n; i++, k++)
+    c[i] = (unsigned char) (w >> (8 * k));
+}
+
+/* True if N bytes at P hold what tu_fill (P, N, TAG) wrote.  */
+static inline int
+tu_holds (const void *p, size_t n, uint64_t tag)
+{
+  const unsigned char *c = p;
+  uint64_t w = tu_mix (tag + 1), v;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
+    {
+      memcpy (&v, c + i, 8);
+      if (v != w)
+	return 0;
+    }
+  for (unsigned k = 0; i < n; i++, k++)
+    if (c[i] != (unsigned char) (w >> (8 * k)))
+      return 0;
+  return 1;
+}
+
 /* Remove DIR and the files in it (one level: what the tests make).  */
 static inline void
 tu_rm_tree (const char *dir)
