@@ -23,21 +23,6 @@ holds (const void *p, size_t n, unsigned seed)
   return true;
 }
 
-static void *
-new_heap (void)
-{
-  void *md = mmalloc_attach (-1, NULL);
-  assert_non_null (md);
-  return md;
-}
-
-static void
-end_heap (void *md)
-{
-  assert_heap_ok (md);
-  assert_null (mmalloc_detach (md));
-}
-
 static const size_t align_sizes[] = { 0, 1, 100, 5000, 70000 };
 #define NSIZES (sizeof align_sizes / sizeof align_sizes[0])
 
@@ -48,7 +33,7 @@ static void
 mmemalign_every_power_of_two_up_to_1_gib (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   void *other = mmalloc (md, 24);
   assert_non_null (other);
   for (unsigned shift = 0; shift <= 30; shift++)
@@ -74,7 +59,7 @@ mmemalign_every_power_of_two_up_to_1_gib (void **state)
       assert_int_equal (mmstats (md).chunks_used, 1);
     }
   mfree (md, other);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* Aligned blocks of many sizes kept live together: none overlaps another.  */
@@ -82,7 +67,7 @@ static void
 mmemalign_blocks_do_not_overlap (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { N = 600 };
   static unsigned char *p[N];
   static size_t len[N];
@@ -102,14 +87,14 @@ mmemalign_blocks_do_not_overlap (void **state)
   for (int i = 0; i < N; i++)
     mfree (md, p[i]);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mmemalign_rejects_non_powers_of_two_with_einval (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t bad[] = {
     0, 3, 24, 48, 1000, 4097, 3 << 20, ((size_t) 1 << 30) + 1, SIZE_MAX
   };
@@ -125,14 +110,14 @@ mmemalign_rejects_non_powers_of_two_with_einval (void **state)
 	assert_int_equal (mmalloc_errno (md), EINVAL);
       }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mvalloc_gives_page_aligned_blocks (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   long page = sysconf (_SC_PAGESIZE);
   assert_true (page > 0);
   static const size_t sizes[] = { 0, 1, 16, 100, 4095, 4096, 4097, 16384, 70000, 1 << 20 };
@@ -155,7 +140,7 @@ mvalloc_gives_page_aligned_blocks (void **state)
       mfree (md, p[i]);
     }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* mrealloc on an aligned block keeps its contents, growing and shrinking.  */
@@ -163,7 +148,7 @@ static void
 mrealloc_keeps_contents_of_aligned_blocks (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t aligns[] = { 32, 64, 256, 4096, 65536, 1 << 21 };
   static const size_t from[] = { 1, 100, 5000, 70000 };
   static const size_t to[] = { 0, 10, 200, 3000, 20000, 200000 };
@@ -195,7 +180,7 @@ mrealloc_keeps_contents_of_aligned_blocks (void **state)
 	  mfree (md, r);
 	}
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* mmalloc_usable_size of an aligned block: at least the size asked for, and
@@ -204,7 +189,7 @@ static void
 usable_size_of_aligned_blocks_is_all_writable (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t aligns[] = { 1, 16, 32, 64, 128, 4096, 8192, 1 << 20 };
   static const size_t sizes[] = { 0, 1, 48, 100, 5000, 16384, 70000 };
   enum { K = 4 };
@@ -233,7 +218,7 @@ usable_size_of_aligned_blocks_is_all_writable (void **state)
 	for (int k = 0; k < K; k++)
 	  mfree (md, p[k]);
       }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 int

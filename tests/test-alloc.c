@@ -33,21 +33,6 @@ rng (void)
   return rng_state;
 }
 
-static void *
-new_heap (void)
-{
-  void *md = mmalloc_attach (-1, NULL);
-  assert_non_null (md);
-  return md;
-}
-
-static void
-end_heap (void *md)
-{
-  assert_heap_ok (md);
-  assert_null (mmalloc_detach (md));
-}
-
 static int
 cmp_ptr (const void *a, const void *b)
 {
@@ -61,7 +46,7 @@ static void
 every_pointer_is_16_aligned_for_sizes_0_to_70000 (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { MAXN = 4096 };
   static void *live[MAXN];
   size_t n = 0;
@@ -76,14 +61,14 @@ every_pointer_is_16_aligned_for_sizes_0_to_70000 (void **state)
   for (size_t i = n; i-- > 0;)
     mfree (md, live[i]);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mmalloc_zero_gives_unique_freeable_pointers (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { N = 2000 };
   static void *p[N], *sorted[N];
   for (int i = 0; i < N; i++)
@@ -100,7 +85,7 @@ mmalloc_zero_gives_unique_freeable_pointers (void **state)
   for (int i = 0; i < N; i++)
     mfree (md, p[i]);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static const size_t probe_sizes[] = {
@@ -115,7 +100,7 @@ static void
 usable_size_covers_request_and_every_usable_byte_is_writable (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { K = 9 };
   for (size_t s = 0; s < sizeof probe_sizes / sizeof probe_sizes[0]; s++)
     {
@@ -137,7 +122,7 @@ usable_size_covers_request_and_every_usable_byte_is_writable (void **state)
       for (int i = 0; i < K; i++)
 	mfree (md, p[i]);
     }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* Size classes are at most 25% apart, large blocks are whole pages.  */
@@ -145,7 +130,7 @@ static void
 usable_size_wastes_at_most_a_quarter_or_a_page (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   for (size_t size = 0; size <= 16384 + 3 * 4096; size++)
     {
       void *p = mmalloc (md, size);
@@ -162,16 +147,16 @@ usable_size_wastes_at_most_a_quarter_or_a_page (void **state)
 	fail_msg ("size %zu: usable %zu wastes a page or more", size, u);
       mfree (md, p);
     }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 usable_size_of_null_is_zero (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   assert_int_equal (mmalloc_usable_size (md, NULL), 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- mrealloc keeps contents ---------------------------------------------- */
@@ -208,35 +193,35 @@ static void
 mrealloc_keeps_contents_small_to_small (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t s[] = { 0, 1, 16, 17, 100, 129, 1000, 4096, 9000, 16384 };
   size_t n = sizeof s / sizeof s[0];
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < n; j++)
       check_resize (md, s[i], s[j], false);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_keeps_contents_small_to_large (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t from[] = { 0, 1, 100, 5000, 16384 };
   static const size_t to[] = { 16385, 20000, 70000, 1 << 20, 5 << 20 };
   for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
     for (size_t j = 0; j < sizeof to / sizeof to[0]; j++)
       check_resize (md, from[i], to[j], false);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_keeps_contents_large_to_large (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t s[] = { 16385, 20000, 65536, 70000, 300000, 1 << 20, 3 << 20 };
   size_t n = sizeof s / sizeof s[0];
   for (size_t i = 0; i < n; i++)
@@ -246,28 +231,28 @@ mrealloc_keeps_contents_large_to_large (void **state)
 	check_resize (md, s[i], s[j], true);	/* must move to grow */
       }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_keeps_contents_large_to_small (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t from[] = { 16385, 20000, 70000, 1 << 20 };
   static const size_t to[] = { 0, 1, 100, 5000, 16384 };
   for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
     for (size_t j = 0; j < sizeof to / sizeof to[0]; j++)
       check_resize (md, from[i], to[j], false);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_null_acts_as_mmalloc (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t s[] = { 0, 1, 100, 16384, 70000 };
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
     {
@@ -284,14 +269,14 @@ mrealloc_null_acts_as_mmalloc (void **state)
       mfree (md, p);
     }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_to_zero_leaves_a_minimal_block (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   void *z = mmalloc (md, 0);
   assert_non_null (z);
   size_t minimal = mmalloc_usable_size (md, z);
@@ -307,7 +292,7 @@ mrealloc_to_zero_leaves_a_minimal_block (void **state)
       assert_int_equal (mmstats (md).chunks_used, 1);
       mfree (md, q);
     }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* A size that cannot be had: the block stays as it was, readable and freeable.  */
@@ -315,7 +300,7 @@ static void
 mrealloc_failure_leaves_block_intact (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t from[] = { 100, 5000, 70000, 3 << 20 };
   static const size_t huge[] = {
     SIZE_MAX, SIZE_MAX - 4096, PTRDIFF_MAX, (size_t) 1 << 62,
@@ -348,7 +333,7 @@ mrealloc_failure_leaves_block_intact (void **state)
 	  mfree (md, after);
 	}
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- mcalloc ----------------------------------------------------------------- */
@@ -357,7 +342,7 @@ static void
 mcalloc_zeroes_memory_that_was_dirty (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t sizes[] = { 1, 16, 100, 1000, 5000, 16384, 20000, 40000 };
   enum { N = 64 };
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
@@ -387,28 +372,28 @@ mcalloc_zeroes_memory_that_was_dirty (void **state)
       for (int i = 0; i < N; i++)
 	mfree (md, p[i]);
     }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mcalloc_multiplies_count_by_size (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   unsigned char *p = mcalloc (md, 1000, 37);
   assert_non_null (p);
   assert_true (mmalloc_usable_size (md, p) >= 37000);
   assert_true (all_bytes (p, 37000, 0));
   memset (p, 1, 37000);
   mfree (md, p);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mcalloc_overflow_fails_with_enomem (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t pairs[][2] = {
     { SIZE_MAX / 2 + 1, 2 }, { 2, SIZE_MAX / 2 + 1 }, { SIZE_MAX, SIZE_MAX },
     { (size_t) 1 << 32, (size_t) 1 << 32 }, { SIZE_MAX / 3 + 1, 3 },
@@ -425,7 +410,7 @@ mcalloc_overflow_fails_with_enomem (void **state)
       assert_int_equal (mmalloc_errno (md), ENOMEM);
     }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- sizes no heap can hold ---------------------------------------------------- */
@@ -448,7 +433,7 @@ static void
 mmalloc_huge_size_fails_with_enomem (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   for (size_t i = 0; i < NHUGE; i++)
     {
       set_einval (md);
@@ -465,14 +450,14 @@ mmalloc_huge_size_fails_with_enomem (void **state)
   assert_non_null (p);
   mfree (md, p);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mrealloc_huge_size_fails_with_enomem (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   for (size_t i = 0; i < NHUGE; i++)
     {
       /* NULL (acts as mmalloc), a small and a large block.  */
@@ -492,14 +477,14 @@ mrealloc_huge_size_fails_with_enomem (void **state)
       mfree (md, blocks[2]);
     }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 mmemalign_huge_size_fails_with_enomem (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   static const size_t aligns[] = { 1, 16, 64, 4096, 1 << 20, 1 << 30 };
   for (size_t i = 0; i < NHUGE; i++)
     for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++)
@@ -514,7 +499,7 @@ mmemalign_huge_size_fails_with_enomem (void **state)
 	assert_int_equal (mmalloc_errno (md), ENOMEM);
       }
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- mfree ------------------------------------------------------------------ */
@@ -523,7 +508,7 @@ static void
 mfree_null_does_nothing (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   void *keep = mmalloc (md, 100);
   assert_non_null (keep);
   set_einval (md);
@@ -535,7 +520,7 @@ mfree_null_does_nothing (void **state)
   struct mstats after = mmstats (md);
   assert_memory_equal (&before, &after, sizeof before);
   mfree (md, keep);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- many blocks ---------------------------------------------------------------- */
@@ -559,7 +544,7 @@ static void
 random_churn_keeps_every_block_intact (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { SLOTS = 10000, OPS = 200000 };
   static char *ptr[SLOTS];
   static size_t len[SLOTS];
@@ -616,7 +601,7 @@ random_churn_keeps_every_block_intact (void **state)
   assert_int_equal (bad, 0);
   assert_int_equal (mmstats (md).chunks_used, 0);
   assert_int_equal (mmstats (md).bytes_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- big heaps ---------------------------------------------------------------- */
@@ -625,7 +610,7 @@ static void
 heap_grows_past_4_gib (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   size_t size = 5 * GiB;
   char *p = mmalloc (md, size);
   assert_non_null (p);
@@ -646,7 +631,7 @@ heap_grows_past_4_gib (void **state)
   mfree (md, q);
   mfree (md, p);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* 64 GiB of blocks, one byte touched in each, so that the test stays fast.
@@ -657,7 +642,7 @@ static void
 heap_grows_to_64_gib (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { N = 64 };
   static char *blk[N];
   size_t total = 0;
@@ -681,7 +666,7 @@ heap_grows_to_64_gib (void **state)
   for (int i = 0; i < N; i++)
     mfree (md, blk[i]);
   assert_int_equal (mmstats (md).chunks_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* Freed space comes back: another round of the same large blocks does not make
@@ -690,7 +675,7 @@ static void
 freed_large_blocks_are_reused (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { N = 16 };
   char *blk[N];
   for (int i = 0; i < N; i++)
@@ -712,14 +697,14 @@ freed_large_blocks_are_reused (void **state)
       for (int i = 0; i < N; i++)
 	mfree (md, blk[i]);
     }
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static void
 freeing_a_large_block_at_the_top_shrinks_the_heap (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   void *small = mmalloc (md, 100);
   assert_non_null (small);
   size_t base = mmstats (md).bytes_total;
@@ -736,7 +721,7 @@ freeing_a_large_block_at_the_top_shrinks_the_heap (void **state)
   assert_true (shrunk.bytes_total < base + 2 * MiB);
   assert_int_equal (shrunk.chunks_used, 1);
   mfree (md, small);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 int

@@ -3,21 +3,6 @@
 
 #include <stdint.h>
 
-static void *
-new_heap (void)
-{
-  void *md = mmalloc_attach (-1, NULL);
-  assert_non_null (md);
-  return md;
-}
-
-static void
-end_heap (void *md)
-{
-  assert_heap_ok (md);
-  assert_null (mmalloc_detach (md));
-}
-
 static void
 assert_total_covers (struct mstats st)
 {
@@ -30,14 +15,14 @@ static void
 fresh_heap_has_nothing_used (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   struct mstats st = mmstats (md);
   assert_int_equal (st.chunks_used, 0);
   assert_int_equal (st.bytes_used, 0);
   assert_true (st.bytes_total > 0);
   assert_int_equal (st.bytes_total % 4096, 0);
   assert_total_covers (st);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 static const size_t stat_sizes[] = {
@@ -50,7 +35,7 @@ static void
 allocating_n_blocks_adds_n_chunks_and_their_usable_bytes (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   void *keep = mmalloc (md, 333);	/* the heap is not empty */
   assert_non_null (keep);
   enum { N = 50 };
@@ -80,7 +65,7 @@ allocating_n_blocks_adds_n_chunks_and_their_usable_bytes (void **state)
   struct mstats st = mmstats (md);
   assert_int_equal (st.chunks_used, 0);
   assert_int_equal (st.bytes_used, 0);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* Free slots and free page runs are counted: after freeing, what was used is
@@ -89,7 +74,7 @@ static void
 freed_bytes_become_free_or_leave_the_heap (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { N = 200 };
   void *p[N];
   for (int i = 0; i < N; i++)
@@ -111,7 +96,7 @@ freed_bytes_become_free_or_leave_the_heap (void **state)
   assert_int_equal (none.chunks_used, 0);
   assert_int_equal (none.bytes_used, 0);
   assert_total_covers (none);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* --- a random sequence, tracked on the side ------------------------------ */
@@ -147,7 +132,7 @@ static void
 stats_agree_with_live_blocks_after_random_calls (void **state)
 {
   (void) state;
-  void *md = new_heap ();
+  void *md = tu_new_heap ();
   enum { SLOTS = 1500, OPS = 30000 };
   static void *ptr[SLOTS];
   static size_t use[SLOTS];
@@ -217,7 +202,7 @@ stats_agree_with_live_blocks_after_random_calls (void **state)
   assert_int_equal (st.chunks_used, 0);
   assert_int_equal (st.bytes_used, 0);
   assert_total_covers (st);
-  end_heap (md);
+  tu_end_heap (md);
 }
 
 /* This program uses the default heap in this test only.  */

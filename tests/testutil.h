@@ -103,6 +103,22 @@ tu_child (void (*fn) (void *), void *arg, char *err, size_t errlen)
   return st;
 }
 
+/* A new anonymous heap; and its end: checked clean, then detached.  */
+static inline void *
+tu_new_heap (void)
+{
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  return md;
+}
+
+static inline void
+tu_end_heap (void *md)
+{
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
 /* A 64-bit mixing function, for patterns and seeds.  */
 static inline uint64_t
 tu_mix (uint64_t x)
