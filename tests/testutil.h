@@ -135,7 +135,7 @@ tu_mix (uint64_t x)
 static inline void
 tu_fill (void *p, size_t n, uint64_t tag)
 {
-  unsigned char *c = p;
+  unsigned char *c = (unsigned char *) p;
   uint64_t w = tu_mix (tag + 1);
   size_t i = 0;
   for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
@@ -148,7 +148,7 @@ tu_fill (void *p, size_t n, uint64_t tag)
 static inline int
 tu_holds (const void *p, size_t n, uint64_t tag)
 {
-  const unsigned char *c = p;
+  const unsigned char *c = (const unsigned char *) p;
   uint64_t w = tu_mix (tag + 1), v;
   size_t i = 0;
   for (; i + 8 <= n; i += 8, w += 0x9e3779b97f4a7c15ULL)
