@@ -254,7 +254,10 @@ mm_fork_repair (void)
 	continue;
       __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
       if (d->mode & MM_MODE_FILE)
-	d->mode |= MM_MODE_RDONLY;
+	{			/* its slabs keep our owner: no fast frees */
+	  d->mode |= MM_MODE_RDONLY;
+	  d->limit = 0;
+	}
       else if (!d->damaged && mm_recover (d) == 0)
 	d->nowned = 0;
     }
@@ -467,8 +470,10 @@ open_file (struct mm_desc *d, uint64_t size)
     e = MMALLOC_ECORRUPT;
   if (!e)
     e = region_validate (d);
+  /* Slabs of a file that was not detached may name owners, ours by chance:
+     the fast frees must not run on a heap we may not write.  */
   if (!e)
-    d->limit = d->hdr->top << MM_PAGE_SHIFT;
+    d->limit = (d->mode & MM_MODE_RDONLY) ? 0 : d->hdr->top << MM_PAGE_SHIFT;
   return e;
 }
 

@@ -23,6 +23,7 @@ mmalloc_detach (void *md)
   if (mm_writable (d) && !d->damaged)
     mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
+  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
     {

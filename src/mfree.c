@@ -283,7 +283,15 @@ mfree_slow (void *md, void *ptr)
 }
 
 /* The fast path: a slot of a slab this thread owns, given back with one
-   store to the slab's bitmap.  Everything else goes the slow way.  */
+   store to the slab's bitmap.  Everything else goes the slow way.
+
+   E, the entry of the heap this thread used last, is not checked against
+   the heap's generation: every change that makes entries stale also takes
+   the owners out of the heap's slabs (mm_tc_drop_heap, recovery in a fork
+   child) or zeroes d->limit (detach, damage, a read-only child), so a slab
+   owned by this thread below d->limit was taken through E itself.  The
+   pointer is checked as the slow path checks it: a slot boundary, its bit
+   set, not freed already by another thread.  */
 void
 mfree (void *md, void *ptr)
 {
@@ -293,15 +301,15 @@ mfree (void *md, void *ptr)
       struct mm_tce *e = &tc->e[0];
       struct mm_desc *d = e->d;
       uint64_t off = (uint64_t) ((char *) ptr - d->base);
-      if (MM_LIKELY (e->md == md && e->gen == d->gen && off < d->limit && !mm_trace_on))
+      if (MM_LIKELY (e->md == md && off < __atomic_load_n (&d->limit, __ATOMIC_RELAXED)
+		     && !mm_trace_on))
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
 	  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
 	  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
-	  uint64_t rel = off - soff - c->objoff;
-	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && soff < off && s->owner == tc->id
-			 && rel < (uint64_t) c->nobj * c->size))
+	  uint64_t rel = off - soff - c->objoff;	/* huge if below slot 0 */
+	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && rel < c->span && s->owner == tc->id))
 	    {
 	      uint64_t idx = (rel * c->recip) >> 40;
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
@@ -311,17 +319,18 @@ mfree (void *md, void *ptr)
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b & ~bit, __ATOMIC_RELAXED);
 		  MM_KP ();
-		  if (MM_UNLIKELY (--s->used == 0 || (s->flags & MM_SLAB_FULL)))
-		    mm_tc_freed (e, s, 0);
-		  else
+		  uint32_t used = s->used - 1;
+		  s->used = used;
+		  unsigned cls = PM_SLAB_CLS (ent);
+		  if (MM_UNLIKELY ((s->flags & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls]))
+		      && !mm_tc_freed (e, s, 0))
+		    return;	/* given up: no hint into it */
+		  unsigned n = e->nhint[cls];
+		  if (MM_LIKELY (n < MM_TC_HINTS))
 		    {
-		      unsigned cls = PM_SLAB_CLS (ent), n = e->nhint[cls];
-		      if (n < MM_TC_HINTS)
-			{
-			  e->hint[cls][n].s = s;
-			  e->hint[cls][n].idx = (uint32_t) idx;
-			  e->nhint[cls] = (uint8_t) (n + 1);
-			}
+		      e->hint[cls][n].p = ptr;
+		      e->hint[cls][n].v = (uintptr_t) s | idx;
+		      e->nhint[cls] = (uint8_t) (n + 1);
 		    }
 		  return;
 		}

@@ -47,7 +47,8 @@ classes_build (void)
 	{
 	  size_t bytes = (size_t) n * MM_PAGE;
 	  uint32_t nobj = (uint32_t) (bytes / size);
-	  while (nobj && slab_hdr_bytes (nobj) + (size_t) nobj * size > bytes)
+	  while (nobj && (slab_hdr_bytes (nobj) + (size_t) nobj * size > bytes
+			  || nobj >= MM_PAGE))	/* a hint packs the index (tcache.c) */
 	    nobj--;
 	  if (!nobj)
 	    continue;
@@ -67,6 +68,7 @@ classes_build (void)
       mm_classes[c].objoff = (uint16_t) slab_hdr_bytes (best_nobj);
       mm_classes[c].recip = ((uint64_t) 1 << 40) / size + 1;
       mm_classes[c].words = (best_nobj + 63) / 64;
+      mm_classes[c].span = best_nobj * size;
     }
   for (unsigned i = 0; i <= 1024 / 16; i++)
     {
@@ -436,49 +438,51 @@ mmalloc_slow (void *md, size_t size)
   return mm_alloc_done (d, mm_alloc (d, size), size);
 }
 
-/* The fast path: a slot of the slab this thread owns for the class, taken
-   with one store to the slab's bitmap.  */
+/* The fast path: a slot this thread freed lately (a hint), else one of the
+   slab it owns for the class, taken with one store to the slab's bitmap.  */
 void *
 mmalloc (void *md, size_t size)
 {
   struct mm_tc *tc = mm_tc_self;
   if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
-      unsigned cls = mm_size_class (size);
       struct mm_tce *e = &tc->e[0];
-      const struct mm_class *c = &mm_classes[cls];
-      unsigned n = e->nhint[cls];
-      if (MM_LIKELY (n != 0 && e->md == md && e->gen == e->d->gen && !mm_trace_on))
+      if (MM_LIKELY (e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
-	  struct mm_hint *h = &e->hint[cls][n - 1];
-	  struct mm_slab *s = h->s;
-	  uint32_t idx = h->idx;
-	  uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
-	  e->nhint[cls] = (uint8_t) (n - 1);
-	  if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */
+	  unsigned cls = mm_size_class (size), n = e->nhint[cls];
+	  if (MM_LIKELY (n != 0))
 	    {
-	      __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
-	      MM_KP ();
-	      s->used++;
-	      return (char *) s + c->objoff + (size_t) idx * c->size;
-	    }
-	}
-      struct mm_slab *s = e->slab[cls];
-      if (MM_LIKELY (s != NULL && e->md == md && e->gen == e->d->gen && !mm_trace_on))
-	{
-	  /* We own it: nobody else writes its bits.  Words before the hint are
-	     full, or were when we passed them.  */
-	  for (uint32_t w = s->hint; w < c->words; w++)
-	    {
-	      uint64_t b = s->bits[w];
-	      if (MM_LIKELY (~b != 0))
+	      struct mm_hint *h = &e->hint[cls][n - 1];
+	      struct mm_slab *s = (struct mm_slab *) (h->v & ~(uintptr_t) (MM_PAGE - 1));
+	      unsigned idx = (unsigned) (h->v & (MM_PAGE - 1));
+	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
+	      e->nhint[cls] = (uint8_t) (n - 1);
+	      if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */
 		{
-		  unsigned bit = (unsigned) __builtin_ctzll (~b);
-		  __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
+		  __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
 		  MM_KP ();
 		  s->used++;
-		  s->hint = w;
-		  return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+		  return h->p;
+		}
+	    }
+	  struct mm_slab *s = e->slab[cls];
+	  if (MM_LIKELY (s != NULL))
+	    {
+	      /* We own it: nobody else writes its bits.  Words before the hint
+		 are full, or were when we passed them.  */
+	      const struct mm_class *c = &mm_classes[cls];
+	      for (uint32_t w = s->hint; w < c->words; w++)
+		{
+		  uint64_t b = s->bits[w];
+		  if (MM_LIKELY (~b != 0))
+		    {
+		      unsigned bit = (unsigned) __builtin_ctzll (~b);
+		      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
+		      MM_KP ();
+		      s->used++;
+		      s->hint = w;
+		      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+		    }
 		}
 	    }
 	  void *p = mm_tc_refill (e, cls);	/* the entry is good: no lookup */

@@ -227,6 +227,8 @@ struct mm_class
   uint32_t words;		/* 64-bit words of each bitmap */
   uint64_t recip;		/* 2^40 / size + 1: n / size == n * recip >> 40
 				   for every n below a slab's size */
+  uint32_t span;		/* nobj * size */
+  uint32_t pad;
 };
 
 /* --- The process descriptor ---------------------------------------------- */
@@ -239,7 +241,10 @@ struct mm_desc
   uint32_t mode;		/* MM_MODE_* */
   char *base;			/* region start, == (char *) hdr */
   struct mm_header *hdr;
-  uint64_t limit;		/* top in bytes: the fast free's bound check */
+  uint64_t limit;		/* top in bytes while the fast paths may free into
+				   the heap; 0 once they may not (detached,
+				   damaged, read-only in a fork child): the
+				   fast free's only check of the descriptor */
   uint64_t gen;			/* this attachment's number; 0 once detached.
 				   Thread caches holding another are stale */
   uint64_t span;		/* bytes reserved in this process */
@@ -367,8 +372,9 @@ MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block 
 #define MM_TC_HINTS 16		/* freed slots remembered per class */
 struct mm_hint
 {
-  struct mm_slab *s;		/* a slab this thread owns */
-  uint32_t idx;			/* a free slot of it: bit clear, and only we set bits */
+  void *p;			/* a free slot (its bit clear; only we set bits) */
+  uintptr_t v;			/* its slab, which this thread owns, | its index
+				   (slabs are page-aligned, nobj < MM_PAGE) */
 };
 struct mm_tce
 {
@@ -397,7 +403,7 @@ extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
   __attribute__ ((tls_model ("initial-exec")));
 MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
 MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
-MM_HIDDEN void mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
+MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
 MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
 MM_HIDDEN uint64_t mm_new_gen (void);
@@ -514,7 +520,9 @@ static inline void
 mm_set_top (struct mm_desc *d, uint64_t top)
 {
   __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
-  __atomic_store_n (&d->limit, top << MM_PAGE_SHIFT, __ATOMIC_RELEASE);
+  __atomic_store_n (&d->limit, top << MM_PAGE_SHIFT, __ATOMIC_SEQ_CST);
+  if (MM_UNLIKELY (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST)))
+    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);	/* see mm_damage */
 }
 
 static inline uint64_t

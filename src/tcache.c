@@ -170,8 +170,9 @@ mm_tc_find (struct mm_desc *d)
 
 /* We freed a slot of S, which we own, outside the fast path's common case:
    S was on the full list (it is available again), or S is now empty and not
-   the current slab (give it up, so its pages can go back).  */
-void
+   the current slab (give it up, so its pages can go back).  1 if we still
+   own S, 0 if it was given up.  */
+int
 mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
 {
   struct mm_desc *d = e->d;
@@ -191,10 +192,10 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
 	if (o != s && o->used == 0)
 	  other_empty = 1;
       if (!other_empty)
-	return;
+	return 1;
       unsigned n = 0;		/* forget the hints into it */
       for (unsigned i = 0; i < e->nhint[c]; i++)
-	if (e->hint[c][i].s != s)
+	if ((struct mm_slab *) (e->hint[c][i].v & ~(uintptr_t) (MM_PAGE - 1)) != s)
 	  e->hint[c][n++] = e->hint[c][i];
       e->nhint[c] = (uint8_t) n;
       avail_unlink (d, e, c, s);
@@ -203,7 +204,9 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
       give_up (d, s);
       if (!locked)
 	mm_unlock (&d->class_lock[c]);
+      return 0;
     }
+  return 1;
 }
 
 /* At thread exit: give every slab back, then the cache's memory.  */
