@@ -282,6 +282,28 @@ mfree_slow (void *md, void *ptr)
   errno = saved;
 }
 
+/* Remember the slot at P (V: its slab | its index) for mmalloc's fast path.  */
+static inline void
+hint_push (struct mm_tce *e, unsigned cls, void *p, uintptr_t v)
+{
+  unsigned n = e->nhint[cls];
+  if (MM_LIKELY (n < MM_TC_HINTS))
+    {
+      e->hint[cls][n].p = p;
+      e->hint[cls][n].v = v;
+      e->nhint[cls] = (uint8_t) (n + 1);
+    }
+}
+
+/* mfree freed slot IDX (at P) of S, which we own, and S needs more than a
+   hint: it was on the full list, or it is empty.  */
+static __attribute__ ((noinline)) void
+freed_rare (struct mm_tce *e, struct mm_slab *s, void *p, uint64_t idx)
+{
+  if (mm_tc_freed (e, s, 0))	/* else given up: no hint into it */
+    hint_push (e, s->cls, p, (uintptr_t) s | idx);
+}
+
 /* The fast path: a slot of a slab this thread owns, given back with one
    store to the slab's bitmap.  Everything else goes the slow way.
 
@@ -322,16 +344,12 @@ mfree (void *md, void *ptr)
 		  uint32_t used = s->used - 1;
 		  s->used = used;
 		  unsigned cls = PM_SLAB_CLS (ent);
-		  if (MM_UNLIKELY ((s->flags & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls]))
-		      && !mm_tc_freed (e, s, 0))
-		    return;	/* given up: no hint into it */
-		  unsigned n = e->nhint[cls];
-		  if (MM_LIKELY (n < MM_TC_HINTS))
+		  if (MM_UNLIKELY ((s->flags & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls])))
 		    {
-		      e->hint[cls][n].p = ptr;
-		      e->hint[cls][n].v = (uintptr_t) s | idx;
-		      e->nhint[cls] = (uint8_t) (n + 1);
+		      freed_rare (e, s, ptr, idx);	/* a tail call: no frame here */
+		      return;
 		    }
+		  hint_push (e, cls, ptr, (uintptr_t) s | idx);
 		  return;
 		}
 	    }

@@ -438,6 +438,15 @@ mmalloc_slow (void *md, size_t size)
   return mm_alloc_done (d, mm_alloc (d, size), size);
 }
 
+/* mmalloc's fast path found no slot: refill through the entry E, which is
+   good (no lookup), else the slow path.  */
+static __attribute__ ((noinline)) void *
+mmalloc_refill (void *md, size_t size, struct mm_tce *e, unsigned cls)
+{
+  void *p = mm_tc_refill (e, cls);
+  return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size);
+}
+
 /* The fast path: a slot this thread freed lately (a hint), else one of the
    slab it owns for the class, taken with one store to the slab's bitmap.  */
 void *
@@ -485,9 +494,7 @@ mmalloc (void *md, size_t size)
 		    }
 		}
 	    }
-	  void *p = mm_tc_refill (e, cls);	/* the entry is good: no lookup */
-	  if (MM_LIKELY (p != NULL))
-	    return p;
+	  return mmalloc_refill (md, size, e, cls);	/* tail calls: no frame here */
 	}
     }
   return mmalloc_slow (md, size);

@@ -316,7 +316,10 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
   uint32_t idx;
   for (int looked = 0;; looked++)
     {
-      if (s && (idx = mm_slab_take (s)) != UINT32_MAX)
+      /* used == nobj: every bit set, as hints often leave a slab of the
+	 avail list; only frees of other threads (rfree) can make room.  */
+      if (s && (s->used < c->nobj || __atomic_load_n (&s->rfree, __ATOMIC_RELAXED))
+	  && (idx = mm_slab_take (s)) != UINT32_MAX)
 	break;
       if (s)
 	full_push (d, e, cls, s);	/* full as far as we know */
