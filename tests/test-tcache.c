@@ -3,8 +3,11 @@
    Each test targets one hand-over of slab ownership: cross-thread frees into
    owned and unowned slabs, slabs given back at thread exit, stale caches after
    a detach and re-attach at the same descriptor, and checking switched on
-   while a cache owns slabs.  */
+   while a cache owns slabs; and the fast free's refusal of heaps it may no
+   longer write (detached, damaged; a parent's heap file in a fork child is
+   tested with the drop-in library, which handles fork: malloc/test-fork.c).  */
 #include "testutil.h"
+#include "mmprivate.h"
 
 #include <pthread.h>
 
@@ -174,6 +177,69 @@ forced_checking_applies_to_the_cached_fast_path (void **state)
   assert_null (mmalloc_detach (md));
 }
 
+/* The fast free does not check the heap's generation: it relies on detach
+   zeroing the descriptor's bound, so that a free through a detached
+   descriptor reaches the slow path, which refuses it (abort, with a message),
+   instead of reading the unmapped page map (SIGSEGV).  */
+static void
+free_after_detach (void *arg)
+{
+  (void) arg;
+  void *md = mmalloc_attach (-1, NULL);
+  void *p = mmalloc (md, 64);	/* the fast path is warm, a slab owned */
+  if (!p || mmalloc_detach (md) != NULL)
+    _exit (3);
+  mfree (md, p);
+  _exit (4);			/* refused without a report */
+}
+
+static void
+free_through_a_detached_descriptor_is_refused (void **state)
+{
+  (void) state;
+  char err[512];
+  int st = tu_child (free_after_detach, NULL, err, sizeof err);
+  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
+    fail_msg ("status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "invalid heap descriptor"));
+}
+
+/* Once damage is found, frees are ignored: the fast path too, for blocks
+   of slabs this thread owns.  */
+static void
+damaged_heap (void *arg)
+{
+  (void) arg;
+  void *md = mmalloc_attach (-1, NULL);
+  struct mm_desc *d = md;
+  void *a = mmalloc (md, 64);	/* a slab of class 64 owned */
+  if (!a)
+    _exit (3);
+  /* A partial list naming a page that is no slab: the next class with no
+     slab of its own finds it and reports the damage.  */
+  d->hdr->cls[mm_size_class (1000)].partial[0] = MM_PAGE;
+  errno = 0;
+  if (mmalloc (md, 1000) != NULL || errno != MMALLOC_ECORRUPT)
+    _exit (4);
+  struct mm_slab *s = (struct mm_slab *) ((uintptr_t) a & ~(uintptr_t) (MM_PAGE - 1));
+  uint32_t used = s->used;
+  mfree (md, a);		/* ignored */
+  if (s->used != used || mmalloc (md, 64) != NULL)
+    _exit (6);
+  _exit (0);
+}
+
+static void
+frees_into_a_damaged_heap_are_ignored (void **state)
+{
+  (void) state;
+  char err[512];
+  int st = tu_child (damaged_heap, NULL, err, sizeof err);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    fail_msg ("status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "damaged"));
+}
+
 int
 main (void)
 {
@@ -182,6 +248,8 @@ main (void)
     cmocka_unit_test (exiting_threads_give_their_slabs_back),
     cmocka_unit_test (cache_of_a_detached_heap_is_never_used),
     cmocka_unit_test (forced_checking_applies_to_the_cached_fast_path),
+    cmocka_unit_test (free_through_a_detached_descriptor_is_refused),
+    cmocka_unit_test (frees_into_a_damaged_heap_are_ignored),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -53,6 +53,10 @@ mt_sym (const char *name)
 #define mmalloc_usable_size(md, p) \
   MT_FN (size_t (*) (void *, void *), mmalloc_usable_size) (md, p)
 #define mmalloc_errno(md) MT_FN (int (*) (void *), mmalloc_errno) (md)
+#define mmalloc_attach(fd, base) MT_FN (void *(*) (int, void *), mmalloc_attach) (fd, base)
+#define mmalloc_detach(md) MT_FN (void *(*) (void *), mmalloc_detach) (md)
+#define mmalloc(md, n) MT_FN (void *(*) (void *, size_t), mmalloc) (md, n)
+#define mfree(md, p) MT_FN (void (*) (void *, void *), mfree) (md, p)
 #define mmalloc_strerror(e) MT_FN (const char *(*) (int), mmalloc_strerror) (e)
 /* The C library keeps cfree only for old binaries: not linkable.  */
 #define cfree(p) MT_FN (void (*) (void *), cfree) (p)

@@ -507,6 +507,42 @@ parent_heap_unchanged_by_children (void **state)
   assert_int_equal (b.bytes_used, a.bytes_used);
 }
 
+/* A heap file attached before the fork is still the parent's: in the child
+   it is read-only, though the slabs the forking thread owns still carry its
+   owner token.  A free there is refused (reported: abort), never a bit
+   cleared in the file the parent goes on using.  */
+static void *file_md;
+
+static void
+free_in_child (void *p)
+{
+  mfree (file_md, p);
+  _exit (5);
+}
+
+static void
+heap_file_is_read_only_in_the_child (void **state)
+{
+  (void) state;
+  int fd = tu_newfile ("forked.heap");
+  file_md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (file_md);
+  void *p = mmalloc (file_md, 64);	/* this thread owns its slab */
+  assert_non_null (p);
+  assert_int_equal (mmstats (file_md).chunks_used, 1);
+  char err[512];
+  int st = tu_child (free_in_child, p, err, sizeof err);
+  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
+    fail_msg ("status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "read-only"));
+  assert_int_equal (mmstats (file_md).chunks_used, 1);	/* still allocated */
+  assert_int_equal (mmalloc_check (file_md), 0);
+  mfree (file_md, p);
+  assert_int_equal (mmstats (file_md).chunks_used, 0);
+  assert_null (mmalloc_detach (file_md));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -519,6 +555,7 @@ main (int argc, char **argv)
     cmocka_unit_test (fork_while_threads_allocate),
     cmocka_unit_test (child_uses_room_of_parent_threads),
     cmocka_unit_test (parent_heap_unchanged_by_children),
+    cmocka_unit_test (heap_file_is_read_only_in_the_child),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
