@@ -228,7 +228,7 @@ free_fast (struct mm_desc *d, void *ptr)
       MM_KP ();
       s->used--;
       if ((s->flags & MM_SLAB_FULL) || !s->used)
-	mm_tc_freed (&mm_tc_self->e[0], s, 0);
+	mm_tc_freed (mm_tc_self->cur, s, 0);
       return 1;
     }
   /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
@@ -268,7 +268,7 @@ mfree_slow (void *md, void *ptr)
   struct mm_tc *tc = mm_tc_self;
   if (!d)
     ;
-  else if (tc && tc->e[0].md == md && tc->e[0].d == d && tc->e[0].gen == d->gen
+  else if (tc && tc->cur->md == md && tc->cur->d == d && tc->cur->gen == d->gen
 	   && !mm_trace_on && free_fast (d, ptr))
     ;
   else if (MM_UNLIKELY (!mm_writable (d)))
@@ -320,7 +320,7 @@ mfree (void *md, void *ptr)
   struct mm_tc *tc = mm_tc_self;
   if (MM_LIKELY (tc != NULL))
     {
-      struct mm_tce *e = &tc->e[0];
+      struct mm_tce *e = tc->cur;
       struct mm_desc *d = e->d;
       uint64_t off = (uint64_t) ((char *) ptr - d->base);
       if (MM_LIKELY (e->md == md && off < __atomic_load_n (&d->limit, __ATOMIC_RELAXED)

@@ -455,7 +455,7 @@ mmalloc (void *md, size_t size)
   struct mm_tc *tc = mm_tc_self;
   if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
-      struct mm_tce *e = &tc->e[0];
+      struct mm_tce *e = tc->cur;
       if (MM_LIKELY (e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
 	  unsigned cls = mm_size_class (size), n = e->nhint[cls];

@@ -369,7 +369,7 @@ MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block 
    and clears owners.  See tcache.c.  */
 
 #define MM_TC_ENTRIES 4
-#define MM_TC_HINTS 16		/* freed slots remembered per class */
+#define MM_TC_HINTS 64		/* freed slots remembered per class */
 struct mm_hint
 {
   void *p;			/* a free slot (its bit clear; only we set bits) */
@@ -381,6 +381,8 @@ struct mm_tce
   void *md;			/* the caller's descriptor (NULL: default heap) */
   struct mm_desc *d;
   uint64_t gen;			/* d->gen when the entry was made */
+  uint64_t stamp;		/* when it was last made current: the least
+				   recent entry is the one dropped */
   struct mm_slab *slab[MM_NCLASSES];	/* current slab: allocations come
 					   from it; NULL if none */
   /* The other slabs this thread owns, linked through their next/prev:
@@ -397,7 +399,10 @@ struct mm_tc
 {
   uint32_t id;			/* owner token written in owned slabs */
   uint32_t pad;
-  struct mm_tce e[MM_TC_ENTRIES];	/* e[0]: the heap used last */
+  struct mm_tce *cur;		/* the entry of the heap used last: the
+				   only one the fast paths look at */
+  uint64_t clock;		/* stamps of the entries */
+  struct mm_tce e[MM_TC_ENTRIES];	/* never moved (they are large) */
 };
 extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
   __attribute__ ((tls_model ("initial-exec")));

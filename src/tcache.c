@@ -21,6 +21,7 @@
 #include "mmprivate.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 __thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
@@ -40,10 +41,12 @@ mm_new_gen (void)
   return __atomic_add_fetch (&next_gen, 1, __ATOMIC_RELAXED);
 }
 
+/* The hints are left as they are (nhint is 0): they are most of an entry,
+   and pages of them never used stay untouched.  */
 static void
 entry_clear (struct mm_tce *e)
 {
-  memset (e, 0, sizeof *e);
+  memset (e, 0, offsetof (struct mm_tce, hint));
   e->md = (void *) &no_desc;
   e->d = &no_desc;
 }
@@ -239,6 +242,7 @@ tc_create (void)
     tc->id = __atomic_add_fetch (&next_id, 1, __ATOMIC_RELAXED);
   for (int i = 0; i < MM_TC_ENTRIES; i++)
     entry_clear (&tc->e[i]);
+  tc->cur = &tc->e[0];
   if (pthread_setspecific (tc_key, tc))
     {
       mm_os_unmap (tc, sizeof *tc);
@@ -248,8 +252,8 @@ tc_create (void)
   return tc;
 }
 
-/* The calling thread's entry for heap D (named MD by the caller), moved to the
-   front; made if missing.  NULL if D must take the locked paths.  */
+/* The calling thread's entry for heap D (named MD by the caller), made its
+   current entry; made if missing.  NULL if D must take the locked paths.  */
 struct mm_tce *
 mm_tc_entry (void *md, struct mm_desc *d)
 {
@@ -260,25 +264,25 @@ mm_tc_entry (void *md, struct mm_desc *d)
   if (!tc && !(tc = tc_create ()))
     return NULL;
   uint64_t gen = __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE);
-  int i;
+  int i, old = 0;
   for (i = 0; i < MM_TC_ENTRIES; i++)
-    if (tc->e[i].md == md && tc->e[i].d == d && tc->e[i].gen == gen)
-      break;
+    {
+      if (tc->e[i].md == md && tc->e[i].d == d && tc->e[i].gen == gen)
+	break;
+      if (tc->e[i].stamp < tc->e[old].stamp)
+	old = i;
+    }
   if (i == MM_TC_ENTRIES)
     {
-      i = MM_TC_ENTRIES - 1;
+      i = old;			/* the least recently used goes */
       entry_release (&tc->e[i]);
       tc->e[i].md = md;
       tc->e[i].d = d;
       tc->e[i].gen = gen;
     }
-  if (i)
-    {
-      struct mm_tce t = tc->e[i];
-      memmove (&tc->e[1], &tc->e[0], (size_t) i * sizeof t);
-      tc->e[0] = t;
-    }
-  return &tc->e[0];
+  tc->e[i].stamp = ++tc->clock;
+  tc->cur = &tc->e[i];
+  return tc->cur;
 }
 
 /* A slab for E's class CLS from the partial list or new, owned (class lock

@@ -240,6 +240,70 @@ frees_into_a_damaged_heap_are_ignored (void **state)
   assert_non_null (strstr (err, "damaged"));
 }
 
+/* A thread using more heaps than its cache has entries (MM_TC_ENTRIES):
+   entries are dropped, least recently used first, while they own slabs and
+   hold hints, and made again; no block is lost, given twice or damaged.  */
+#define NHEAPS 7
+#define KEEP 600
+
+static void
+more_heaps_than_cache_entries (void **state)
+{
+  (void) state;
+  void *md[NHEAPS];
+  void *keep[NHEAPS][KEEP] = { { 0 } };
+  size_t size[NHEAPS][KEEP] = { { 0 } };
+  size_t live[NHEAPS] = { 0 };
+  for (int h = 0; h < NHEAPS; h++)
+    assert_non_null (md[h] = mmalloc_attach (-1, NULL));
+  uint64_t seed = 42;
+  for (int k = 0; k < 60000; k++)
+    {
+      /* Runs on one heap, then a jump: every entry is dropped often.  */
+      int h = (int) ((k / 7 + (k / 50) * 3) % NHEAPS);
+      int i = (int) (xs (&seed) % KEEP);
+      if (keep[h][i])
+	{
+	  if (!tu_holds (keep[h][i], size[h][i], (uint64_t) h * KEEP + i))
+	    fail_msg ("heap %d block %d changed", h, i);
+	  mfree (md[h], keep[h][i]);
+	  keep[h][i] = NULL;
+	  live[h]--;
+	}
+      else
+	{
+	  size[h][i] = 1 + xs (&seed) % 700;
+	  assert_non_null (keep[h][i] = mmalloc (md[h], size[h][i]));
+	  tu_fill (keep[h][i], size[h][i], (uint64_t) h * KEEP + i);
+	  live[h]++;
+	}
+    }
+  for (int h = 0; h < NHEAPS; h++)
+    {
+      assert_int_equal (mmstats (md[h]).chunks_used, live[h]);
+      assert_heap_ok (md[h]);
+      for (int i = 0; i < KEEP; i++)
+	if (keep[h][i])
+	  {
+	    assert_true (tu_holds (keep[h][i], size[h][i], (uint64_t) h * KEEP + i));
+	    mfree (md[h], keep[h][i]);
+	  }
+      assert_int_equal (mmstats (md[h]).chunks_used, 0);
+      assert_heap_ok (md[h]);
+    }
+  /* One allocation per heap in turn: the entries of the last ones remain,
+     and the heaps whose entries were dropped have no owned slab left.  */
+  for (int h = 0; h < NHEAPS; h++)
+    mfree (md[h], mmalloc (md[h], 64));
+  for (int h = 0; h < NHEAPS; h++)
+    {
+      size_t owned = ((struct mm_desc *) md[h])->nowned;
+      if (h < NHEAPS - 4 && owned != 0)
+	fail_msg ("heap %d: its entry was dropped, yet %zu slabs are owned", h, owned);
+      assert_null (mmalloc_detach (md[h]));
+    }
+}
+
 int
 main (void)
 {
@@ -250,6 +314,7 @@ main (void)
     cmocka_unit_test (forced_checking_applies_to_the_cached_fast_path),
     cmocka_unit_test (free_through_a_detached_descriptor_is_refused),
     cmocka_unit_test (frees_into_a_damaged_heap_are_ignored),
+    cmocka_unit_test (more_heaps_than_cache_entries),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
