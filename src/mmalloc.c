@@ -432,7 +432,10 @@ mmalloc_slow (void *md, size_t size)
       if (e)
 	{
 	  note_used (d);
-	  return mm_alloc_done (d, mm_tc_refill (e, mm_size_class (size)), size);
+	  void *p = mm_tc_refill (e, mm_size_class (size));
+	  if (p || e->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+	    return mm_alloc_done (d, p, size);
+	  /* E went stale meanwhile (checking turned on, say): the locked path.  */
 	}
     }
   return mm_alloc_done (d, mm_alloc (d, size), size);

@@ -286,11 +286,19 @@ mm_tc_entry (void *md, struct mm_desc *d)
 }
 
 /* A slab for E's class CLS from the partial list or new, owned (class lock
-   held).  NULL with errno set.  */
+   held).  NULL with errno set (EAGAIN: E has gone stale).  */
 static struct mm_slab *
 acquire (struct mm_tce *e, unsigned cls)
 {
   struct mm_desc *d = e->d;
+  /* The generation changes with every class lock held and every owner
+     taken out (mm_tc_drop_heap): a stale entry must own nothing, since the
+     fast free trusts a slab's owner instead of comparing generations.  */
+  if (e->gen != __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+    {
+      errno = EAGAIN;
+      return NULL;
+    }
   uint64_t off = d->hdr->cls[cls].partial[0];
   if (!off)
     return mm_slab_new (d, cls, 0, mm_tc_self->id);

@@ -240,6 +240,35 @@ frees_into_a_damaged_heap_are_ignored (void **state)
   assert_non_null (strstr (err, "damaged"));
 }
 
+/* An entry that went stale (here: its heap's slabs taken back, as mmcheckf
+   does, between the fast path's check and the refill) must not take a
+   slab: the fast free trusts owners, and a slab owned through a stale entry
+   would be freed into without the checks now due.  */
+static void
+stale_entry_takes_no_slab (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  struct mm_desc *d = md;
+  mfree (md, mmalloc (md, 64));	/* the entry exists */
+  struct mm_tce *e = mm_tc_self->cur;
+  assert_ptr_equal (e->d, d);
+  mm_lock_all (d);
+  mm_tc_drop_heap (d);
+  mm_unlock_all (d);
+  assert_int_equal (d->nowned, 0);
+  errno = 0;
+  assert_null (mm_tc_refill (e, mm_size_class (3000)));
+  assert_int_equal (errno, EAGAIN);
+  assert_int_equal (d->nowned, 0);
+  /* The public path notices and allocates by the locked path.  */
+  void *p = mmalloc (md, 3000);
+  assert_non_null (p);
+  mfree (md, p);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
 /* A thread using more heaps than its cache has entries (MM_TC_ENTRIES):
    entries are dropped, least recently used first, while they own slabs and
    hold hints, and made again; no block is lost, given twice or damaged.  */
@@ -315,6 +344,7 @@ main (void)
     cmocka_unit_test (free_through_a_detached_descriptor_is_refused),
     cmocka_unit_test (frees_into_a_damaged_heap_are_ignored),
     cmocka_unit_test (more_heaps_than_cache_entries),
+    cmocka_unit_test (stale_entry_takes_no_slab),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
