@@ -257,13 +257,15 @@ tc_create (void)
 struct mm_tce *
 mm_tc_entry (void *md, struct mm_desc *d)
 {
-  if (!mm_writable (d) || d->damaged || mm_trace_on
-      || (__atomic_load_n (&d->hdr->flags, __ATOMIC_RELAXED) & MM_F_CHECKED))
+  /* The generation first: tracing and checking are switched on before the
+     generation changes, so an entry made with the new one sees them.  */
+  uint64_t gen = __atomic_load_n (&d->gen, __ATOMIC_SEQ_CST);
+  if (!mm_writable (d) || d->damaged || __atomic_load_n (&mm_trace_on, __ATOMIC_SEQ_CST)
+      || (__atomic_load_n (&d->hdr->flags, __ATOMIC_SEQ_CST) & MM_F_CHECKED))
     return NULL;
   struct mm_tc *tc = mm_tc_self;
   if (!tc && !(tc = tc_create ()))
     return NULL;
-  uint64_t gen = __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE);
   int i, old = 0;
   for (i = 0; i < MM_TC_ENTRIES; i++)
     {

@@ -132,6 +132,65 @@ trace_records_every_call_exactly (void **state)
   free (got);
 }
 
+/* Tracing turned on while the thread caches are warm (an owned slab, a
+   hint, the default heap's too): the lock-free paths, which do not trace,
+   must stop at once for every heap.  */
+enum
+{ WX, WP1, WP2, WQ, NW };
+
+static void
+traced_warm_run (void *arg)
+{
+  (void) arg;
+  void *md = mmalloc_attach (-1, NULL);
+  if (!md)
+    _exit (5);
+  void *w[NW];
+  w[WX] = mmalloc (md, 64);
+  mfree (md, mmalloc (md, 64));	/* leaves a hint */
+  w[WQ] = mmalloc (NULL, 48);
+  if (setenv ("MMALLOC_TRACE", tu_path ("warm.trace"), 1) || mmtrace () != 1)
+    _exit (3);
+  w[WP1] = mmalloc (md, 64);
+  mfree (md, w[WX]);
+  mfree (md, w[WP1]);
+  w[WP2] = mmalloc (NULL, 48);
+  mfree (NULL, w[WQ]);
+  mfree (NULL, w[WP2]);
+  FILE *f = fopen (tu_path ("warm.addrs"), "w");
+  if (!f)
+    _exit (6);
+  for (int i = 0; i < NW; i++)
+    if (!w[i] || fprintf (f, "%jx\n", (uintmax_t) (uintptr_t) w[i]) < 0)
+      _exit (7);
+  if (fclose (f))
+    _exit (8);
+  _exit (0);
+}
+
+static void
+trace_starts_at_once_on_warm_caches (void **state)
+{
+  (void) state;
+  char err[1024];
+  int st = tu_child (traced_warm_run, NULL, err, sizeof err);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    fail_msg ("traced child: status %#x; stderr:\n%s", st, err);
+  uintmax_t w[NW];
+  FILE *f = fopen (tu_path ("warm.addrs"), "r");
+  assert_non_null (f);
+  for (int i = 0; i < NW; i++)
+    assert_int_equal (fscanf (f, "%jx", &w[i]), 1);
+  fclose (f);
+  char want[1024];
+  snprintf (want, sizeof want,
+	    "= Start\n+ 0x%jx 0x40\n- 0x%jx\n- 0x%jx\n+ 0x%jx 0x30\n- 0x%jx\n- 0x%jx\n",
+	    w[WP1], w[WX], w[WP1], w[WP2], w[WQ], w[WP2]);
+  char *got = slurp_text (tu_path ("warm.trace"));
+  assert_string_equal (got, want);
+  free (got);
+}
+
 /* The child: mmtrace with MMALLOC_TRACE as ARG says (NULL: unset) must return
    0, and the calls after it must leave no file behind.  */
 static void
@@ -362,6 +421,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (trace_records_every_call_exactly),
     cmocka_unit_test (no_trace_without_mmalloc_trace),
+    cmocka_unit_test (trace_starts_at_once_on_warm_caches),
     cmocka_unit_test (report_finds_a_leak),
     cmocka_unit_test (report_finds_a_double_free),
     cmocka_unit_test (report_finds_a_free_of_an_unknown_pointer),
