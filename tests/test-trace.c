@@ -46,6 +46,38 @@ write_text (const char *path, const char *text)
 
 /* --- the trace --------------------------------------------------------------- */
 
+/* In a traced child: write the N pointers of P to FILE (in the test
+   directory) and exit 0; exit 6-8 if that fails or a pointer is NULL.  */
+static void
+exit_with_pointers (const char *file, void *const *p, int n)
+{
+  FILE *f = fopen (tu_path (file), "w");
+  if (!f)
+    _exit (6);
+  for (int i = 0; i < n; i++)
+    if (!p[i] || fprintf (f, "%jx\n", (uintmax_t) (uintptr_t) p[i]) < 0)
+      _exit (7);
+  if (fclose (f))
+    _exit (8);
+  _exit (0);
+}
+
+/* In the parent: run CHILD traced, fail unless it exits 0, and read the N
+   pointers it wrote to FILE into P.  */
+static void
+traced_child_pointers (void (*child) (void *), const char *file, uintmax_t *p, int n)
+{
+  char err[1024];
+  int st = tu_child (child, NULL, err, sizeof err);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    fail_msg ("traced child: status %#x; stderr:\n%s", st, err);
+  FILE *f = fopen (tu_path (file), "r");
+  assert_non_null (f);
+  for (int i = 0; i < n; i++)
+    assert_int_equal (fscanf (f, "%jx", &p[i]), 1);
+  fclose (f);
+}
+
 enum
 { A, B, C, D, E, F, G, LEAK, NPTR };
 
@@ -78,15 +110,7 @@ traced_run (void *arg)
   mfree (md, p[F]);
   mfree (NULL, p[G]);
   p[LEAK] = mmalloc (md, 33);
-  FILE *f = fopen (tu_path ("run.addrs"), "w");
-  if (!f)
-    _exit (6);
-  for (int i = 0; i < NPTR; i++)
-    if (!p[i] || fprintf (f, "%jx\n", (uintmax_t) (uintptr_t) p[i]) < 0)
-      _exit (7);
-  if (fclose (f))
-    _exit (8);
-  _exit (0);
+  exit_with_pointers ("run.addrs", p, NPTR);
 }
 
 /* Run traced_run; the pointers it reported in P.  */
@@ -95,15 +119,7 @@ run_traced (uintmax_t p[NPTR])
 {
   /* A stale file is replaced, not appended to.  */
   write_text (tu_path ("run.trace"), "stale junk\n+ 0x1 0x1\n");
-  char err[1024];
-  int st = tu_child (traced_run, NULL, err, sizeof err);
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    fail_msg ("traced child: status %#x; stderr:\n%s", st, err);
-  FILE *f = fopen (tu_path ("run.addrs"), "r");
-  assert_non_null (f);
-  for (int i = 0; i < NPTR; i++)
-    assert_int_equal (fscanf (f, "%jx", &p[i]), 1);
-  fclose (f);
+  traced_child_pointers (traced_run, "run.addrs", p, NPTR);
 }
 
 static void
@@ -157,31 +173,15 @@ traced_warm_run (void *arg)
   w[WP2] = mmalloc (NULL, 48);
   mfree (NULL, w[WQ]);
   mfree (NULL, w[WP2]);
-  FILE *f = fopen (tu_path ("warm.addrs"), "w");
-  if (!f)
-    _exit (6);
-  for (int i = 0; i < NW; i++)
-    if (!w[i] || fprintf (f, "%jx\n", (uintmax_t) (uintptr_t) w[i]) < 0)
-      _exit (7);
-  if (fclose (f))
-    _exit (8);
-  _exit (0);
+  exit_with_pointers ("warm.addrs", w, NW);
 }
 
 static void
 trace_starts_at_once_on_warm_caches (void **state)
 {
   (void) state;
-  char err[1024];
-  int st = tu_child (traced_warm_run, NULL, err, sizeof err);
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    fail_msg ("traced child: status %#x; stderr:\n%s", st, err);
   uintmax_t w[NW];
-  FILE *f = fopen (tu_path ("warm.addrs"), "r");
-  assert_non_null (f);
-  for (int i = 0; i < NW; i++)
-    assert_int_equal (fscanf (f, "%jx", &w[i]), 1);
-  fclose (f);
+  traced_child_pointers (traced_warm_run, "warm.addrs", w, NW);
   char want[1024];
   snprintf (want, sizeof want,
 	    "= Start\n+ 0x%jx 0x40\n- 0x%jx\n- 0x%jx\n+ 0x%jx 0x30\n- 0x%jx\n- 0x%jx\n",
