@@ -202,25 +202,6 @@ mm_desc_free (struct mm_desc *d)
   mm_unlock (&pool_lock);
 }
 
-/* Tracing has started (mmtrace, trace lock held): take every thread's slabs
-   of every heap back and make every cache entry stale, so that the
-   lock-free paths, which do not trace, stop for good (mm_tc_entry refuses
-   new entries while tracing).  Lock order: pool lock, then a heap's locks;
-   a heap being detached is skipped once its locks are ours.  */
-void
-mm_tc_drop_all (void)
-{
-  mm_lock (&pool_lock);
-  for (struct mm_desc *d = live; d; d = d->live_next)
-    {
-      mm_lock_all (d);
-      if (d->magic == MM_DESC_MAGIC && mm_writable (d) && !d->damaged)
-	mm_tc_drop_heap (d);
-      mm_unlock_all (d);
-    }
-  mm_unlock (&pool_lock);
-}
-
 /* --- fork ------------------------------------------------------------------- */
 
 #define FORK_HELD_MAX 4096

@@ -309,11 +309,10 @@ freed_rare (struct mm_tce *e, struct mm_slab *s, void *p, uint64_t idx)
 
    E, the entry of the heap this thread used last, is not checked against
    the heap's generation: every change that makes entries stale also takes
-   the owners out of the heap's slabs (mm_tc_drop_heap, for checking and
-   tracing too; recovery in a fork child) or zeroes d->limit (detach,
-   damage, a read-only child), and a stale entry takes no slab (acquire in
-   tcache.c), so a slab owned by this thread below d->limit was taken
-   through E itself, and no tracing is due.  The
+   the owners out of the heap's slabs (mm_tc_drop_heap, recovery in a fork
+   child) or zeroes d->limit (detach, damage, a read-only child), and a
+   stale entry takes no slab (acquire in tcache.c), so a slab owned by this
+   thread below d->limit was taken through E itself.  The
    pointer is checked as the slow path checks it: a slot boundary, its bit
    set, not freed already by another thread.  */
 void
@@ -325,7 +324,8 @@ mfree (void *md, void *ptr)
       struct mm_tce *e = tc->cur;
       struct mm_desc *d = e->d;
       uint64_t off = (uint64_t) ((char *) ptr - d->base);
-      if (MM_LIKELY (e->md == md && off < __atomic_load_n (&d->limit, __ATOMIC_RELAXED)))
+      if (MM_LIKELY (e->md == md && off < __atomic_load_n (&d->limit, __ATOMIC_RELAXED)
+		     && !mm_trace_on))
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];

@@ -459,7 +459,7 @@ mmalloc (void *md, size_t size)
   if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
       struct mm_tce *e = tc->cur;
-      if (MM_LIKELY (e->md == md && e->gen == e->d->gen))	/* not stale: see mm_tc_entry */
+      if (MM_LIKELY (e->md == md && e->gen == e->d->gen && !mm_trace_on))
 	{
 	  unsigned cls = mm_size_class (size), n = e->nhint[cls];
 	  if (MM_LIKELY (n != 0))

@@ -411,7 +411,6 @@ MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
 MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
 MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
-MM_HIDDEN void mm_tc_drop_all (void);
 MM_HIDDEN uint64_t mm_new_gen (void);
 MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
 MM_HIDDEN void mm_slab_merge (struct mm_slab *s);

@@ -71,7 +71,6 @@ mmtrace (void)
 	{
 	  __atomic_store_n (&trace_fd, fd, __ATOMIC_RELEASE);
 	  __atomic_store_n (&mm_trace_on, 1, __ATOMIC_SEQ_CST);
-	  mm_tc_drop_all ();	/* the fast paths do not look at mm_trace_on */
 	}
     }
   int on = trace_fd >= 0;
