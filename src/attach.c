@@ -103,7 +103,6 @@ region_validate (struct mm_desc *d)
      the header and directory pages are META in the page map it gives.  */
   if (h->dir_sum != mm_dir_sum (d))
     return MMALLOC_ECORRUPT;
-  d->limit = top << MM_PAGE_SHIFT;
   for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
     if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
       return MMALLOC_ECORRUPT;
@@ -189,6 +188,7 @@ void
 mm_desc_free (struct mm_desc *d)
 {
   d->magic = 0;
+  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   mm_lock (&pool_lock);
   if (d->live_prev)
@@ -470,10 +470,6 @@ open_file (struct mm_desc *d, uint64_t size)
     e = MMALLOC_ECORRUPT;
   if (!e)
     e = region_validate (d);
-  /* Slabs of a file that was not detached may name owners, ours by chance:
-     the fast frees must not run on a heap we may not write.  */
-  if (!e)
-    d->limit = (d->mode & MM_MODE_RDONLY) ? 0 : d->hdr->top << MM_PAGE_SHIFT;
   return e;
 }
 
@@ -557,6 +553,10 @@ attach_file (int fd, void *baseaddr)
       mm_registry_remove (d);
       return attach_fail (d, e);
     }
+  /* Only now may the fast frees run (a thread's stale entry may name this
+     descriptor): never on a heap we may not write, whose slabs may name
+     owners, ours by chance, from a process that died.  */
+  __atomic_store_n (&d->limit, rdonly ? 0 : d->hdr->top << MM_PAGE_SHIFT, __ATOMIC_RELEASE);
   d->magic = MM_DESC_MAGIC;
   return d;
 }

@@ -235,16 +235,18 @@ struct mm_class
 
 struct mm_desc
 {
-  /* Read by every fast path of every thread: one cache line that nothing
-     writes while the heap is in use (limit changes with growth only).  */
+  /* Read by every fast path of every thread: one cache line that is
+     written rarely (limit: growth, and the events below).  */
   uint32_t magic;		/* MM_DESC_MAGIC while attached */
   uint32_t mode;		/* MM_MODE_* */
   char *base;			/* region start, == (char *) hdr */
   struct mm_header *hdr;
   uint64_t limit;		/* top in bytes while the fast paths may free into
-				   the heap; 0 once they may not (detached,
-				   damaged, read-only in a fork child): the
-				   fast free's only check of the descriptor */
+				   the heap; 0 while they may not (attaching,
+				   detached, damaged, read-only, read-only in a
+				   fork child, owners being taken back by
+				   mm_tc_drop_heap): the fast free's only check
+				   of the descriptor */
   uint64_t gen;			/* this attachment's number; 0 once detached.
 				   Thread caches holding another are stale */
   uint64_t span;		/* bytes reserved in this process */

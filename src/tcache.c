@@ -13,9 +13,9 @@
    bits and rbits stay the only record of a slot, so nothing here needs
    recovery: recovery folds rbits and clears owners.  An owner gives a slab up
    (under the class lock) when its own frees empty it, when the thread exits,
-   and when the entry is evicted; detach takes every slab back
-   (mm_tc_drop_heap) and bumps the heap's generation, which makes every
-   thread's entry for it stale.  Descriptors are never unmapped (attach.c
+   and when the entry is evicted; detach and mmcheckf take every slab back
+   (mm_tc_drop_heap) and bump the heap's generation, which makes every
+   thread's entry for it stale (damage bumps it too, and zeroes d->limit).  Descriptors are never unmapped (attach.c
    reuses them), so a stale entry can always be compared safely.  */
 
 #include "mmprivate.h"
@@ -293,9 +293,11 @@ static struct mm_slab *
 acquire (struct mm_tce *e, unsigned cls)
 {
   struct mm_desc *d = e->d;
-  /* The generation changes with every class lock held and every owner
-     taken out (mm_tc_drop_heap): a stale entry must own nothing, since the
-     fast free trusts a slab's owner instead of comparing generations.  */
+  /* A stale entry must own nothing, since the fast free trusts a slab's
+     owner instead of comparing generations.  The generation changes with
+     every class lock held and every owner taken out (mm_tc_drop_heap), or
+     with d->limit zeroed (damage, detach), or in a fork child (recovery
+     clears the owners).  */
   if (e->gen != __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
     {
       errno = EAGAIN;
@@ -374,7 +376,11 @@ void
 mm_tc_drop_heap (struct mm_desc *d)
 {
   uint64_t top = d->hdr->top;
-  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
+  /* Stop the fast frees first (they do not compare generations; they test
+     the owner, which the walk clears one slab at a time): with the bound at
+     0 they take the slow path and wait for our locks.  */
+  uint64_t limit = __atomic_exchange_n (&d->limit, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
   /* The walk touches every slab: skip it when no thread owns one.  */
   for (uint64_t pg = MM_HDR_PAGES; pg < top && __atomic_load_n (&d->nowned, __ATOMIC_RELAXED);)
     {
@@ -389,4 +395,7 @@ mm_tc_drop_heap (struct mm_desc *d)
 	}
       pg += n ? n : 1;
     }
+  __atomic_store_n (&d->limit, limit, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST))
+    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);	/* see mm_damage */
 }

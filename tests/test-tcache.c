@@ -204,6 +204,47 @@ free_through_a_detached_descriptor_is_refused (void **state)
   assert_non_null (strstr (err, "invalid heap descriptor"));
 }
 
+/* The same after a failed attach reused the descriptor: the bound it set
+   while validating must not outlive the failure.  */
+static void
+free_after_failed_attach (void *arg)
+{
+  (void) arg;
+  int fd = tu_newfile ("bad-leaf.heap");
+  void *m2 = mmalloc_attach (fd, NULL);
+  if (!m2 || !mmalloc (m2, 100000))
+    _exit (3);
+  struct mm_header h;
+  if (pread (fd, &h, sizeof h, 0) != (ssize_t) sizeof h || mmalloc_detach (m2))
+    _exit (3);
+  /* Damage the file's last page-map entry: its attach will fail late.  */
+  uint32_t leaf, bad = PM_MAKE (PM_SLAB, 200);
+  if (pread (fd, &leaf, 4, (off_t) (MM_PAGE + ((h.top - 1) >> MM_WIN_SHIFT) * 4)) != 4
+      || pwrite (fd, &bad, 4, (off_t) ((uint64_t) leaf * MM_PAGE
+				       + ((h.top - 1) & (MM_WIN_PAGES - 1)) * 4)) != 4)
+    _exit (3);
+  /* An anonymous heap at the file's address, with a warm cache, detached.  */
+  void *md = mmalloc_attach (-1, (void *) (uintptr_t) h.base);
+  void *p = md ? mmalloc (md, 64) : NULL;
+  if (!p || mmalloc_detach (md))
+    _exit (3);
+  if (mmalloc_attach (fd, NULL) != NULL)	/* reuses md's descriptor, fails */
+    _exit (4);
+  mfree (md, p);
+  _exit (5);			/* refused without a report */
+}
+
+static void
+free_through_a_descriptor_reused_by_a_failed_attach_is_refused (void **state)
+{
+  (void) state;
+  char err[512];
+  int st = tu_child (free_after_failed_attach, NULL, err, sizeof err);
+  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
+    fail_msg ("status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "invalid heap descriptor"));
+}
+
 /* Once damage is found, frees are ignored: the fast path too, for blocks
    of slabs this thread owns.  */
 static void
@@ -342,6 +383,7 @@ main (void)
     cmocka_unit_test (cache_of_a_detached_heap_is_never_used),
     cmocka_unit_test (forced_checking_applies_to_the_cached_fast_path),
     cmocka_unit_test (free_through_a_detached_descriptor_is_refused),
+    cmocka_unit_test (free_through_a_descriptor_reused_by_a_failed_attach_is_refused),
     cmocka_unit_test (frees_into_a_damaged_heap_are_ignored),
     cmocka_unit_test (more_heaps_than_cache_entries),
     cmocka_unit_test (stale_entry_takes_no_slab),
