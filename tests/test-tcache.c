@@ -193,15 +193,22 @@ free_after_detach (void *arg)
   _exit (4);			/* refused without a report */
 }
 
+/* FN, run in a child, must end in a report of an invalid descriptor.  */
+static void
+assert_refused_descriptor (void (*fn) (void *))
+{
+  char err[512];
+  int st = tu_child (fn, NULL, err, sizeof err);
+  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
+    fail_msg ("status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "invalid heap descriptor"));
+}
+
 static void
 free_through_a_detached_descriptor_is_refused (void **state)
 {
   (void) state;
-  char err[512];
-  int st = tu_child (free_after_detach, NULL, err, sizeof err);
-  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
-    fail_msg ("status 0x%x, stderr: %s", st, err);
-  assert_non_null (strstr (err, "invalid heap descriptor"));
+  assert_refused_descriptor (free_after_detach);
 }
 
 /* The same after a failed attach reused the descriptor: the bound it set
@@ -238,11 +245,7 @@ static void
 free_through_a_descriptor_reused_by_a_failed_attach_is_refused (void **state)
 {
   (void) state;
-  char err[512];
-  int st = tu_child (free_after_failed_attach, NULL, err, sizeof err);
-  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGABRT)
-    fail_msg ("status 0x%x, stderr: %s", st, err);
-  assert_non_null (strstr (err, "invalid heap descriptor"));
+  assert_refused_descriptor (free_after_failed_attach);
 }
 
 /* Once damage is found, frees are ignored: the fast path too, for blocks
