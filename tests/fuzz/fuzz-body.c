@@ -337,35 +337,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 			    (off_t) offsetof (struct mm_header, hdr_sum));
     }
 
-  int free_before = fz_page_free (hc.base) && hc.span >= MM_PAGE
-    && hc.span <= MM_SPAN_MAX && fz_page_free (hc.base + hc.span - MM_PAGE);
-  errno = 0;
-  void *md = mmalloc_attach (fd, NULL);
-  int e = errno;
-  close (fd);
-  if (!md)
-    {
-      if (!fz_attach_errno_ok (e))
-	{
-	  char msg[96];
-	  snprintf (msg, sizeof msg, "mmalloc_attach failed with undocumented errno %d (%s)\n",
-		    e, mmalloc_strerror (e));
-	  fz_say (msg);
-	  __builtin_trap ();
-	}
-      if (free_before)
-	fz_range_free (hc.base, hc.span, 0);
-    }
-  else
-    {
-      struct mm_desc *d = md;
-      uint64_t base = (uint64_t) (uintptr_t) d->base, span = d->span;
-      fz_exercise (md, ops, nops);
-      uint64_t top = d->hdr->top;
-      if (mmalloc_detach (md) != NULL)
-	FZ_FAIL ("mmalloc_detach failed");
-      fz_range_free (base, span, top);
-    }
+  fz_attach_exercise (fd, hc.base, hc.span, ops, nops);
   if (fz_lowest_fd () != low)
     FZ_FAIL ("a descriptor was left open");
   return 0;

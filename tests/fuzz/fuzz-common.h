@@ -480,4 +480,40 @@ fz_exercise (void *md, const uint8_t *ops, size_t nops)
     }
 }
 
+/* Attach FD, a file whose header names the range BASE, SPAN, and close FD.
+   A refusal must come with a documented errno and leave the range as free
+   as it was; a heap that attaches is exercised with OPS and detached, and
+   must leave its range free.  */
+static void
+fz_attach_exercise (int fd, uint64_t base, uint64_t span, const uint8_t *ops, size_t nops)
+{
+  int free_before = fz_page_free (base) && span >= MM_PAGE
+    && span <= MM_SPAN_MAX && fz_page_free (base + span - MM_PAGE);
+  errno = 0;
+  void *md = mmalloc_attach (fd, NULL);
+  int e = errno;
+  close (fd);
+  if (!md)
+    {
+      if (!fz_attach_errno_ok (e))
+	{
+	  char msg[96];
+	  snprintf (msg, sizeof msg, "mmalloc_attach failed with undocumented errno %d (%s)\n",
+		    e, mmalloc_strerror (e));
+	  fz_say (msg);
+	  __builtin_trap ();
+	}
+      if (free_before)
+	fz_range_free (base, span, 0);
+      return;
+    }
+  struct mm_desc *d = md;
+  uint64_t dbase = (uint64_t) (uintptr_t) d->base, dspan = d->span;
+  fz_exercise (md, ops, nops);
+  uint64_t top = d->hdr->top;
+  if (mmalloc_detach (md) != NULL)
+    FZ_FAIL ("mmalloc_detach failed");
+  fz_range_free (dbase, dspan, top);
+}
+
 #endif /* FUZZ_COMMON_H */
