@@ -325,6 +325,17 @@ fz_drop (struct fz_run *r, int slot)
   r->b[slot].p = NULL;
 }
 
+/* The end of an allocating operation into SLOT: register P, or note the
+   failure (errno).  */
+static void
+fz_result (struct fz_run *r, int slot, void *p, size_t size, size_t align)
+{
+  if (p)
+    fz_took (r, slot, p, size, align);
+  else
+    fz_note_fail (r, errno);
+}
+
 /* Run the operations coded in OPS[0..N): two bytes each.  */
 static void
 fz_ops (struct fz_run *r, const uint8_t *ops, size_t n)
@@ -345,10 +356,7 @@ fz_ops (struct fz_run *r, const uint8_t *ops, size_t n)
 	  fz_drop (r, slot);
 	  p = mmalloc (md, size);
 	  fz_log ("mmalloc", slot, size, 0, p, errno);
-	  if (p)
-	    fz_took (r, slot, p, size, MM_ALIGN);
-	  else
-	    fz_note_fail (r, errno);
+	  fz_result (r, slot, p, size, MM_ALIGN);
 	  break;
 	case 2:
 	  fz_drop (r, slot);
@@ -373,10 +381,7 @@ fz_ops (struct fz_run *r, const uint8_t *ops, size_t n)
 	    size_t align = (size_t) 1 << (4 + (size_t) (op >> 3) % 15);
 	    p = mmemalign (md, align, size);
 	    fz_log ("mmemalign", slot, align, size, p, errno);
-	    if (p)
-	      fz_took (r, slot, p, size, align);
-	    else
-	      fz_note_fail (r, errno);
+	    fz_result (r, slot, p, size, align);
 	  }
 	  break;
 	case 4:
@@ -385,13 +390,9 @@ fz_ops (struct fz_run *r, const uint8_t *ops, size_t n)
 	  p = mrealloc (md, b->p, size);
 	  fz_log ("mrealloc", slot, (size_t) (uintptr_t) b->p, size, p, errno);
 	  if (p)
-	    {
-	      b->p = NULL;	/* moved (the old block is freed) or resized
+	    b->p = NULL;	/* moved (the old block is freed) or resized
 				   in place: registered again below */
-	      fz_took (r, slot, p, size, MM_ALIGN);
-	    }
-	  else
-	    fz_note_fail (r, errno);
+	  fz_result (r, slot, p, size, MM_ALIGN);
 	  break;
 	case 6:
 	  fz_drop (r, slot);
@@ -406,10 +407,7 @@ fz_ops (struct fz_run *r, const uint8_t *ops, size_t n)
 	    {
 	      p = mvalloc (md, size);
 	      fz_log ("mvalloc", slot, size, 0, p, errno);
-	      if (p)
-		fz_took (r, slot, p, size, MM_PAGE);
-	      else
-		fz_note_fail (r, errno);
+	      fz_result (r, slot, p, size, MM_PAGE);
 	    }
 	  break;
 	}
