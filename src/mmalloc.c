@@ -465,8 +465,8 @@ mmalloc (void *md, size_t size)
 	  if (MM_LIKELY (n != 0))
 	    {
 	      struct mm_hint *h = &e->hint[cls][n - 1];
-	      struct mm_slab *s = (struct mm_slab *) (h->v & ~(uintptr_t) (MM_PAGE - 1));
-	      unsigned idx = (unsigned) (h->v & (MM_PAGE - 1));
+	      struct mm_slab *s = mm_hint_slab (h->v);
+	      unsigned idx = mm_hint_idx (h->v);
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
 	      e->nhint[cls] = (uint8_t) (n - 1);
 	      if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */

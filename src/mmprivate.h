@@ -378,6 +378,19 @@ struct mm_hint
   uintptr_t v;			/* its slab, which this thread owns, | its index
 				   (slabs are page-aligned, nobj < MM_PAGE) */
 };
+/* The slab and the slot index a hint's V packs.  */
+static inline struct mm_slab *
+mm_hint_slab (uintptr_t v)
+{
+  return (struct mm_slab *) (v & ~(uintptr_t) (MM_PAGE - 1));
+}
+
+static inline unsigned
+mm_hint_idx (uintptr_t v)
+{
+  return (unsigned) (v & (MM_PAGE - 1));
+}
+
 struct mm_tce
 {
   void *md;			/* the caller's descriptor (NULL: default heap) */
@@ -523,13 +536,21 @@ mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
 }
 
 /* Move the heap's top (page lock held, or no other thread yet).  */
+/* Let the fast frees run below LIMIT bytes, unless damage has stopped them
+   (mm_damage sets damaged, then zeroes the bound: one of us sees the other).  */
+static inline void
+mm_set_limit (struct mm_desc *d, uint64_t limit)
+{
+  __atomic_store_n (&d->limit, limit, __ATOMIC_SEQ_CST);
+  if (MM_UNLIKELY (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST)))
+    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);
+}
+
 static inline void
 mm_set_top (struct mm_desc *d, uint64_t top)
 {
   __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
-  __atomic_store_n (&d->limit, top << MM_PAGE_SHIFT, __ATOMIC_SEQ_CST);
-  if (MM_UNLIKELY (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST)))
-    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);	/* see mm_damage */
+  mm_set_limit (d, top << MM_PAGE_SHIFT);
 }
 
 static inline uint64_t

@@ -15,8 +15,9 @@
    (under the class lock) when its own frees empty it, when the thread exits,
    and when the entry is evicted; detach and mmcheckf take every slab back
    (mm_tc_drop_heap) and bump the heap's generation, which makes every
-   thread's entry for it stale (damage bumps it too, and zeroes d->limit).  Descriptors are never unmapped (attach.c
-   reuses them), so a stale entry can always be compared safely.  */
+   thread's entry for it stale (damage bumps it too, and zeroes d->limit).
+   Descriptors are never unmapped (attach.c reuses them), so a stale entry
+   can always be compared safely.  */
 
 #include "mmprivate.h"
 
@@ -198,7 +199,7 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
 	return 1;
       unsigned n = 0;		/* forget the hints into it */
       for (unsigned i = 0; i < e->nhint[c]; i++)
-	if ((struct mm_slab *) (e->hint[c][i].v & ~(uintptr_t) (MM_PAGE - 1)) != s)
+	if (mm_hint_slab (e->hint[c][i].v) != s)
 	  e->hint[c][n++] = e->hint[c][i];
       e->nhint[c] = (uint8_t) n;
       avail_unlink (d, e, c, s);
@@ -257,8 +258,8 @@ tc_create (void)
 struct mm_tce *
 mm_tc_entry (void *md, struct mm_desc *d)
 {
-  /* The generation first: tracing and checking are switched on before the
-     generation changes, so an entry made with the new one sees them.  */
+  /* The generation first: checking is switched on before the generation
+     changes, so an entry made with the new one sees it.  */
   uint64_t gen = __atomic_load_n (&d->gen, __ATOMIC_SEQ_CST);
   if (!mm_writable (d) || d->damaged || __atomic_load_n (&mm_trace_on, __ATOMIC_SEQ_CST)
       || (__atomic_load_n (&d->hdr->flags, __ATOMIC_SEQ_CST) & MM_F_CHECKED))
@@ -395,7 +396,5 @@ mm_tc_drop_heap (struct mm_desc *d)
 	}
       pg += n ? n : 1;
     }
-  __atomic_store_n (&d->limit, limit, __ATOMIC_SEQ_CST);
-  if (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST))
-    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);	/* see mm_damage */
+  mm_set_limit (d, limit);
 }
