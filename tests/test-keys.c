@@ -155,14 +155,6 @@ keys_of_the_default_heap (void **state)
   assert_heap_ok (NULL);
 }
 
-static int
-cleanup (void **state)
-{
-  (void) state;
-  rmdir (tu_dir ());
-  return 0;
-}
-
 int
 main (void)
 {
@@ -173,5 +165,5 @@ main (void)
     cmocka_unit_test (keys_persist_across_detach_and_attach),
     cmocka_unit_test (keys_of_the_default_heap),
   };
-  return cmocka_run_group_tests (tests, NULL, cleanup);
+  return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -170,14 +170,6 @@ twenty_reattaches_in_fresh_processes (void **state)
   helper_ok ("verify", path, NULL);
 }
 
-static int
-cleanup (void **state)
-{
-  (void) state;
-  tu_rm_tree (tu_dir ());
-  return 0;
-}
-
 int
 main (void)
 {
@@ -186,5 +178,5 @@ main (void)
     cmocka_unit_test (helper_notices_a_wrong_generation),
     cmocka_unit_test (twenty_reattaches_in_fresh_processes),
   };
-  return cmocka_run_group_tests (tests, NULL, cleanup);
+  return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -407,14 +407,6 @@ report_usage_and_read_errors_exit_2 (void **state)
     }
 }
 
-static int
-cleanup (void **state)
-{
-  (void) state;
-  tu_rm_tree (tu_dir ());
-  return 0;
-}
-
 int
 main (void)
 {
@@ -430,5 +422,5 @@ main (void)
     cmocka_unit_test (report_of_a_real_trace),
     cmocka_unit_test (report_usage_and_read_errors_exit_2),
   };
-  return cmocka_run_group_tests (tests, NULL, cleanup);
+  return cmocka_run_group_tests (tests, NULL, NULL);
 }

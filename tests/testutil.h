@@ -1,6 +1,8 @@
 /* testutil.h -- helpers shared by the cmocka test programs.
 
-   - tu_dir (): a fresh private directory for this test program's files;
+   - tu_dir (): a fresh private directory for this test program's files,
+     made under $TMPDIR (the runner points that into the build tree) and
+     removed with everything in it when the program exits, pass or fail;
    - tu_path (name): a path inside it;  tu_newfile (name): an empty heap file;
    - assert_heap_ok (md): the whole-heap check finds no problem;
    - tu_child (fn, arg, err, errlen): run FN in a forked child, collect what it
@@ -24,7 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <dirent.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include "mmalloc.h"
@@ -32,6 +34,19 @@
 #define assert_heap_ok(md) assert_int_equal (mmalloc_check (md), 0)
 
 static char tu_dirbuf[256];
+static pid_t tu_dir_owner;
+
+static inline void tu_rm_tree (const char *dir);
+
+/* At exit: remove the directory, but only in the process that made it (a
+   forked child that calls exit must not take it from its parent).  A program
+   killed by a signal leaves it to the runner, which removes it too.  */
+static inline void
+tu_dir_remove (void)
+{
+  if (tu_dirbuf[0] && getpid () == tu_dir_owner)
+    tu_rm_tree (tu_dirbuf);
+}
 
 static inline const char *
 tu_dir (void)
@@ -45,6 +60,8 @@ tu_dir (void)
 	  perror ("mkdtemp");
 	  exit (2);
 	}
+      tu_dir_owner = getpid ();
+      atexit (tu_dir_remove);
     }
   return tu_dirbuf;
 }
@@ -163,23 +180,24 @@ tu_holds (const void *p, size_t n, uint64_t tag)
   return 1;
 }
 
-/* Remove DIR and the files in it (one level: what the tests make).  */
+/* Remove DIR and everything under it; symbolic links are removed, not
+   followed.  */
+static inline int
+tu_rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) ftw;
+  if (flag == FTW_DP)
+    rmdir (path);
+  else
+    unlink (path);
+  return 0;
+}
+
 static inline void
 tu_rm_tree (const char *dir)
 {
-  DIR *d = opendir (dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  char p[600];
-  while ((e = readdir (d)))
-    if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
-      {
-	snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
-	unlink (p);
-      }
-  closedir (d);
-  rmdir (dir);
+  nftw (dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* An abort function for misuse tests: leaves the child with status 77.  */

@@ -2812,9 +2812,16 @@ test_big_heaps (void)
 
 /* ------------------------------------------------------------------------- */
 
+/* Remove the private directory and its files; at exit, so that an early
+   return leaves nothing either, and only in the process that made it (a
+   forked child that exits must not take it from the parent).  */
+static pid_t tmpdir_owner;
+
 static void
 cleanup_tmpdir (void)
 {
+  if (getpid () != tmpdir_owner)
+    return;
   DIR *d = opendir (tmpdir);
   struct dirent *e;
   char p[PATH_MAX];
@@ -2846,6 +2853,8 @@ setup (const char *argv0)
       perror ("mkdtemp");
       exit (2);
     }
+  tmpdir_owner = getpid ();
+  atexit (cleanup_tmpdir);
 }
 
 int
@@ -2927,6 +2936,5 @@ main (int argc, char **argv)
   check (stats_sane (mmstats (md)) && stats_sane (mmstats (NULL)), "mmstats sane at the end");
   check (mmalloc_detach (md) == NULL, "anonymous heap: mmalloc_detach returns NULL");
 
-  cleanup_tmpdir ();
   return finish ("conformance");
 }

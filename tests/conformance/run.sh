@@ -204,6 +204,13 @@ for b in $bins; do
   echo "# ----- $b -----"
   TMPDIR=$runtmp LD_LIBRARY_PATH=$libdir "$tmp/$b" >"$tmp/$b.out" 2>&1
   rc=$?
+  left=$(ls -A "$runtmp")
+  if [ -n "$left" ]; then
+    notok "$b: removes its temporary files (left:" $left")"
+    find "$runtmp" -mindepth 1 -delete
+  else
+    ok "$b: removes its temporary files"
+  fi
   sed 's/^/    /' "$tmp/$b.out"
   last=$(tail -n 1 "$tmp/$b.out")
   if [ $rc -eq 0 ] && echo "$last" | grep -Eq "^$tag: [0-9]+ passed, 0 failed\$"; then

@@ -10,8 +10,10 @@
 #                 LD_PRELOAD=$B/libmmalloc-malloc.so.1 (it checks that its
 #                 malloc is the preloaded one), and again with
 #                 MMALLOC_OPTIONS=check as well (but test-fork, test-rlimit).
-# A build failure, a failed cmocka test and a program that crashes or exits
-# non-zero without a cmocka verdict all count as failures.
+# A build failure, a failed cmocka test, a program that crashes or exits
+# non-zero without a cmocka verdict, and a program that leaves files in its
+# private TMPDIR or its working directory (../leftover.sh) all count as
+# failures.
 #
 # Environment: B (build directory under the top, default build), CC, CXX,
 # MALLOC_PROGRAMS_REQUIRE_ALL (passed on to programs.sh; with it a missing
@@ -40,6 +42,8 @@ if ! sh "$top/tests/need-cmocka.sh"; then
   exit 1
 fi
 mkdir -p "$out"
+. "$top/tests/leftover.sh"
+lo_init "$out"
 
 WARN="-Wall -Wextra -Werror"
 CFLAGS_T="-std=c11 -D_GNU_SOURCE -I$top/include -I$top/tests -I$here $WARN -O2 -g -fno-builtin"
@@ -72,8 +76,12 @@ run() {
   prog=$1 label=$2
   shift 2
   echo "== $label"
-  log=$(cd "$out" && env "$@" $tmo "$prog" 2>&1)
+  lo_begin "$prog" "$out"
+  log=$(cd "$out" && env TMPDIR="$lo_tmp" "$@" $tmo "$prog" 2>&1)
   rc=$?
+  if ! lo_end; then
+    failed=$((failed + 1))
+  fi
   printf '%s\n' "$log" | grep -v '^\[ RUN      \]'
   p=$(printf '%s\n' "$log" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
   f=$(printf '%s\n' "$log" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
@@ -128,9 +136,13 @@ t_tests=$(date +%s)
 
 if [ "${MALLOC_SUITE_SKIP_PROGRAMS:-0}" != 1 ]; then
   echo "== programs.sh"
-  plog=$(B=$B MMALLOC_MALLOC_LIB=$lib_so sh "$here/programs.sh" 2>&1)
+  lo_begin programs.sh "$out"
+  plog=$(TMPDIR=$lo_tmp B=$B MMALLOC_MALLOC_LIB=$lib_so sh "$here/programs.sh" 2>&1)
   prc=$?
   printf '%s\n' "$plog"
+  if ! lo_end; then
+    failed=$((failed + 1))
+  fi
   line=$(printf '%s\n' "$plog" | grep '^programs: [0-9]* passed, [0-9]* failed$' | tail -n 1)
   if [ -n "$line" ]; then
     p=$(printf '%s\n' "$line" | sed 's/^programs: \([0-9]*\) passed.*/\1/')

@@ -1,0 +1,49 @@
+# leftover.sh -- sourced by the test runners (run-tests.sh, malloc/run.sh):
+# every test program runs with its own private TMPDIR under the build tree,
+# and whatever it leaves there, or adds to its working directory, is
+# reported, counted as a failure and removed.  A program that crashed or was
+# killed before its own clean-up ran loses nothing but its files, and no run
+# can touch another run's files.
+#
+#   lo_init DIR          make the run's root of private directories under DIR
+#                        (removed when the runner exits, however it exits)
+#   lo_begin NAME WORK   before a program: make $lo_tmp (to pass as TMPDIR),
+#                        list the working directory WORK
+#   lo_end               after it: print what it left behind (lines that
+#                        start with NAME), remove it; status 1 if it left
+#                        anything
+
+lo_init() {
+  mkdir -p "$1" || exit 2
+  lo_root=$(mktemp -d "$(cd "$1" && pwd)/tmp.XXXXXX") || exit 2
+  # shellcheck disable=SC2064
+  trap "rm -rf '$lo_root'" EXIT
+  trap 'exit 2' INT TERM HUP
+}
+
+lo_begin() {
+  lo_name=$1
+  lo_work=$2
+  lo_tmp=$lo_root/$(basename "$1")
+  rm -rf "$lo_tmp"
+  mkdir "$lo_tmp" || exit 2
+  ls -A "$lo_work" | sort > "$lo_root/before"
+}
+
+lo_end() {
+  lo_status=0
+  ls -A "$lo_work" | sort > "$lo_root/after"
+  lo_new=$(comm -13 "$lo_root/before" "$lo_root/after")
+  lo_left=$(ls -A "$lo_tmp")
+  if [ -n "$lo_left" ]; then
+    echo "$lo_name: left behind in its TMPDIR:" $lo_left
+    lo_status=1
+  fi
+  if [ -n "$lo_new" ]; then
+    echo "$lo_name: left behind in $lo_work:" $lo_new
+    for f in $lo_new; do rm -rf "${lo_work:?}/$f"; done
+    lo_status=1
+  fi
+  rm -rf "$lo_tmp"
+  return $lo_status
+}
