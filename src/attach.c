@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 /* Files attached in this process; a second attach of one is refused.  */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mm_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_desc *registry;
 
 uint64_t
@@ -133,19 +133,19 @@ region_validate (struct mm_desc *d)
 /* Descriptors are kept for reuse, never unmapped: a thread's cache may still
    name one after its heap is detached, and must be able to see that it is
    stale (its generation differs).  Their locks are initialized once.  */
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mm_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_desc *pool;	/* detached descriptors */
-static struct mm_desc *live;	/* attached ones (and attaching) */
+struct mm_desc *mm_live;	/* attached ones (and attaching): fork.c */
 
 /* A new process descriptor, or NULL with errno set.  */
 static struct mm_desc *
 desc_new (void)
 {
-  mm_lock (&pool_lock);
+  mm_lock (&mm_pool_lock);
   struct mm_desc *d = pool;
   if (d)
     pool = d->next;
-  mm_unlock (&pool_lock);
+  mm_unlock (&mm_pool_lock);
   if (!d)
     {
       void *p;
@@ -174,13 +174,13 @@ desc_new (void)
   d->abortfunc = NULL;
   d->next = NULL;
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
-  mm_lock (&pool_lock);
+  mm_lock (&mm_pool_lock);
   d->live_prev = NULL;
-  d->live_next = live;
-  if (live)
-    live->live_prev = d;
-  live = d;
-  mm_unlock (&pool_lock);
+  d->live_next = mm_live;
+  if (mm_live)
+    mm_live->live_prev = d;
+  mm_live = d;
+  mm_unlock (&mm_pool_lock);
   return d;
 }
 
@@ -190,94 +190,16 @@ mm_desc_free (struct mm_desc *d)
   d->magic = 0;
   __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
-  mm_lock (&pool_lock);
+  mm_lock (&mm_pool_lock);
   if (d->live_prev)
     d->live_prev->live_next = d->live_next;
   else
-    live = d->live_next;
+    mm_live = d->live_next;
   if (d->live_next)
     d->live_next->live_prev = d->live_prev;
   d->next = pool;
   pool = d;
-  mm_unlock (&pool_lock);
-}
-
-/* --- fork ------------------------------------------------------------------- */
-
-#define FORK_HELD_MAX 4096
-static pthread_mutex_t *fork_held[FORK_HELD_MAX];
-static int fork_nheld;
-
-static void
-fork_take (int (*lock) (pthread_mutex_t *), pthread_mutex_t *m)
-{
-  if (lock (m) && fork_nheld < FORK_HELD_MAX)
-    fork_held[fork_nheld++] = m;
-}
-
-/* Every lock, in the library's lock order: the process-wide ones, then per
-   heap its class locks and its page lock.  */
-void
-mm_fork_lock (int (*lock) (pthread_mutex_t *))
-{
-  fork_nheld = 0;
-  fork_take (lock, &mm_default_lock);
-  fork_take (lock, &mm_trace_lock);
-  fork_take (lock, &registry_lock);
-  fork_take (lock, &pool_lock);
-  for (struct mm_desc *d = live; d; d = d->live_next)
-    {
-      for (unsigned c = 0; c < MM_NCLASSES; c++)
-	fork_take (lock, &d->class_lock[c]);
-      fork_take (lock, &d->page_lock);
-    }
-}
-
-void
-mm_fork_unlock (void)
-{
-  while (fork_nheld > 0)
-    pthread_mutex_unlock (fork_held[--fork_nheld]);
-}
-
-/* In the child of a fork: the other threads are gone, with their thread
-   caches and whatever they were doing.  An anonymous heap is the child's own
-   copy: rebuild it as recovery does (owners cleared, counts from the bitmaps,
-   lists anew) and make every thread cache of it stale.  A heap file is still
-   the parent's, shared with it: the child gets it read-only.  */
-void
-mm_fork_repair (void)
-{
-  for (struct mm_desc *d = live; d; d = d->live_next)
-    {
-      if (d->magic != MM_DESC_MAGIC)
-	continue;
-      __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
-      if (d->mode & MM_MODE_FILE)
-	{			/* its slabs keep our owner: no fast frees */
-	  d->mode |= MM_MODE_RDONLY;
-	  d->limit = 0;
-	}
-      else if (!d->damaged && mm_recover (d) == 0)
-	d->nowned = 0;
-    }
-}
-
-/* In the child, which has one thread: every lock anew, taken or not.  */
-void
-mm_fork_reinit (void)
-{
-  pthread_mutex_init (&mm_default_lock, NULL);
-  pthread_mutex_init (&mm_trace_lock, NULL);
-  pthread_mutex_init (&registry_lock, NULL);
-  pthread_mutex_init (&pool_lock, NULL);
-  for (struct mm_desc *d = live; d; d = d->live_next)
-    {
-      for (unsigned c = 0; c < MM_NCLASSES; c++)
-	pthread_mutex_init (&d->class_lock[c], NULL);
-      pthread_mutex_init (&d->page_lock, NULL);
-    }
-  fork_nheld = 0;
+  mm_unlock (&mm_pool_lock);
 }
 
 /* Undo a failed attach: unmap, close, free; errno = ERR.  */
@@ -476,30 +398,30 @@ open_file (struct mm_desc *d, uint64_t size)
 static int
 registry_add (struct mm_desc *d)
 {
-  mm_lock (&registry_lock);
+  mm_lock (&mm_registry_lock);
   for (struct mm_desc *r = registry; r; r = r->next)
     if (r->dev == d->dev && r->ino == d->ino)
       {
-	mm_unlock (&registry_lock);
+	mm_unlock (&mm_registry_lock);
 	return MMALLOC_ELOCKED;
       }
   d->next = registry;
   registry = d;
-  mm_unlock (&registry_lock);
+  mm_unlock (&mm_registry_lock);
   return 0;
 }
 
 void
 mm_registry_remove (struct mm_desc *d)
 {
-  mm_lock (&registry_lock);
+  mm_lock (&mm_registry_lock);
   for (struct mm_desc **p = &registry; *p; p = &(*p)->next)
     if (*p == d)
       {
 	*p = d->next;
 	break;
       }
-  mm_unlock (&registry_lock);
+  mm_unlock (&mm_registry_lock);
 }
 
 static void *

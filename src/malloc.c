@@ -5,8 +5,7 @@
    exports the m* API alone.  Nothing here may allocate, print or call dlsym:
    it runs before and inside everything else, including ld.so's callers and
    pthread start-up.  Errors follow C and POSIX: NULL with errno ENOMEM, and
-   posix_memalign's return codes.  fork: every lock is taken before and
-   released (parent) or made anew (child) after.  */
+   posix_memalign's return codes.  fork: see fork.c.  */
 
 #include "mmprivate.h"
 
@@ -113,48 +112,6 @@ malloc_usable_size (void *ptr)
   return mmalloc_usable_size (NULL, ptr);
 }
 
-/* --- fork -------------------------------------------------------------------
-
-   Before fork every lock of every heap is taken, so that the child finds no
-   half-made change, and the child makes them anew.  A fork from a signal
-   handler that interrupted this thread inside the library must not wait for
-   locks its own thread holds: then each lock is only tried, and the child
-   repairs what may be half made.  The child repairs anyway what the other
-   threads, gone in it, left: their owned slabs and counts (mm_fork_repair).  */
-
-static int
-lock_wait (pthread_mutex_t *m)
-{
-  pthread_mutex_lock (m);
-  return 1;
-}
-
-static int
-lock_try (pthread_mutex_t *m)
-{
-  return pthread_mutex_trylock (m) == 0;
-}
-
-static void
-fork_prepare (void)
-{
-  mm_fork_lock (mm_locks_held ? lock_try : lock_wait);
-}
-
-static void
-fork_parent (void)
-{
-  mm_fork_unlock ();
-}
-
-static void
-fork_child (void)
-{
-  mm_fork_reinit ();
-  mm_locks_held = 0;
-  mm_fork_repair ();
-}
-
 /* Options from MMALLOC_OPTIONS, a comma-separated list: "check" (mmcheck on
    the default heap), "trace" (mmtrace: MMALLOC_TRACE names the file).  Read
    with secure_getenv, so ignored in set-user-ID programs.  */
@@ -178,6 +135,6 @@ read_options (void)
 __attribute__ ((constructor)) static void
 malloc_init (void)
 {
-  pthread_atfork (fork_prepare, fork_parent, fork_child);
+  pthread_atfork (mm_fork_prepare, mm_fork_parent, mm_fork_child);
   read_options ();
 }

@@ -304,13 +304,15 @@ MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
-/* fork (malloc.c): take every lock of the library, with LOCK (which says if
-   it got the lock); unlock what was taken; make every lock anew.  */
-MM_HIDDEN void mm_fork_lock (int (*lock) (pthread_mutex_t *));
-MM_HIDDEN void mm_fork_unlock (void);
-MM_HIDDEN void mm_fork_reinit (void);
-MM_HIDDEN void mm_fork_repair (void);
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
+extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
+extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */
+
+/* --- fork (fork.c): the pthread_atfork handlers ---------------------------- */
+
+MM_HIDDEN void mm_fork_prepare (void);
+MM_HIDDEN void mm_fork_parent (void);
+MM_HIDDEN void mm_fork_child (void);
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 
