@@ -155,7 +155,9 @@ int mmtrace (void);
 /* The library version as "MAJOR.MINOR.PATCH".  */
 const char *mmalloc_version (void);
 
-/* A constant string describing error code ERR (errno or MMALLOC_E*).  */
+/* A constant string describing error code ERR (errno or MMALLOC_E*);
+   "Unknown error" for a code nobody knows.  It stays valid and unchanged
+   for the life of the process (strerror's text of an unknown code does not).  */
 const char *mmalloc_strerror (int err);
 
 #ifdef __cplusplus

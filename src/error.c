@@ -111,6 +111,23 @@ mmalloc_version (void)
   return MMALLOC_VERSION_STRING;
 }
 
+/* The C library's text for ERR, or "Unknown error": always a string that
+   stays valid.  strerror's texts of the codes it knows are constant in glibc
+   and in musl, but glibc writes the text of any other code in a buffer that
+   its next call overwrites; GNU strerror_r returns such a text in the buffer
+   it is given, and only such a text.  */
+static const char *
+sys_text (int err)
+{
+#ifdef __GLIBC__
+  char buf[1];
+  const char *s = strerror_r (err, buf, sizeof buf);
+  return s == buf ? "Unknown error" : s;
+#else
+  return strerror (err);
+#endif
+}
+
 const char *
 mmalloc_strerror (int err)
 {
@@ -133,7 +150,6 @@ mmalloc_strerror (int err)
     case MMALLOC_ELOCKED:
       return "Heap file is attached elsewhere (a writer, or readers, or this process)";
     default:
-      /* strerror's table is static for known codes in glibc and musl.  */
-      return strerror (err);
+      return sys_text (err);
     }
 }

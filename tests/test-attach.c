@@ -889,6 +889,26 @@ strerror_names_every_code (void **state)
   assert_string_equal (mmalloc_strerror (EROFS), strerror (EROFS));
 }
 
+/* A code that no table knows: its string stays valid and unchanged after
+   later calls, of mmalloc_strerror and of the C library's strerror, with
+   other unknown codes.  */
+static void
+strerror_of_an_unknown_code_stays_valid (void **state)
+{
+  (void) state;
+  const char *s = mmalloc_strerror (0x7a7a7a);
+  assert_non_null (s);
+  char copy[128];
+  snprintf (copy, sizeof copy, "%s", s);
+  assert_true (strlen (copy) > 0);
+  assert_string_not_equal (copy, mmalloc_strerror (0));
+  assert_non_null (mmalloc_strerror (-5));
+  assert_non_null (strerror (123456));
+  assert_non_null (mmalloc_strerror (ENOMEM));
+  assert_string_equal (s, copy);
+  assert_string_equal (mmalloc_strerror (-5), copy);
+}
+
 static void
 version_string_matches_the_header (void **state)
 {
@@ -931,6 +951,7 @@ main (void)
     cmocka_unit_test (empty_read_only_file_is_erofs),
     cmocka_unit_test (write_only_descriptor_is_eacces),
     cmocka_unit_test (strerror_names_every_code),
+    cmocka_unit_test (strerror_of_an_unknown_code_stays_valid),
     cmocka_unit_test (version_string_matches_the_header),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
