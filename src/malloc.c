@@ -42,9 +42,16 @@ calloc (size_t nmemb, size_t size)
   return mcalloc (NULL, nmemb, size);
 }
 
+/* realloc (p, 0) frees P and returns NULL, as the C library's does (mrealloc
+   keeps a minimal block instead); realloc (NULL, 0) is malloc (0).  */
 EXPORT void *
 realloc (void *ptr, size_t size)
 {
+  if (ptr && !size)
+    {
+      mfree (NULL, ptr);
+      return NULL;
+    }
   return mrealloc (NULL, ptr, size);
 }
 
@@ -57,32 +64,52 @@ reallocarray (void *ptr, size_t nmemb, size_t size)
       errno = ENOMEM;
       return NULL;
     }
-  return mrealloc (NULL, ptr, total);
+  return realloc (ptr, total);
+}
+
+/* memalign and aligned_alloc take any alignment, as the C library's do: one
+   that is not a power of two is rounded up to the next (0 and 1 mean the
+   usual 16 bytes); only one that cannot be rounded (above SIZE_MAX / 2 + 1)
+   fails, with EINVAL.  mmemalign itself refuses what is not a power of two.  */
+static void *
+aligned (size_t alignment, size_t size)
+{
+  if (alignment > SIZE_MAX / 2 + 1)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  size_t a = 1;
+  while (a < alignment)
+    a <<= 1;
+  return mmemalign (NULL, a, size);
 }
 
 EXPORT void *
 memalign (size_t alignment, size_t size)
 {
-  return mmemalign (NULL, alignment, size);
+  return aligned (alignment, size);
 }
 
 EXPORT void *
 aligned_alloc (size_t alignment, size_t size)
 {
-  return mmemalign (NULL, alignment, size);
+  return aligned (alignment, size);
 }
 
+/* EINVAL leaves errno alone; ENOMEM is in errno too, as the C library's
+   failing allocation leaves it.  */
 EXPORT int
 posix_memalign (void **out, size_t alignment, size_t size)
 {
   if (alignment < sizeof (void *) || (alignment & (alignment - 1)))
     return EINVAL;
-  int saved = errno;
   void *p = mmemalign (NULL, alignment, size);
-  int e = errno;
-  errno = saved;
   if (!p)
-    return e == EINVAL ? EINVAL : ENOMEM;
+    {
+      errno = ENOMEM;
+      return ENOMEM;
+    }
   *out = p;
   return 0;
 }

@@ -59,10 +59,13 @@ load_step (void **win, size_t nwin, uint64_t *s, int small)
   switch ((r >> 32) % 8)
     {
     case 0:
-      win[i] = realloc (p, load_size (s, small));
-      if (!win[i])
-	free (p);
-      return;
+      {
+	size_t n = load_size (s, small);
+	win[i] = realloc (p, n);
+	if (!win[i] && n)	/* realloc (p, 0) frees P */
+	  free (p);
+	return;
+      }
     case 1:
       /* Aligned blocks: page runs (aligned slots of small classes have a
 	 test of their own in test-threads).  */

@@ -4,7 +4,8 @@
    tst-reallocarray, tst-memalign, tst-posix_memalign, tst-valloc and
    tst-pvalloc: sizes near SIZE_MAX and PTRDIFF_MAX (and every size past what
    any heap can hold) fail with NULL and ENOMEM, never wrap around to a small
-   block; posix_memalign returns ENOMEM or EINVAL and leaves its output alone;
+   block; posix_memalign returns ENOMEM (and sets errno to it, as the C
+   library does) or EINVAL (errno untouched) and leaves its output alone;
    a failed realloc leaves the old block as it was.  */
 #include "mtest.h"
 
@@ -243,15 +244,19 @@ posix_memalign_fails_and_leaves_output (void **state)
       for (int i = 0; i < nsizes; i++)
 	{
 	  void *out = sentinel;
+	  errno = 0;
 	  int r = posix_memalign (&out, mt_size (aligns[a]), mt_size (sizes[i]));
 	  if (r != ENOMEM)
 	    print_message ("posix_memalign (%zu, %#zx) = %d\n", aligns[a], sizes[i], r);
 	  assert_int_equal (r, ENOMEM);
+	  assert_int_equal (errno, ENOMEM);	/* as the C library leaves it */
 	  assert_ptr_equal (out, sentinel);
 	}
     }
   void *out = sentinel;
+  errno = 0;
   assert_int_equal (posix_memalign (&out, mt_size (SIZE_MAX / 2 + 1), 1), ENOMEM);
+  assert_int_equal (errno, ENOMEM);
   assert_ptr_equal (out, sentinel);
 }
 
@@ -288,22 +293,44 @@ posix_memalign_rejects_bad_alignments (void **state)
 }
 
 /* memalign and aligned_alloc with an alignment that is not a power of two:
-   mmalloc refuses it with EINVAL (glibc's manual documents EINVAL too).  */
+   rounded up to the next one, as the C library does (0 and 1 give the usual
+   alignment); only an alignment that cannot be rounded (above SIZE_MAX / 2
+   + 1) fails, with EINVAL, and SIZE_MAX / 2 rounds to 2^63, which no heap
+   has: ENOMEM.  */
 static void
-memalign_rejects_bad_alignments (void **state)
+memalign_rounds_alignments_up (void **state)
 {
   (void) state;
-  const size_t bad[] = { 3, 6, 24, 48, 100, 4095, 4097, SIZE_MAX, SIZE_MAX / 2 };
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+  typedef void *(*fn_t) (size_t, size_t);
+  const fn_t fns[] = { memalign, aligned_alloc };
+  const size_t odd[] = { 0, 1, 3, 6, 24, 48, 100, 4095, 4097, 3 << 20 };
+  for (int f = 0; f < 2; f++)
     {
-      errno = 0;
-      void *p = memalign (mt_size (bad[i]), 64);
-      assert_null (p);
-      assert_int_equal (errno, EINVAL);
-      errno = 0;
-      p = aligned_alloc (mt_size (bad[i]), 64);
-      assert_null (p);
-      assert_int_equal (errno, EINVAL);
+      for (size_t i = 0; i < sizeof odd / sizeof *odd; i++)
+	{
+	  size_t want = 16;
+	  while (want < odd[i])
+	    want *= 2;
+	  errno = 0;
+	  void *p = fns[f] (mt_size (odd[i]), 64);
+	  if (!p)
+	    print_message ("%s (%zu, 64): NULL, %s\n", f ? "aligned_alloc" : "memalign",
+			   odd[i], strerror (errno));
+	  assert_non_null (p);
+	  assert_int_equal (errno, 0);
+	  assert_int_equal ((uintptr_t) p % want, 0);
+	  assert_true (malloc_usable_size (p) >= 64);
+	  memset (p, 0x3c, 64);
+	  free (p);
+	}
+      const size_t bad[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX / 2 + 2, (SIZE_MAX / 2 + 1) | 1 };
+      for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+	{
+	  errno = 0;
+	  assert_null (fns[f] (mt_size (bad[i]), 64));
+	  assert_int_equal (errno, EINVAL);
+	}
+      expect_enomem (fns[f] (mt_size (SIZE_MAX / 2), 64));
     }
 }
 
@@ -341,7 +368,7 @@ main (void)
     cmocka_unit_test (valloc_and_pvalloc_fail_with_enomem),
     cmocka_unit_test (posix_memalign_fails_and_leaves_output),
     cmocka_unit_test (posix_memalign_rejects_bad_alignments),
-    cmocka_unit_test (memalign_rejects_bad_alignments),
+    cmocka_unit_test (memalign_rounds_alignments_up),
     cmocka_unit_test (failures_leave_no_trace),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -158,8 +158,8 @@ usable_size_is_all_writable (void **state)
 	    case 1:
 	      p[i] = memalign ((size_t) 1 << (mt_rand () % 13), req[i]);
 	      break;
-	    case 2:
-	      p[i] = realloc (malloc (req[i] / 2 + 1), req[i]);
+	    case 2:		/* (realloc (q, 0) would free Q) */
+	      p[i] = req[i] ? realloc (malloc (req[i] / 2 + 1), req[i]) : malloc (0);
 	      break;
 	    default:
 	      p[i] = malloc (req[i]);
