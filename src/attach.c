@@ -69,24 +69,13 @@ mm_header_validate (const struct mm_header *h, uint64_t file_size)
   return 0;
 }
 
-/* Checks that need the mapped region: directory entries and list heads.  */
+/* Checks that need the mapped region, before anything is written there:
+   the directory, the page map and the list heads.  */
 static int
 region_validate (struct mm_desc *d)
 {
   struct mm_header *h = d->hdr;
-  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
   uint64_t top = h->top;
-  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
-    {
-      if (!dir[w])
-	{
-	  if (w <= (top - 1) >> MM_WIN_SHIFT)
-	    return MMALLOC_ECORRUPT;
-	  continue;
-	}
-      if (dir[w] < MM_HDR_PAGES || dir[w] + MM_LEAF_PAGES > top)
-	return MMALLOC_ECORRUPT;
-    }
   for (unsigned b = 0; b < MM_NBINS; b++)
     if (h->bin_head[b] % MM_PAGE || h->bin_head[b] >= top << MM_PAGE_SHIFT)
       return MMALLOC_ECORRUPT;
@@ -96,38 +85,18 @@ region_validate (struct mm_desc *d)
 	return MMALLOC_ECORRUPT;
   /* A file that was not detached may be caught in the middle of an update
      that recovery completes; the rest holds only for a clean one.  */
-  if (h->state != MM_CLEAN)
-    return 0;
-  /* A directory entry moved onto other pages would make the page map write
-     into them: the directory must be the one written last (its sum), and
-     the header and directory pages are META in the page map it gives.  */
-  if (h->dir_sum != mm_dir_sum (d))
+  int clean = h->state == MM_CLEAN;
+  int e = mm_dir_validate (d, !clean, NULL);
+  if (e)
+    return e;
+  if (clean && h->dir_sum != mm_dir_sum (d))
     return MMALLOC_ECORRUPT;
-  for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
-    if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
-      return MMALLOC_ECORRUPT;
-  /* No run may cross `top': the last page ends a run, a slab or a leaf.  */
-  uint32_t e = mm_pm_get (d, top - 1);
-  uint64_t n = e & PM_NMASK;
-  switch (PM_KIND (e))
-    {
-    case PM_FREE:
-    case PM_LARGE:
-      if (!(e & PM_END) || !n || n > top - MM_HDR_PAGES
-	  || (mm_pm_get (d, top - n) & ~PM_END) != ((e & ~PM_END) | PM_HEAD))
-	return MMALLOC_ECORRUPT;
-      break;
-    case PM_SLAB:
-      if (PM_SLAB_CLS (e) >= MM_NCLASSES
-	  || PM_SLAB_OFF (e) + 1 != mm_classes[PM_SLAB_CLS (e)].pages)
-	return MMALLOC_ECORRUPT;
-      break;
-    case PM_META:
-      break;
-    default:
-      return MMALLOC_ECORRUPT;
-    }
-  return 0;
+  /* Every leaf outside every block; on a clean file every page below `top'
+     in exactly one block, slab, run or leaf: growth, recovery and the lists
+     of free runs and slabs rely on it to write only where they may.  The
+     walk reads the page map (a thousandth of the heap), no block.  A dirty
+     file is walked as recovery will walk it.  */
+  return mm_pages_walk (d, clean, NULL, NULL);
 }
 
 /* Descriptors are kept for reuse, never unmapped: a thread's cache may still

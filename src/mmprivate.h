@@ -326,6 +326,10 @@ MM_HIDDEN unsigned mm_bin_of (uint64_t n);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
 MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_recover (struct mm_desc *d);
+MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty, uint64_t *stale);
+MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
+			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
+					   void *), void *arg);
 
 /* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
 

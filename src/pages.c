@@ -48,6 +48,25 @@ clear_run (struct mm_desc *d, uint64_t pg, uint64_t n)
     mm_pm_set (d, pg + n - 1, 0);
 }
 
+/* May the run header at OFF, a link read from a bin or a run of bin B, be
+   written?  It must be 0, or the first page of a free run of that bin by the
+   page map (which attach proved to describe every page: so not a block), with
+   its header, whose link back (next if PREV, else prev) is BACK.  */
+static int
+run_link_ok (struct mm_desc *d, uint64_t off, unsigned b, int prev, uint64_t back)
+{
+  if (!off)
+    return 1;
+  if (!mm_link_ok (d, off))
+    return 0;
+  uint64_t pg = off >> MM_PAGE_SHIFT;
+  uint32_t e = mm_pm_get (d, pg);
+  uint64_t n = e & PM_NMASK;
+  const struct mm_run *r = run_at (d, pg);
+  return PM_KIND (e) == PM_FREE && (e & PM_HEAD) && n && n <= d->hdr->top - pg
+    && mm_bin_of (n) == b && r->magic == MM_RUN_MAGIC && (prev ? r->next : r->prev) == back;
+}
+
 static void
 bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
 {
@@ -58,7 +77,7 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
   r->released = released;
   r->prev = 0;
   r->next = h->bin_head[b];
-  if (!mm_link_ok (d, r->next))
+  if (!run_link_ok (d, r->next, b, 0, 0))
     {
       mm_damage (d, "bin head", r->next);
       r->next = 0;
@@ -80,7 +99,10 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
-  if (!mm_link_ok (d, r->prev) || !mm_link_ok (d, r->next) || r->magic != MM_RUN_MAGIC)
+  uint64_t off = pg << MM_PAGE_SHIFT;
+  if (r->magic != MM_RUN_MAGIC || (r->prev ? !run_link_ok (d, r->prev, b, 1, off)
+				   : h->bin_head[b] != off)
+      || !run_link_ok (d, r->next, b, 0, off))
     {
       mm_damage (d, "free run links", pg << MM_PAGE_SHIFT);
       return 1;
@@ -546,6 +568,150 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
     }
   errno = ENOMEM;
   return -1;
+}
+
+/* --- validation: what attach and recovery prove before writing -------------
+
+   Nothing read from a heap file is written through until it is shown to
+   name metadata, never a block: the directory's leaves here, at attach
+   (region_validate) and before recovery; links of free runs and slabs where
+   they are followed (bin_insert, bin_remove, mm_slab_ok).  */
+
+/* Check the page-map directory: 0 or MMALLOC_ECORRUPT.  A leaf is made at the
+   start of the growth that first reaches its window and is never freed, so
+   the entries that are not 0 come first, one for every window below `top'
+   at least, each leaf after the one before it, none above its own window's
+   first page (the header aside), and each wholly below `top' (its pages are
+   marked META before `top' covers them).  Where a growth died before moving
+   `top', the windows it reached name leaves wholly at or above `top': with
+   DIRTY these are allowed (recovery clears them) and counted in *STALE.  */
+int
+mm_dir_validate (const struct mm_desc *d, int dirty, uint64_t *stale)
+{
+  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
+  uint64_t top = d->hdr->top, wins = ((top - 1) >> MM_WIN_SHIFT) + 1;
+  uint64_t span = d->hdr->span >> MM_PAGE_SHIFT, next = MM_HDR_PAGES, n = 0;
+  int ended = 0;
+  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
+    {
+      uint64_t leaf = dir[w], first = w << MM_WIN_SHIFT;
+      if (!leaf)
+	{
+	  if (w < wins)
+	    return MMALLOC_ECORRUPT;
+	  ended = 1;
+	  continue;
+	}
+      if (ended || leaf < next || leaf > (first > MM_HDR_PAGES ? first : MM_HDR_PAGES))
+	return MMALLOC_ECORRUPT;
+      if (leaf + MM_LEAF_PAGES > top)
+	{
+	  if (!dirty || w < wins || leaf < top || leaf + MM_LEAF_PAGES > span)
+	    return MMALLOC_ECORRUPT;
+	  n++;
+	}
+      next = leaf + MM_LEAF_PAGES;
+    }
+  if (stale)
+    *stale = n;
+  return 0;
+}
+
+/* Is the run mark E at PG (below TOP) the head of a whole run of its kind:
+   its length, else 0.  With STRICT, nothing may be marked inside.  */
+static uint64_t
+whole_run (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top, int strict)
+{
+  uint64_t n = e & PM_NMASK;
+  uint32_t extra = PM_KIND (e) == PM_LARGE ? PM_CHECKED : 0;
+  if ((e & ~(PM_NMASK | PM_END | extra)) != PM_MAKE (PM_KIND (e), PM_HEAD)
+      || n == 0 || n > top - pg)
+    return 0;
+  if (n == 1)
+    return (e & PM_END) ? 1 : 0;
+  if ((e & PM_END) || mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END))
+    return 0;
+  for (uint64_t i = pg + 1; strict && i + 1 < pg + n; i++)
+    if (mm_pm_get (d, i))
+      return 0;
+  return n;
+}
+
+/* Is there a whole slab at PG (below TOP), its first page marked E: its
+   length in pages, else 0.  With HEADER, its header must say so too.  */
+static uint64_t
+whole_slab (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top, int header)
+{
+  unsigned cls = PM_SLAB_CLS (e);
+  if (cls >= MM_NCLASSES || e != PM_MAKE (PM_SLAB, cls))
+    return 0;
+  const struct mm_class *c = &mm_classes[cls];
+  if (c->pages > top - pg)
+    return 0;
+  for (uint64_t i = 1; i < c->pages; i++)
+    if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | cls))
+      return 0;
+  const struct mm_slab *s = (const struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
+  if (header && (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj))
+    return 0;
+  return c->pages;
+}
+
+/* Walk the page map below `top' in page order, the directory checked
+   (mm_dir_validate), and call VISIT (D, PG, N, KIND, ARG) for each thing
+   found: a header page or a page of a leaf (META, one page at a time), a
+   whole large block, a whole slab, or free pages.  STRICT (a heap detached
+   cleanly): every page must belong to exactly one of them, by marks that
+   agree, or the heap is damaged.  Else (recovery): a block or slab counts
+   when it is whole (marks that agree, a slab's header too), and every other
+   page is FREE, one at a time.  Either way every page of every leaf below
+   `top' must be marked META and lie outside every block, slab and run: a
+   directory that names other pages would make the page map write into
+   them.  Returns 0, MMALLOC_ECORRUPT, or what VISIT returned if not 0.  */
+int
+mm_pages_walk (struct mm_desc *d, int strict,
+	       int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t, void *),
+	       void *arg)
+{
+  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
+  uint64_t top = d->hdr->top, w = 0;
+  for (uint64_t pg = 0; pg < top;)
+    {
+      /* The next leaf that ends after PG (they come in page order).  */
+      while (w < MM_DIR_ENTRIES && dir[w] && dir[w] + MM_LEAF_PAGES <= pg)
+	w++;
+      uint64_t leaf = w < MM_DIR_ENTRIES && dir[w] && dir[w] < top ? dir[w] : top;
+      uint32_t e = mm_pm_get (d, pg), kind = PM_KIND (e);
+      uint64_t n = 0;
+      if (pg < MM_HDR_PAGES || pg >= leaf)
+	{
+	  if (e != PM_MAKE (PM_META, 0))
+	    return MMALLOC_ECORRUPT;
+	  n = 1;
+	  kind = PM_META;
+	}
+      else
+	{
+	  if (kind == PM_LARGE || (strict && kind == PM_FREE))
+	    n = whole_run (d, pg, e, top, strict);
+	  else if (kind == PM_SLAB)
+	    n = whole_slab (d, pg, e, top, !strict);
+	  if (!n && strict)
+	    return MMALLOC_ECORRUPT;
+	  if (!n)
+	    {
+	      n = 1;
+	      kind = PM_FREE;
+	    }
+	  if (pg + n > leaf)
+	    return MMALLOC_ECORRUPT;
+	}
+      int r = visit ? visit (d, pg, n, kind, arg) : 0;
+      if (r)
+	return r;
+      pg += n;
+    }
+  return 0;
 }
 
 /* Lay out a new region whose header pages are mapped and `top' is the header.  */

@@ -6,45 +6,13 @@
    them in one pass over the page map, so the cost is proportional to the
    metadata, never to the user data.  A large block counts only when its HEAD
    and END marks agree; a slab only when its header is whole and every page of
-   it is marked; any other page becomes free.  Allocated blocks are never
-   touched.  */
+   it is marked; a META page only where the directory puts a leaf; any other
+   page becomes free.  Allocated blocks are never touched.  */
 
 #include "mmprivate.h"
 
 #include <errno.h>
 #include <string.h>
-
-/* Is there a whole large block at PG (below TOP)?  Its length, else 0.  */
-static uint64_t
-large_at (struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top)
-{
-  uint64_t n = e & PM_NMASK;
-  if (!(e & PM_HEAD) || n == 0 || n > top - pg)
-    return 0;
-  if (n == 1)
-    return (e & PM_END) ? 1 : 0;
-  uint32_t want = (e & ~PM_HEAD) | PM_END;
-  return mm_pm_get (d, pg + n - 1) == want ? n : 0;
-}
-
-/* Is there a whole slab at PG?  Its length in pages, else 0.  */
-static uint64_t
-slab_at (struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top)
-{
-  unsigned cls = PM_SLAB_CLS (e);
-  if (cls >= MM_NCLASSES || PM_SLAB_OFF (e) != 0)
-    return 0;
-  const struct mm_class *c = &mm_classes[cls];
-  if (c->pages > top - pg)
-    return 0;
-  for (uint64_t i = 1; i < c->pages; i++)
-    if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | cls))
-      return 0;
-  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
-    return 0;
-  return c->pages;
-}
 
 /* Slab S has no owner any more; on its partial list if not full.  */
 static void
@@ -83,58 +51,68 @@ free_range (struct mm_desc *d, uint64_t from, uint64_t to)
   return mm_pages_add_run (d, from, to - from);
 }
 
-/* Rebuild; 0, or an errno value (ENOSPC: no disk block for a run header).  */
+/* Where the walk of the page map is: the free pages not yet made a run.  */
+struct rebuild
+{
+  uint64_t free_from, free_to;
+};
+
+/* One thing found by mm_pages_walk: keep it, or gather free pages.  */
+static int
+rebuild_one (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, void *arg)
+{
+  struct rebuild *r = arg;
+  if (kind == PM_FREE)
+    {
+      if (r->free_to != pg)
+	r->free_from = pg;
+      r->free_to = pg + n;
+      return 0;
+    }
+  if (r->free_to == pg && r->free_from < pg && free_range (d, r->free_from, pg) < 0)
+    return errno;
+  if (kind == PM_LARGE)
+    {
+      /* A resize in place may have died between writing the new END mark
+         and wiping the old one.  */
+      for (uint64_t i = pg + 1; i + 1 < pg + n; i++)
+	if (mm_pm_get (d, i))
+	  mm_pm_set (d, i, 0);
+      d->hdr->nlarge++;
+      d->hdr->large_pages += n;
+    }
+  else if (kind == PM_SLAB)
+    slab_rebuild (d, (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT)));
+  return 0;
+}
+
+/* Rebuild; 0, or an errno value (ENOSPC: no disk block for a run header;
+   MMALLOC_ECORRUPT: the directory names pages that are no leaf).  A file
+   has been walked as this walk goes, writing nothing (region_validate): so
+   every leaf lies outside every block before anything is written here.  */
 int
 mm_recover (struct mm_desc *d)
 {
   struct mm_header *h = d->hdr;
-  uint64_t top = h->top, free_from = 0;
-  int in_free = 0;
+  uint64_t top = h->top;
+  /* A growth that died before moving `top' left leaves above it: their
+     windows hold nothing yet, so they are simply forgotten, the last
+     first (the entries that are not 0 stay a prefix).  */
+  uint32_t *dir = (uint32_t *) (d->base + MM_PAGE);
+  for (uint64_t w = MM_DIR_ENTRIES; w-- > 0;)
+    if (dir[w] >= top)
+      {
+	dir[w] = 0;
+	MM_KP ();
+      }
   mm_pages_reset (d);
-  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
-  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)	/* validated at attach */
-    for (uint64_t i = 0; dir[w] && i < MM_LEAF_PAGES; i++)
-      mm_pm_set (d, dir[w] + i, PM_MAKE (PM_META, 0));
   for (unsigned c = 0; c < MM_NCLASSES; c++)
     memset (&h->cls[c], 0, sizeof h->cls[c]);
-  for (uint64_t pg = 0; pg < top;)
-    {
-      uint32_t e = mm_pm_get (d, pg);
-      uint64_t n = 0;
-      if (pg < MM_HDR_PAGES || PM_KIND (e) == PM_META)
-	n = 1;
-      else if (PM_KIND (e) == PM_LARGE)
-	n = large_at (d, pg, e, top);
-      else if (PM_KIND (e) == PM_SLAB)
-	n = slab_at (d, pg, e, top);
-      if (!n)
-	{			/* free, or the debris of an interrupted call */
-	  if (!in_free)
-	    free_from = pg;
-	  in_free = 1;
-	  pg++;
-	  continue;
-	}
-      if (in_free && free_range (d, free_from, pg) < 0)
-	return errno;
-      in_free = 0;
-      if (pg < MM_HDR_PAGES)
-	mm_pm_set (d, pg, PM_MAKE (PM_META, 0));
-      else if (PM_KIND (e) == PM_LARGE)
-	{
-	  /* A resize in place may have died between writing the new END mark
-	     and wiping the old one.  */
-	  for (uint64_t i = pg + 1; i + 1 < pg + n; i++)
-	    if (mm_pm_get (d, i))
-	      mm_pm_set (d, i, 0);
-	  h->nlarge++;
-	  h->large_pages += n;
-	}
-      else if (PM_KIND (e) == PM_SLAB)
-	slab_rebuild (d, (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT)));
-      pg += n;
-    }
-  if (in_free && free_range (d, free_from, top) < 0)
+  struct rebuild r = { 0, 0 };
+  int e = mm_pages_walk (d, 0, rebuild_one, &r);
+  if (e)
+    return e;
+  if (r.free_to == top && r.free_from < top && free_range (d, r.free_from, top) < 0)
     return errno;
   h->dir_sum = mm_dir_sum (d);
   return 0;

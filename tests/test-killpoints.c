@@ -129,6 +129,7 @@ static void op_slab_empties (void *md, struct table *t) { mfree (md, t->b[20].p)
 static void op_large_free_merge (void *md, struct table *t) { mfree (md, t->b[13].p); }
 static void op_large_split (void *md, struct table *t) { (void) t; mmalloc (md, 40000); }
 static void op_large_grow_heap (void *md, struct table *t) { (void) t; mmalloc (md, 8 << 20); }
+static void op_large_new_window (void *md, struct table *t) { (void) t; mmalloc (md, 20 << 20); }
 static void op_realloc_grow (void *md, struct table *t) { mrealloc (md, t->b[15].p, 600000); }
 static void op_realloc_shrink (void *md, struct table *t) { mrealloc (md, t->b[15].p, 100000); }
 static void op_realloc_move (void *md, struct table *t) { mrealloc (md, t->b[3].p, 900); }
@@ -144,6 +145,7 @@ static const struct scenario scenarios[] = {
   { "large free merging both sides", op_large_free_merge, 13, -1, 0, DURING_OP },
   { "large alloc splitting a run", op_large_split, -1, 0, 1, DURING_OP },
   { "large alloc growing the heap", op_large_grow_heap, -1, 0, 1, DURING_OP },
+  { "large alloc reaching a new window", op_large_new_window, -1, 0, 1, DURING_OP },
   { "realloc growing in place", op_realloc_grow, 15, 0, 0, DURING_OP },
   { "realloc shrinking in place", op_realloc_shrink, 15, 0, 0, DURING_OP },
   { "realloc moving a block", op_realloc_move, 3, 0, 1, DURING_OP },
