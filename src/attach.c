@@ -1,9 +1,9 @@
 /* attach.c -- creating and attaching heaps: the region layer.
 
    Owns the header's validation, the choice of base addresses and the address
-   reservation.  A heap reserves its whole span before anything is mapped, with
-   MAP_FIXED_NOREPLACE at a fixed address, so it never maps over memory that it
-   does not own and never moves.  A file is refused with a distinct error for
+   reservation.  A heap reserves the start of its span before anything is
+   mapped, only where the kernel's answer to a hint shows the range free, so
+   it never maps over memory that it does not own and never moves.  A file is refused with a distinct error for
    each way it can be wrong, before any of it is mapped.  */
 
 #include "mmprivate.h"
@@ -134,6 +134,7 @@ desc_new (void)
   d->base = NULL;
   d->hdr = NULL;
   d->span = 0;
+  d->held = 0;
   d->limit = 0;
   d->nowned = 0;
   d->resv_lo = d->resv_hi = 0;
@@ -176,36 +177,101 @@ static void *
 attach_fail (struct mm_desc *d, int err)
 {
   if (d->base)
-    mm_os_unmap (d->base, (size_t) d->span);
+    mm_os_unmap (d->base, (size_t) d->held);
   mm_os_close (d->fd);
   mm_desc_free (d);
   errno = err;
   return NULL;
 }
 
-/* Reserve LEN bytes at WANT (exact) or anywhere; if the full length cannot be
-   had (ENOMEM under RLIMIT_AS; EINVAL from tools such as valgrind that limit
-   the address space), halve down to MIN_LEN.  */
-static int
-reserve (struct mm_desc *d, void *want, uint64_t len, uint64_t min_len)
+/* --- Address space ------------------------------------------------------
+
+   A heap's span is the range it may grow into; only its first `held' bytes
+   are reserved (PROT_NONE where not in use), about twice what the heap uses
+   (resv_want), so that RLIMIT_AS counts what heaps hold and a process can
+   lower its limit after making them.  The rest of the span is kept free by
+   placing heaps where nothing else goes, checked free when attaching where
+   the system lets us map that much, and reserved when growth reaches it
+   (mm_region_extend), which fails with ENOMEM when the limit says so or
+   something else was mapped there in the meantime: never over it.  */
+
+/* Round N up to a multiple of the system's page size.  */
+static uint64_t
+sys_round (uint64_t n)
 {
-  for (;;)
+  uint64_t sys = mm_os_pagesize ();
+  return (n + sys - 1) / sys * sys;
+}
+
+/* The bytes to hold for a heap of SPAN that uses USED.  */
+static uint64_t
+resv_want (uint64_t used, uint64_t span)
+{
+  uint64_t more = used < MM_RESV_INIT ? MM_RESV_INIT : used;
+  if (more > MM_RESV_STEP)
+    more = MM_RESV_STEP;
+  uint64_t want = sys_round (used + more);
+  return want < span ? want : span;
+}
+
+/* Hold [*AT, *AT + LEN) (*AT NULL: wherever the kernel puts it), having
+   checked, when the system lets us map that much, that all SPAN bytes from
+   there are free; where the system refuses the address space (ENOMEM under
+   RLIMIT_AS, EINVAL from tools such as valgrind that limit it), hold the
+   first MIN bytes only.  MIN <= LEN <= SPAN.  Sets *AT and *HELD; 0,
+   EEXIST when the range is taken, or an errno value.  */
+static int
+hold (char **at, uint64_t span, uint64_t len, uint64_t min, uint64_t *held)
+{
+  uint64_t tries[3] = { span, len, min };
+  int e = ENOMEM;
+  for (int i = 0; i < 3; i++)
     {
+      if (i && tries[i] >= tries[i - 1])
+	continue;
       void *p;
-      int e = mm_os_reserve (want, (size_t) len, want != NULL, &p);
-      if (!e)
-	{
-	  d->base = p;
-	  d->hdr = p;
-	  d->span = len;
-	  return 0;
-	}
-      if (e == EEXIST)
-	return MMALLOC_EADDRINUSE;
-      if ((e != ENOMEM && e != EINVAL) || len / 2 < min_len)
+      e = mm_os_reserve (*at, (size_t) tries[i], *at != NULL, &p);
+      if (e == ENOMEM || e == EINVAL)
+	continue;
+      if (e)
 	return e;
-      len /= 2;
+      *at = p;
+      if (tries[i] > len)
+	mm_os_unmap ((char *) p + len, (size_t) (tries[i] - len));
+      *held = tries[i] < len ? tries[i] : len;
+      return 0;
     }
+  return e;
+}
+
+/* Reserve the address space of the heap in D at WANT, whose span is SPAN and
+   which uses USED bytes now.  */
+static int
+hold_heap (struct mm_desc *d, char *want, uint64_t span, uint64_t used)
+{
+  int e = hold (&want, span, resv_want (used, span), sys_round (used), &d->held);
+  if (e)
+    return e == EEXIST ? MMALLOC_EADDRINUSE : e;
+  d->base = want;
+  d->hdr = (struct mm_header *) (void *) want;
+  d->span = span;
+  return 0;
+}
+
+int
+mm_region_extend (struct mm_desc *d, uint64_t end)
+{
+  if (end <= d->held)
+    return 0;
+  if (end > d->span)
+    return ENOMEM;
+  uint64_t want = resv_want (end, d->span), got;
+  char *at = d->base + d->held;
+  int e = hold (&at, want - d->held, want - d->held, sys_round (end) - d->held, &got);
+  if (e)
+    return e == EEXIST ? ENOMEM : e;	/* something else lives above */
+  d->held += got;
+  return 0;
 }
 
 /* A pseudo-random number, different in each call and each process.  */
@@ -224,33 +290,46 @@ entropy (void)
   return x;
 }
 
-/* Heap files go in a zone of the address space that Linux leaves alone on
-   64-bit machines (between the low mappings and the mmap and PIE areas), at a
-   random slot, so that a later process finds the same range free.  */
-#define ZONE_LO ((uint64_t) 0x110000000000ULL)	/* 17 TiB: above ASan's shadow */
-#define ZONE_HI ((uint64_t) 0x500000000000ULL)	/* 80 TiB */
-
-static void *
-find_base (uint64_t len)
+/* Zones where heaps without a base go on 64-bit machines, tried in order, at
+   a random slot (a multiple of the span from the zone's start), so that a
+   later process finds a heap file's range free too.  Linux leaves both
+   alone: it maps top-down from below the stack (near 128 TiB on x86-64, 256
+   TiB on aarch64 with 48-bit addresses), puts position-independent programs
+   at two thirds of the address space, and non-PIE programs and their brk
+   heap near 4 MiB.
+   - 17 to 80 TiB: above AddressSanitizer's shadow on x86-64 (which ends
+     near 16 TiB).  ThreadSanitizer and MemorySanitizer keep shadow or
+     metadata there on x86-64, and ASan on aarch64 up to about 32 TiB: their
+     mmap interceptors drop a hint there, so those slots look taken.
+   - 64 to 512 GiB: inside the low application range of TSan (below 512 GiB
+     in the older layout, 2 TiB in the newer) and of MSan (below 1 TiB).
+   Then wherever the kernel puts the heap.  */
+static const struct
 {
-  if (sizeof (void *) >= 8 && len <= (ZONE_HI - ZONE_LO) / 4)
+  uint64_t lo, hi;
+} zones[] = {
+  { 0x110000000000ULL, 0x500000000000ULL },
+  { 0x1000000000ULL, 0x8000000000ULL },
+};
+#define ZONE_TRIES 16		/* slots tried per zone */
+
+/* Find room for a new heap of SPAN bytes and hold it as hold_heap does.  */
+static int
+place (struct mm_desc *d, uint64_t span)
+{
+  uint64_t used = MM_HDR_PAGES << MM_PAGE_SHIFT;
+  for (size_t z = 0; sizeof (void *) >= 8 && z < sizeof zones / sizeof zones[0]; z++)
     {
-      uint64_t slots = (ZONE_HI - ZONE_LO) / len;
-      for (int i = 0; i < 64; i++)
+      uint64_t slots = (zones[z].hi - zones[z].lo) / span;
+      for (int i = 0; slots && i < ZONE_TRIES; i++)
 	{
-	  void *want = (void *) (uintptr_t) (ZONE_LO + (entropy () % slots) * len), *p;
-	  if (!mm_os_reserve (want, (size_t) len, 1, &p))
-	    {
-	      mm_os_unmap (p, (size_t) len);
-	      return want;
-	    }
+	  uint64_t at = zones[z].lo + (entropy () % slots) * span;
+	  int e = hold_heap (d, (char *) (uintptr_t) at, span, used);
+	  if (e != MMALLOC_EADDRINUSE)
+	    return e;
 	}
     }
-  void *p;			/* elsewhere: any free range the kernel gives */
-  if (mm_os_reserve (NULL, (size_t) len, 0, &p))
-    return NULL;
-  mm_os_unmap (p, (size_t) len);
-  return p;
+  return hold_heap (d, NULL, span, used);
 }
 
 void *
@@ -264,10 +343,15 @@ mmalloc_findbase (int size)
   uint64_t len = MM_SPAN_MAX;
   if ((uint64_t) size > len)
     len = ((uint64_t) size + MM_PAGE - 1) & ~(uint64_t) (MM_PAGE - 1);
-  void *p = find_base (len);
-  if (!p)
-    errno = ENOMEM;
-  return p;
+  struct mm_desc probe = { .held = 0 };
+  int e = place (&probe, len);
+  if (e)
+    {
+      errno = e == MMALLOC_EADDRINUSE ? ENOMEM : e;
+      return NULL;
+    }
+  mm_os_unmap (probe.base, (size_t) probe.held);
+  return probe.base;
 }
 
 /* Map the first PAGES pages of the region (and grow the file to hold them).  */
@@ -313,13 +397,23 @@ create (struct mm_desc *d)
   return 0;
 }
 
+/* Reserve the address space of a new heap: at BASEADDR, or where place ()
+   finds room.  */
+static int
+new_span (struct mm_desc *d, void *baseaddr)
+{
+  if (!baseaddr)
+    return place (d, MM_SPAN_MAX);
+  return hold_heap (d, baseaddr, MM_SPAN_MAX, MM_HDR_PAGES << MM_PAGE_SHIFT);
+}
+
 static void *
 attach_anon (void *baseaddr)
 {
   struct mm_desc *d = desc_new ();
   if (!d)
     return NULL;
-  int e = reserve (d, baseaddr, MM_SPAN_MAX, MM_SPAN_MIN);
+  int e = new_span (d, baseaddr);
   if (!e)
     e = create (d);
   if (e)
@@ -349,7 +443,7 @@ open_file (struct mm_desc *d, uint64_t size)
   e = mm_header_validate (&buf.h, size);
   if (e)
     return e;
-  e = reserve (d, (void *) (uintptr_t) buf.h.base, buf.h.span, buf.h.top << MM_PAGE_SHIFT);
+  e = hold_heap (d, (char *) (uintptr_t) buf.h.base, buf.h.span, buf.h.top << MM_PAGE_SHIFT);
   if (e)
     return e;
   e = map_head (d, buf.h.top, 0);
@@ -420,10 +514,7 @@ attach_file (int fd, void *baseaddr)
     e = EROFS;
   else if (size == 0)
     {
-      if (!baseaddr && !(baseaddr = find_base (MM_SPAN_MAX)))
-	e = ENOMEM;
-      else
-	e = reserve (d, baseaddr, MM_SPAN_MAX, MM_SPAN_MIN);
+      e = new_span (d, baseaddr);
       if (!e)
 	e = create (d);
     }

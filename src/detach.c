@@ -36,7 +36,7 @@ mmalloc_detach (void *md)
   if (d->mode & MM_MODE_FILE)
     mm_registry_remove (d);
   /* munmap of a range we mapped cannot fail short of a kernel bug.  */
-  mm_os_unmap (d->base, (size_t) d->span);
+  mm_os_unmap (d->base, (size_t) d->held);
   mm_os_close (d->fd);
   mm_desc_free (d);
   return NULL;

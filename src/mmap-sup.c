@@ -15,10 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-
 #ifdef MM_KILLPOINTS
 #include <signal.h>
 long mm_kp_left;
@@ -59,21 +55,26 @@ mm_os_pagesize (void)
 }
 
 /* Reserve LEN bytes of address space, inaccessible and uncommitted.  With EXACT,
-   only at WANT and never over an existing mapping (EEXIST if taken).  */
+   only at WANT and never over an existing mapping (EEXIST if taken).
+
+   An exact place is asked for as a hint, and what the kernel gives is
+   checked: the kernel takes a hint whenever the whole range is free.
+   MAP_FIXED_NOREPLACE would say the same on Linux 4.17 and later, but the
+   mmap interceptors of ThreadSanitizer and MemorySanitizer drop a hint that
+   lies outside their application ranges and keep the flag, which then maps
+   at address 0 (or fails with EPERM); a plain hint they drop is merely not
+   taken.  */
 int
 mm_os_reserve (void *want, size_t len, int exact, void **out)
 {
   int e = os_step ();
   if (e)
     return e;
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  if (exact)
-    flags |= MAP_FIXED_NOREPLACE;
-  void *p = mmap (want, len, PROT_NONE, flags, -1, 0);
+  void *p = mmap (want, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
-    return errno == EEXIST ? EEXIST : errno;
+    return errno;
   if (exact && p != want)
-    {				/* a kernel that took the flag as a hint */
+    {
       munmap (p, len);
       return EEXIST;
     }

@@ -32,8 +32,9 @@
 
 /* --- Compile-time options (each with its default) ------------------------ */
 
-/* Address space reserved for one heap; its growth limit.  Default 128 GiB
-   (1 GiB where pointers have 32 bits).  */
+/* A heap's span: the address range it may grow into, recorded in a heap
+   file; its growth limit.  Default 128 GiB (1 GiB where pointers have 32
+   bits).  */
 #ifndef MM_SPAN_MAX
 #if UINTPTR_MAX > 0xffffffffu
 #define MM_SPAN_MAX ((uint64_t) 1 << 37)
@@ -41,9 +42,15 @@
 #define MM_SPAN_MAX ((uint64_t) 1 << 30)
 #endif
 #endif
-/* Smallest reservation accepted when the full span cannot be had (RLIMIT_AS).  */
-#ifndef MM_SPAN_MIN
-#define MM_SPAN_MIN ((uint64_t) 64 << 20)
+/* Address space reserved beyond what a heap uses, so that RLIMIT_AS counts
+   about what the heap holds: the bytes in use, plus as many again but at
+   least MM_RESV_INIT (4 MiB) and at most MM_RESV_STEP (1 GiB).  Where the
+   system refuses that, exactly what is needed.  */
+#ifndef MM_RESV_INIT
+#define MM_RESV_INIT ((uint64_t) 4 << 20)
+#endif
+#ifndef MM_RESV_STEP
+#define MM_RESV_STEP ((uint64_t) 1 << 30)
 #endif
 /* Pages a heap file reserves disk blocks for at once, ahead of need (1 MiB).  */
 #ifndef MM_RESERVE_AHEAD
@@ -249,7 +256,9 @@ struct mm_desc
 				   of the descriptor */
   uint64_t gen;			/* this attachment's number; 0 once detached.
 				   Thread caches holding another are stale */
-  uint64_t span;		/* bytes reserved in this process */
+  uint64_t span;		/* bytes of address space it may grow into */
+  uint64_t held;		/* bytes of those reserved in this process, from
+				   base (attach.c, page lock) */
   int fd;			/* the library's own descriptor, -1 if anonymous */
   int damaged;			/* metadata found inconsistent: see mm_damage */
   void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */
@@ -304,6 +313,7 @@ MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
+MM_HIDDEN int mm_region_extend (struct mm_desc *d, uint64_t end);
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
 extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */

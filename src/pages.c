@@ -509,17 +509,19 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
 	  add = want + leaves * MM_LEAF_PAGES;
 	}
       uint64_t newtop = old + add;
-      if (newtop > limit || ((newtop - 1) >> MM_WIN_SHIFT) >= MM_DIR_ENTRIES)
+      /* The address space: within the span, and reserved (RLIMIT_AS).  */
+      int e = newtop > limit || ((newtop - 1) >> MM_WIN_SHIFT) >= MM_DIR_ENTRIES
+	? ENOMEM : mm_region_extend (d, newtop << MM_PAGE_SHIFT);
+      if (e)
 	{
 	  want = n;		/* try once more for exactly what is needed */
 	  if (attempt == 0 && n + extra > n)
 	    continue;
-	  errno = ENOMEM;
+	  errno = e;
 	  return -1;
 	}
       char *a = d->base + (old << MM_PAGE_SHIFT);
       size_t len = (size_t) (add << MM_PAGE_SHIFT);
-      int e;
       if (d->mode & MM_MODE_FILE)
 	{
 	  /* Disk blocks now for what is written now (the leaves and the new

@@ -7,7 +7,8 @@
    - assert_heap_ok (md): the whole-heap check finds no problem;
    - tu_child (fn, arg, err, errlen): run FN in a forked child, collect what it
      writes on stderr, and return its wait status, so misuse that aborts can be
-     asserted from the parent.  */
+     asserted from the parent;
+   - tu_vm_size (): the address space this process holds (VmSize).  */
 
 #ifndef TESTUTIL_H
 #define TESTUTIL_H 1
@@ -198,6 +199,24 @@ static inline void
 tu_rm_tree (const char *dir)
 {
   nftw (dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* VmSize of this process, read without allocating (the default heap may
+   not exist yet, and must not be made by this); 0 if unknown.  */
+static inline size_t
+tu_vm_size (void)
+{
+  char buf[8192];
+  int fd = open ("/proc/self/status", O_RDONLY);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  const char *v = strstr (buf, "VmSize:");
+  return v ? (size_t) strtoull (v + 7, NULL, 10) << 10 : 0;
 }
 
 /* An abort function for misuse tests: leaves the child with status 77.  */

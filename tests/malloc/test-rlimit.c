@@ -8,30 +8,15 @@
    - a process that starts under RLIMIT_AS (the program runs itself again
      through /proc/self/exe) makes its heap within the limit, and fills it
      to NULL/ENOMEM the same way;
-   - a process whose limit leaves no room for any heap gets NULL/ENOMEM from
+   - a process that starts with 2 MiB of address space left makes its heap
+     and allocates, gets NULL/ENOMEM from every entry point once that room
+     is used, and more once the limit is raised;
+   - a process whose limit leaves no room at all gets NULL/ENOMEM from
      every entry point, and a heap once the limit is raised.  */
 #include "mtest.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>
-
-/* VmSize of this process, read without allocating (the heap may not exist
-   yet, and must not be made by this).  */
-static size_t
-vm_size (void)
-{
-  char buf[8192];
-  int fd = open ("/proc/self/status", O_RDONLY);
-  if (fd < 0)
-    return 0;
-  ssize_t n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
-  const char *v = strstr (buf, "VmSize:");
-  return v ? (size_t) strtoull (v + 7, NULL, 10) << 10 : 0;
-}
 
 static int
 set_as_limit (size_t bytes)
@@ -45,12 +30,13 @@ set_as_limit (size_t bytes)
 
 /* Exit codes of the children, so that the parent can say what went wrong.  */
 enum
-{ E_NOTNULL = 20, E_ERRNO, E_RETRY, E_CHECK, E_CONTENT, E_THREAD, E_LIMIT, E_NOROOM };
+{ E_NOTNULL = 20, E_ERRNO, E_RETRY, E_CHECK, E_CONTENT, E_THREAD, E_LIMIT, E_NOROOM,
+  E_OVER };
 
 struct fill
 {
   void **p;
-  size_t n, cap, bytes;
+  size_t n, cap, bytes, largest;	/* largest: the largest block had */
 };
 
 static void *
@@ -96,11 +82,14 @@ fill_with (struct fill *f, size_t size, int kind)
       ((char *) p)[size - 1] = 2;
       f->p[f->n++] = p;
       f->bytes += size;
+      if (size > f->largest)
+	f->largest = size;
     }
 }
 
-/* Fill the heap down to small blocks, check that the failures are clean,
-   free everything, and allocate again.  */
+/* Fill the heap down to small blocks (at most ROOM bytes, what the limit
+   leaves), check that the failures are clean, free everything, and
+   allocate again.  */
 enum { CAP = 1 << 20 };
 
 /* Room for the blocks' addresses, mapped before the limit is set.  */
@@ -113,9 +102,9 @@ block_array (void)
 }
 
 static int
-exhaust_and_recover (size_t first, void **array)
+exhaust_and_recover (size_t first, size_t room, void **array)
 {
-  struct fill f = { array, 0, CAP, 0 };
+  struct fill f = { array, 0, CAP, 0, 0 };
   if (!array)
     return E_LIMIT;
   int r;
@@ -126,6 +115,8 @@ exhaust_and_recover (size_t first, void **array)
       return r;
   if (f.n == f.cap)
     return E_NOROOM;		/* never reached the end */
+  if (f.bytes > room)
+    return E_OVER;		/* more than the limit leaves */
   fprintf (stderr, "  heap full after %zu blocks, %zu MiB\n", f.n, f.bytes >> 20);
   /* Out of memory now: every entry point says so.  */
   errno = 0;
@@ -151,8 +142,8 @@ exhaust_and_recover (size_t first, void **array)
     free (f.p[i]);
   if (mmalloc_check (NULL) != 0)
     return E_CHECK;
-  /* And the space is there again.  */
-  void *again = malloc (first);
+  /* And the space is there again (as much as the limit allowed).  */
+  void *again = malloc (f.largest);
   void *small = malloc (100);
   if (!again || !small)
     return E_RETRY;
@@ -187,6 +178,8 @@ child_error (int code)
       return "a new thread could not allocate after the limit";
     case E_LIMIT:
       return "setrlimit or the setup failed";
+    case E_OVER:
+      return "more was allocated than the limit leaves room for";
     case E_NOROOM:
       return "the heap never ran out";
     default:
@@ -210,9 +203,10 @@ limited_child (void *arg)
   (void) arg;
   free (malloc (100));		/* the heap exists */
   void **array = block_array ();
-  if (set_as_limit (vm_size () / 2))	/* below what is mapped: nothing new */
+  if (set_as_limit (tu_vm_size () / 2))	/* below what is mapped: nothing new */
     _exit (E_LIMIT);
-  _exit (exhaust_and_recover ((size_t) 1 << 30, array));
+  /* Only what the heap had reserved before: a few MiB.  */
+  _exit (exhaust_and_recover ((size_t) 1 << 30, (size_t) 64 << 20, array));
 }
 
 static void
@@ -251,7 +245,7 @@ run_self (const char *mode)
 static int
 limit_before_any_heap (size_t room)
 {
-  size_t vm = vm_size ();
+  size_t vm = tu_vm_size ();
   if (!vm || vm > ((size_t) 16 << 30))	/* a heap exists already */
     return E_LIMIT;
   return set_as_limit (vm + room) ? E_LIMIT : 0;
@@ -263,34 +257,35 @@ child_fresh (void)
   /* Room for a heap of 128 MiB or so, made now within the limit: fill it.  */
   void **array = block_array ();
   int r = limit_before_any_heap ((size_t) 200 << 20);
-  return r ? r : exhaust_and_recover ((size_t) 16 << 20, array);
+  return r ? r : exhaust_and_recover ((size_t) 16 << 20, (size_t) 200 << 20, array);
 }
 
+/* Every entry point fails cleanly, with ENOMEM; free (NULL) keeps errno.  */
 static int
-child_no_room (void)
+all_fail (void)
 {
-  /* Room for the program, not for the smallest heap (64 MiB): every entry
-     point fails cleanly.  */
-  int r = limit_before_any_heap ((size_t) 24 << 20);
-  if (r)
-    return r;
   errno = 0;
-  if (malloc (10) || errno != ENOMEM)
+  if (malloc ((size_t) 4 << 20) || errno != ENOMEM)
     return E_NOTNULL;
-  if (calloc (1, 10) || realloc (NULL, 10) || memalign (64, 10) || valloc (1)
-      || aligned_alloc (16, 16))
+  if (calloc (1, (size_t) 4 << 20) || realloc (NULL, (size_t) 4 << 20)
+      || memalign (64, (size_t) 4 << 20) || valloc ((size_t) 4 << 20)
+      || aligned_alloc (16, (size_t) 4 << 20))
     return E_NOTNULL;
   void *out = (void *) 1;
-  if (posix_memalign (&out, 64, 10) != ENOMEM || out != (void *) 1)
+  if (posix_memalign (&out, 64, (size_t) 4 << 20) != ENOMEM || out != (void *) 1)
     return E_ERRNO;
   errno = 1234;
   free (NULL);
-  if (errno != 1234)
-    return E_ERRNO;
-  /* Room again: the next call makes the heap.  */
+  return errno == 1234 ? 0 : E_ERRNO;
+}
+
+/* Room again: the next call makes the heap, or grows it.  */
+static int
+room_again (void)
+{
   if (set_as_limit (RLIM_INFINITY))
     return E_LIMIT;
-  char *p = malloc (100);
+  char *p = malloc ((size_t) 8 << 20);
   if (!p)
     return E_RETRY;
   memset (p, 1, 100);
@@ -298,11 +293,65 @@ child_no_room (void)
   return mmalloc_check (NULL) ? E_CHECK : 0;
 }
 
+static int
+child_little_room (void)
+{
+  /* 2 MiB left, as a program under a tight ulimit -v may have: the heap is
+     made, a growing array doubles until the room is used up, then every
+     entry point fails cleanly.  */
+  int r = limit_before_any_heap ((size_t) 2 << 20);
+  if (r)
+    return r;
+  char *a = NULL;
+  size_t n = 0;
+  for (size_t want = 16;; want *= 2)
+    {
+      errno = 0;
+      char *b = realloc (a, want);
+      if (!b)
+	{
+	  if (errno != ENOMEM || n < 64)
+	    return E_ERRNO;	/* n < 64: not even a small array */
+	  break;
+	}
+      memset (b + n, 7, want - n);
+      a = b;
+      n = want;
+    }
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != 7)
+      return E_CONTENT;
+  fprintf (stderr, "  array of %zu KiB with 2 MiB of room\n", n >> 10);
+  if ((r = all_fail ()))
+    return r;
+  free (a);
+  return room_again ();
+}
+
+static int
+child_no_room (void)
+{
+  /* No room at all: not even a heap's descriptor.  */
+  int r = limit_before_any_heap (0);
+  if (r)
+    return r;
+  if ((r = all_fail ()) || malloc (10))
+    return r ? r : E_NOTNULL;
+  return room_again ();
+}
+
 static void
 exhausted_from_the_start (void **state)
 {
   (void) state;
   expect_child (run_self ("--fresh"));
+}
+
+static void
+heap_made_with_two_mib_of_room (void **state)
+{
+  (void) state;
+  expect_child (run_self ("--little-room"));
 }
 
 static void
@@ -321,11 +370,14 @@ main (int argc, char **argv)
     self[n] = 0;
   if (argc > 1 && !strcmp (argv[1], "--fresh"))
     return child_fresh ();
+  if (argc > 1 && !strcmp (argv[1], "--little-room"))
+    return child_little_room ();
   if (argc > 1 && !strcmp (argv[1], "--no-room"))
     return child_no_room ();
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (exhausted_in_a_forked_child),
     cmocka_unit_test (exhausted_from_the_start),
+    cmocka_unit_test (heap_made_with_two_mib_of_room),
     cmocka_unit_test (no_room_for_a_heap),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
