@@ -143,6 +143,7 @@ desc_new (void)
   d->damaged = 0;
   d->abortfunc = NULL;
   d->next = NULL;
+  mm_quar_reset (d);
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
   mm_lock (&mm_pool_lock);
   d->live_prev = NULL;

@@ -19,6 +19,8 @@ mmalloc_detach (void *md)
       errno = EINVAL;
       return md;
     }
+  if (mm_writable (d) && !d->damaged)
+    mm_quar_flush (d);		/* quarantined blocks are given back */
   mm_lock_all (d);
   if (mm_writable (d) && !d->damaged)
     mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */

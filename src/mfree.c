@@ -12,8 +12,8 @@
 
 /* Lock the lock that guards PTR's block: its class lock for a slot, else the
    page lock.  Returns what mm_block_unlock needs: the class, or MM_NCLASSES.  */
-static unsigned
-block_lock (struct mm_desc *d, const void *ptr)
+unsigned
+mm_block_lock (struct mm_desc *d, const void *ptr)
 {
   uint64_t off = (uint64_t) ((const char *) ptr - d->base);
   unsigned li = MM_NCLASSES;
@@ -46,8 +46,21 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
     return "damaged slab holds pointer";
   int checked = s->flags & MM_SLAB_CHECKED;
   uint64_t rel = off - (pg << MM_PAGE_SHIFT);
+  size_t lead = 0;
   if (checked)
-    rel -= sizeof (struct mm_chk);
+    {				/* the slot holding the header; its lead */
+      if (rel < c->objoff + sizeof (struct mm_chk))
+	return "pointer is not the start of a block";
+      uint64_t at = (rel - sizeof (struct mm_chk) - c->objoff) / c->size;
+      if (at >= c->nobj)
+	return "pointer is not the start of a block";
+      rel = c->objoff + at * c->size;
+      lead = mm_chk_lead ((char *) s + rel, c->size);
+      if (!lead)
+	return "block header clobbered (write before the block?)";
+      if (off != (pg << MM_PAGE_SHIFT) + rel + lead)
+	return "pointer is not the start of a block";
+    }
   if (rel < c->objoff || (rel - c->objoff) % c->size)
     return "pointer is not the start of a block";
   uint64_t idx = (rel - c->objoff) / c->size;
@@ -57,8 +70,9 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
     & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
   if (!(live & (1ULL << (idx % 64))))
     return "block is not allocated (freed twice?)";
-  b->start = (char *) s + rel;
-  b->room = c->size;
+  b->start = (char *) s + rel + (lead ? lead - sizeof (struct mm_chk) : 0);
+  b->room = c->size - (lead ? lead - sizeof (struct mm_chk) : 0);
+  b->lead = lead;
   b->slab = s;
   b->pg = pg;
   b->idx = (uint32_t) idx;
@@ -77,6 +91,12 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
     return "pointer outside the heap";
   uint64_t pg = off >> MM_PAGE_SHIFT;
   uint32_t e = mm_pm_get (d, pg);
+  if (!(off & (MM_PAGE - 1)) && pg && !(PM_KIND (e) == PM_LARGE && (e & PM_HEAD)))
+    {				/* a checked block aligned to a page starts a page before */
+      uint32_t h = mm_pm_get (d, pg - 1);
+      if (PM_KIND (h) == PM_LARGE && (h & PM_HEAD) && (h & PM_CHECKED))
+	e = h, pg--;
+    }
   switch (PM_KIND (e))
     {
     case PM_SLAB:
@@ -87,13 +107,20 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
       {
 	int checked = (e & PM_CHECKED) != 0;
 	uint64_t start = pg << MM_PAGE_SHIFT, n = e & PM_NMASK;
-	if (!(e & PM_HEAD) || off != start + (checked ? sizeof (struct mm_chk) : 0))
+	if (!(e & PM_HEAD) || off < start + (checked ? sizeof (struct mm_chk) : 0))
 	  return "pointer is not the start of a block";
 	if (!n || n > mm_top (d) - pg
 	    || (n > 1 && mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END)))
 	  return "damaged page map holds pointer";
-	b->start = d->base + start;
-	b->room = (size_t) (e & PM_NMASK) << MM_PAGE_SHIFT;
+	size_t lead = checked ? mm_chk_lead (d->base + start, (size_t) n << MM_PAGE_SHIFT) : 0;
+	if (checked && !lead)
+	  return "block header clobbered (write before the block?)";
+	if (off != start + lead)
+	  return "pointer is not the start of a block";
+	size_t pre = lead ? lead - sizeof (struct mm_chk) : 0;
+	b->start = d->base + start + pre;
+	b->room = ((size_t) n << MM_PAGE_SHIFT) - pre;
+	b->lead = lead;
 	b->slab = NULL;
 	b->pg = pg;
 	b->idx = 0;
@@ -152,18 +179,18 @@ free_slot (struct mm_desc *d, struct mm_block *b)
 }
 
 /* Lock PTR's block and describe it in *B: the lock index for
-   mm_block_unlock.  A bad pointer (or, with VERIFY, a checked block whose
-   guards are broken) is reported, nothing stays locked, and the result is
-   MM_BLOCK_BAD.  */
+   mm_block_unlock.  A bad pointer (or a checked block that fails what VERIFY
+   asks: MM_CHK_PEEK, ...) is reported, nothing stays locked, and the result
+   is MM_BLOCK_BAD.  */
 unsigned
 mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int verify)
 {
-  unsigned li = block_lock (d, ptr);
+  unsigned li = mm_block_lock (d, ptr);
   const char *bad = mm_lookup (d, ptr, b);
   if (!bad && b->cls != li)
     bad = "block changed under a concurrent call";
-  if (!bad && verify && b->checked)
-    bad = mm_chk_verify (ptr, b->room, 1);
+  if (!bad && b->checked)
+    bad = mm_chk_verify (ptr, b, verify);
   if (!bad)
     return li;
   mm_block_unlock (d, li);
@@ -181,16 +208,26 @@ mm_free (struct mm_desc *d, void *ptr)
   struct mm_block b;
   if (d->damaged)
     return;			/* see mm_damage */
-  unsigned li = mm_block_acquire (d, ptr, &b, 1);
+  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_FREEING);
   if (li == MM_BLOCK_BAD)
     return;
   if (b.checked)
-    mm_chk_retire (ptr);
-  if (b.slab)
-    free_slot (d, &b);
-  else
-    mm_pages_free (d, b.pg);
+    {
+      mm_chk_free (d, ptr, &b, li);	/* quarantine; drops the lock */
+      return;
+    }
+  mm_block_release (d, &b);
   mm_block_unlock (d, li);
+}
+
+/* Give back the block B; its lock is held.  */
+void
+mm_block_release (struct mm_desc *d, struct mm_block *b)
+{
+  if (b->slab)
+    free_slot (d, b);
+  else
+    mm_pages_free (d, b->pg);
 }
 
 /* Free PTR, a slot of a plain slab of heap D, without a lock.  0 if PTR is

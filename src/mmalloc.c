@@ -177,7 +177,7 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 {
   const struct mm_class *c = &mm_classes[cls];
   mm_lock (&d->page_lock);
-  uint64_t pg = mm_pages_alloc (d, c->pages, 1, PM_SLAB, cls);
+  uint64_t pg = mm_pages_alloc (d, c->pages, 1, 0, PM_SLAB, cls);
   mm_unlock (&d->page_lock);
   if (!pg)
     return NULL;
@@ -190,6 +190,8 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
   s->flags = checked ? MM_SLAB_CHECKED : 0;
   s->nobj = c->nobj;
   s->owner = owner;
+  if (checked)
+    mm_chk_slab_init (s);
   if (owner)
     __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
   MM_KP ();
@@ -293,7 +295,9 @@ mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
 }
 
 /* A slot of the unowned slab S was freed (class lock held): list it, and
-   give its pages back if it is empty and not its class's only partial slab.  */
+   give its pages back if it is empty and not its class's only partial slab.
+   A checked slab that keeps its free slots poisoned keeps its pages, so that
+   a write into any of them is found when it is handed out again.  */
 void
 mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
 {
@@ -304,7 +308,7 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
      and this lock, an owner may have come, allocated it, and gone.  */
   if (!(s->flags & MM_SLAB_LISTED) && !mm_slab_full (s))
     mm_partial_push (d, s);
-  if ((s->prev || s->next) && s->used == 0)
+  if ((s->prev || s->next) && s->used == 0 && !(s->flags & MM_SLAB_POISON))
     {
       struct mm_class_state *cs = &d->hdr->cls[s->cls];
       mm_partial_pull (d, s);
@@ -319,10 +323,12 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
     }
 }
 
-/* The locked path: a slot from the first unowned slab with room.  */
+/* The locked path: a slot from the first unowned slab with room; with ARM,
+   of a checked slab, and set up as ARM says (mm_chk_claim).  */
 void *
-mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
+mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
 {
+  int checked = arm != NULL;
   struct mm_class_state *cs = &d->hdr->cls[cls];
   const struct mm_class *c = &mm_classes[cls];
   mm_lock (&d->class_lock[cls]);
@@ -347,17 +353,26 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, int checked)
     }
   if (s && mm_slab_full (s))
     mm_partial_pull (d, s);
+  char *p = s ? (char *) s + c->objoff + (size_t) idx * c->size : NULL;
+  if (p && arm)
+    mm_chk_claim (s, p, c->size, arm);
   mm_unlock (&d->class_lock[cls]);
-  return s ? (char *) s + c->objoff + (size_t) idx * c->size : NULL;
+  return p;
 }
 
+/* NPAGES pages aligned to ALIGN pages; with ARM, a checked block set up as
+   ARM says, whose user pointer is aligned instead when its lead is a page.  */
 void *
-mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, int checked)
+mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm)
 {
+  uint64_t skew = arm && arm->lead == MM_PAGE;
   mm_lock (&d->page_lock);
-  uint64_t pg = mm_pages_alloc (d, npages, align, PM_LARGE, checked ? PM_CHECKED : 0);
+  uint64_t pg = mm_pages_alloc (d, npages, align, skew, PM_LARGE, arm ? PM_CHECKED : 0);
+  char *p = pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
+  if (p && arm)
+    mm_chk_claim (NULL, p, (size_t) npages << MM_PAGE_SHIFT, arm);
   mm_unlock (&d->page_lock);
-  return pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
+  return p;
 }
 
 /* Pages for SIZE bytes, or 0 when SIZE is beyond any heap.  */
@@ -395,24 +410,17 @@ mm_alloc (struct mm_desc *d, size_t size)
       need = size + sizeof (struct mm_chk) + 1;
     }
   void *p;
-  size_t room;
+  struct mm_arm arm = { size, sizeof (struct mm_chk), NULL, NULL, NULL };
   if (need <= MM_SMALL_MAX)
-    {
-      unsigned cls = mm_size_class (need);
-      p = mm_alloc_small (d, cls, checked);
-      room = mm_classes[cls].size;
-    }
+    p = mm_alloc_small (d, mm_size_class (need), checked ? &arm : NULL);
   else
     {
       uint64_t n = pages_for (need);
       if (!n)
 	goto nomem;
-      p = mm_alloc_large (d, n, 1, checked);
-      room = (size_t) n << MM_PAGE_SHIFT;
+      p = mm_alloc_large (d, n, 1, checked ? &arm : NULL);
     }
-  if (p && checked)
-    p = mm_chk_arm (p, room, size);
-  return p;
+  return checked ? mm_chk_armed (d, p, &arm) : p;
 nomem:
   errno = ENOMEM;
   return NULL;

@@ -1,16 +1,41 @@
-/* mmcheck.c -- checked blocks, and the whole-heap consistency walk.
+/* mmcheck.c -- checked blocks, the quarantine, and the whole-heap walk.
 
    A heap under mmcheck gives every new block a 16-byte header (size asked for,
    a live/free mark, a sum of both with the address) and fills the bytes after
-   the block's end with MM_CHK_BYTE; free and mmalloc_check verify both.  The
-   walk (mmalloc_check) visits every page below `top' once and every list with a
-   bound, so a damaged heap can neither crash nor hang it; it reports each
-   problem on stderr and counts them.  */
+   the block's end with MM_CHK_BYTE; free, realloc and mmalloc_check verify
+   both.  A block aligned beyond 16 bytes starts with a lead record (magic
+   MM_CHK_LEAD, size: the offset of the user's pointer from the block's
+   start); its header sits just before the aligned pointer, and guard bytes
+   fill the space between the two.
+
+   A freed block is marked freed, filled with MM_CHK_POISON and kept in the
+   quarantine: it stays allocated in its slab or page map, so its memory is
+   not handed out again at once, and a second free or a realloc of it is
+   recognised.  The quarantine holds a heap's last frees, MM_QUAR_BLOCKS
+   blocks and MM_QUAR_BYTES bytes at most; the block that leaves it is
+   verified (any write into it since its free is reported) and given back.  A
+   slot given back stays in its "free state" (a freed header at its start,
+   poison after it), which is verified again when the slot is handed out and
+   by mmalloc_check; slabs that keep free slots so are marked MM_SLAB_POISON
+   (those of older files are not).  Large blocks lose their poison with their
+   pages.
+
+   The quarantine's list is process memory (under the page lock); what it
+   means lives in the heap: an allocated block whose header says freed is in
+   quarantine, or was being freed, and recovery gives it back (mm_recover).
+   After a kill no quarantined block is lost, and none is freed twice: the
+   list dies with the process, and recovery starts a new one.
+
+   The walk (mmalloc_check) visits every page below `top' once and every list
+   with a bound, so a damaged heap can neither crash nor hang it; it reports
+   each problem on stderr and counts them.  */
 
 #include "mmprivate.h"
 
 #include <errno.h>
 #include <string.h>
+
+#define CHK sizeof (struct mm_chk)
 
 static uint32_t
 chk_sum (uint64_t size, const void *c)
@@ -21,17 +46,134 @@ chk_sum (uint64_t size, const void *c)
   return (uint32_t) (x ^ (x >> 32));
 }
 
-/* Make START (ROOM bytes) a checked block of SIZE bytes; the user's pointer.  */
-void *
-mm_chk_arm (void *start, size_t room, size_t size)
+/* Is C a whole record with MAGIC?  */
+static int
+chk_is (const struct mm_chk *c, uint32_t magic)
 {
-  struct mm_chk *c = start;
+  return c->magic == magic && c->sum == chk_sum (c->size, c);
+}
+
+static void
+chk_set (struct mm_chk *c, uint64_t size, uint32_t magic)
+{
   c->size = size;
-  c->magic = MM_CHK_LIVE;
   c->sum = chk_sum (size, c);
+  __atomic_store_n (&c->magic, magic, __ATOMIC_RELEASE);	/* last: see mm_recover */
+  MM_KP ();
+}
+
+/* Do the N bytes at P all hold V?  */
+static int
+chk_all (const unsigned char *p, size_t n, unsigned char v)
+{
+  uint64_t w = 0x0101010101010101ULL * v;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    {
+      uint64_t x;
+      memcpy (&x, p + i, 8);
+      if (x != w)
+	return 0;
+    }
+  for (; i < n; i++)
+    if (p[i] != v)
+      return 0;
+  return 1;
+}
+
+/* The offset of the user's pointer from START, the first byte of a checked
+   block of ROOM bytes: 16, or what its lead record says; 0 if that record is
+   damaged.  */
+size_t
+mm_chk_lead (const char *start, size_t room)
+{
+  const struct mm_chk *c = (const struct mm_chk *) (const void *) start;
+  if (c->magic != MM_CHK_LEAD)
+    return CHK;
+  if (!chk_is (c, MM_CHK_LEAD) || c->size % MM_ALIGN || c->size < 2 * CHK
+      || c->size > room - CHK - 1)
+    return 0;
+  return (size_t) c->size;
+}
+
+/* Make START (ROOM bytes) a checked block of SIZE bytes whose user pointer is
+   LEAD bytes in; the user's pointer.  The header is written after the guard
+   bytes, and the lead record last, so that an interrupted call leaves the
+   block in the state it had (free, or live with its old size).  */
+void *
+mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
+{
+  char *b = start;
+  struct mm_chk *c = (struct mm_chk *) (void *) (b + lead) - 1;
   char *user = (char *) (c + 1);
-  memset (user + size, MM_CHK_BYTE, room - sizeof *c - size);
+  memset (user + size, MM_CHK_BYTE, room - lead - size);
+  if (lead > CHK)
+    memset (b + CHK, MM_CHK_BYTE, lead - 2 * CHK);
+  chk_set (c, size, MM_CHK_LIVE);
+  if (lead > CHK)
+    chk_set ((struct mm_chk *) start, lead, MM_CHK_LEAD);
   return user;
+}
+
+/* Is C, ROOM bytes up to the end of its block, a freed header followed by
+   untouched poison?  */
+static const char *
+chk_freed_intact (const struct mm_chk *c, size_t room)
+{
+  if (!chk_is (c, MM_CHK_FREE) || !chk_all ((const unsigned char *) (c + 1), room - CHK,
+					      MM_CHK_POISON))
+    return "write after free";
+  return 0;
+}
+
+/* Put SLOT (ROOM bytes) of a MM_SLAB_POISON slab in the free state: a freed
+   header first (which ends any lead record), then the poison.  */
+void
+mm_chk_recycle (struct mm_slab *s, char *slot, size_t room)
+{
+  if (!(s->flags & MM_SLAB_POISON))
+    return;
+  chk_set ((struct mm_chk *) (void *) slot, 0, MM_CHK_FREE);
+  memset (slot + CHK, MM_CHK_POISON, room - CHK);
+}
+
+/* Every slot of the new checked slab S in the free state.  */
+void
+mm_chk_slab_init (struct mm_slab *s)
+{
+  const struct mm_class *c = &mm_classes[s->cls];
+  s->flags |= MM_SLAB_POISON;
+  char *slot = (char *) s + c->objoff;
+  for (uint32_t i = 0; i < c->nobj; i++, slot += c->size)
+    mm_chk_recycle (s, slot, c->size);
+}
+
+/* Set up the checked block at START (ROOM bytes) as ARM says, under the lock
+   of the block: slot of S, or large block if S is NULL.  A slot must be in
+   the free state; if it is not, ARM->bad says so (reported by mm_chk_armed,
+   once the lock is dropped).  */
+void
+mm_chk_claim (struct mm_slab *s, char *start, size_t room, struct mm_arm *arm)
+{
+  arm->bad = 0;
+  if (s && (s->flags & MM_SLAB_POISON))
+    {
+      arm->bad = chk_freed_intact ((const struct mm_chk *) (void *) start, room);
+      arm->bad_ptr = start + CHK;
+    }
+  arm->user = mm_chk_arm (start, room, arm->lead, arm->size);
+}
+
+/* The end of a checked allocation P (NULL if it failed): report what
+   mm_chk_claim found, then hand the block out; the user's pointer.  */
+void *
+mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm)
+{
+  if (!p)
+    return NULL;
+  if (MM_UNLIKELY (arm->bad != 0))
+    mm_fault (d, arm->bad, arm->bad_ptr);
+  return arm->user;
 }
 
 size_t
@@ -40,32 +182,181 @@ mm_chk_size (const void *ptr)
   return (size_t) ((const struct mm_chk *) ptr - 1)->size;
 }
 
-/* Guard bytes verified after a block: all of them up to this many.  */
+/* Is the checked block at START (ROOM bytes), allocated by the slab or page
+   map, one that was freed: in quarantine, or being freed when the process
+   died?  */
+int
+mm_chk_freed (const char *start, size_t room)
+{
+  size_t lead = mm_chk_lead (start, room);
+  return lead && chk_is ((const struct mm_chk *) (const void *) (start + lead) - 1, MM_CHK_FREE);
+}
+
+/* Guard bytes verified after a block, and before an aligned one's header:
+   all of them up to this many.  */
 #define CHK_TAIL_MAX 256
 
+/* What is wrong with the checked block B, of the user pointer PTR, as MODE
+   asks (MM_CHK_PEEK, ...): 0 if nothing.  */
 const char *
-mm_chk_verify (const void *ptr, size_t room, int freeing)
+mm_chk_verify (const void *ptr, const struct mm_block *b, int mode)
 {
   const struct mm_chk *c = (const struct mm_chk *) ptr - 1;
-  if (c->magic == MM_CHK_FREE && freeing)
-    return "block freed twice";
-  if (c->magic != MM_CHK_LIVE || c->sum != chk_sum (c->size, c)
-      || c->size > room - sizeof *c - 1)
+  if (chk_is (c, MM_CHK_FREE))
+    return mode == MM_CHK_FREEING ? "double free (block freed twice)"
+      : "use after free (the block was freed)";
+  if (!chk_is (c, MM_CHK_LIVE) || c->size > b->room - CHK - 1)
     return "block header clobbered (write before the block?)";
-  const unsigned char *t = (const unsigned char *) ptr + c->size;
-  size_t n = room - sizeof *c - (size_t) c->size;
-  if (n > CHK_TAIL_MAX)
-    n = CHK_TAIL_MAX;
-  for (size_t i = 0; i < n; i++)
-    if (t[i] != MM_CHK_BYTE)
-      return "write past the end of a block";
+  if (mode == MM_CHK_PEEK)
+    return 0;
+  size_t n = b->room - CHK - (size_t) c->size;
+  if (!chk_all ((const unsigned char *) ptr + c->size, n < CHK_TAIL_MAX ? n : CHK_TAIL_MAX,
+		MM_CHK_BYTE))
+    return "write past the end of a block";
+  n = b->lead > CHK ? b->lead - 2 * CHK : 0;
+  n = n < CHK_TAIL_MAX ? n : CHK_TAIL_MAX;
+  if (!chk_all ((const unsigned char *) c - n, n, MM_CHK_BYTE))
+    return "block header clobbered (write before the block?)";
   return 0;
 }
 
-void
-mm_chk_retire (void *ptr)
+/* --- the quarantine ------------------------------------------------------- */
+
+struct mm_quar
 {
-  ((struct mm_chk *) ptr - 1)->magic = MM_CHK_FREE;
+  uint32_t head, n;		/* the oldest entry; entries */
+  size_t bytes;			/* the room of their blocks */
+  struct
+  {
+    void *p;
+    size_t room;
+  } e[MM_QUAR_BLOCKS];
+};
+
+void
+mm_quar_reset (struct mm_desc *d)
+{
+  if (d->quar)
+    {
+      d->quar->head = d->quar->n = 0;
+      d->quar->bytes = 0;
+    }
+}
+
+/* The oldest entry of D's quarantine if it holds more than LIMIT bytes (or,
+   with LIMIT 0, anything), taken out; else NULL.  Page lock held.  */
+static void *
+quar_pop (struct mm_desc *d, size_t limit)
+{
+  struct mm_quar *q = d->quar;
+  if (!q || !q->n || q->bytes <= limit)
+    return NULL;
+  void *p = q->e[q->head].p;
+  q->bytes -= q->e[q->head].room;
+  q->head = (q->head + 1) % MM_QUAR_BLOCKS;
+  q->n--;
+  return p;
+}
+
+/* Give back P, a block that leaves the quarantine: verify that nothing wrote
+   into it since it was freed, and free it.  */
+static void
+quar_release (struct mm_desc *d, void *p)
+{
+  struct mm_block b;
+  unsigned li = mm_block_lock (d, p);
+  const char *bad = d->damaged ? "" : mm_lookup (d, p, &b);
+  if (!bad && (b.cls != li || !b.checked))
+    bad = "damaged page map holds pointer";
+  if (bad)
+    {				/* left allocated */
+      mm_block_unlock (d, li);
+      if (!bad[0])
+	;
+      else if (bad[0] == 'd' && bad[1] == 'a')
+	mm_damage (d, bad, (uint64_t) ((char *) p - d->base));
+      else			/* its lead record was overwritten */
+	mm_fault (d, "write after free", p);
+      return;
+    }
+  bad = chk_freed_intact ((const struct mm_chk *) p - 1, b.room);
+  if (b.slab && (bad || b.lead > CHK))
+    mm_chk_recycle (b.slab, b.start + CHK - b.lead, b.room + b.lead - CHK);
+  mm_block_release (d, &b);
+  mm_block_unlock (d, li);
+  if (bad)
+    mm_fault (d, bad, p);
+}
+
+/* Release quarantined blocks of D until it holds LIMIT bytes at most.  */
+static void
+quar_drain (struct mm_desc *d, size_t limit)
+{
+  for (;;)
+    {
+      mm_lock (&d->page_lock);
+      void *p = quar_pop (d, limit);
+      mm_unlock (&d->page_lock);
+      if (!p)
+	return;
+      quar_release (d, p);
+    }
+}
+
+/* Before a heap is detached: its blocks in quarantine go back.  */
+void
+mm_quar_flush (struct mm_desc *d)
+{
+  quar_drain (d, 0);
+}
+
+/* Free the checked block B of PTR: B's lock LI is held, and dropped here.  The
+   block is marked freed first (see mm_recover), then poisoned and put in
+   quarantine; a slot for which there is no room there is given back now, in
+   the free state.  */
+void
+mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
+{
+  struct mm_chk *c = (struct mm_chk *) ptr - 1;
+  __atomic_store_n (&c->magic, MM_CHK_FREE, __ATOMIC_RELEASE);
+  MM_KP ();
+  int keep = b->room <= MM_QUAR_BLOCK_MAX;
+  if (keep)
+    memset (ptr, MM_CHK_POISON, b->room - CHK);
+  void *spill = NULL;
+  if (li < MM_NCLASSES)
+    mm_lock (&d->page_lock);	/* class lock, then page lock */
+  if (keep && !d->quar)
+    {
+      void *q;
+      if (mm_os_alloc (sizeof (struct mm_quar), &q) == 0)
+	d->quar = q;		/* zeroed: empty */
+    }
+  if (keep && d->quar)
+    {
+      struct mm_quar *q = d->quar;
+      if (q->n == MM_QUAR_BLOCKS)
+	spill = quar_pop (d, 0);
+      uint32_t i = (q->head + q->n) % MM_QUAR_BLOCKS;
+      q->e[i].p = ptr;
+      q->e[i].room = b->room;
+      q->n++;
+      q->bytes += b->room;
+    }
+  else
+    keep = 0;
+  if (li < MM_NCLASSES)
+    mm_unlock (&d->page_lock);
+  if (!keep)
+    {
+      if (b->slab)
+	mm_chk_recycle (b->slab, b->start + CHK - b->lead, b->room + b->lead - CHK);
+      mm_block_release (d, b);
+    }
+  mm_block_unlock (d, li);
+  if (spill)
+    quar_release (d, spill);
+  quar_drain (d, MM_QUAR_BYTES);
 }
 
 int
@@ -150,6 +441,23 @@ walk_run (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
   return n;
 }
 
+/* What is wrong with the allocated checked block at START (ROOM bytes): 0 if
+   nothing.  A block in quarantine must hold its poison.  */
+static const char *
+walk_block (char *start, size_t room)
+{
+  struct mm_block b;
+  b.lead = mm_chk_lead (start, room);
+  if (!b.lead)
+    return "block header clobbered (write before the block?)";
+  b.start = start + b.lead - CHK;
+  b.room = room - b.lead + CHK;
+  const struct mm_chk *c = (const struct mm_chk *) (void *) b.start;
+  if (chk_is (c, MM_CHK_FREE))
+    return chk_freed_intact (c, b.room);
+  return mm_chk_verify (c + 1, &b, MM_CHK_RESIZING);
+}
+
 static void
 walk_large (struct walk *w, uint64_t pg, uint64_t n, uint32_t e)
 {
@@ -157,8 +465,7 @@ walk_large (struct walk *w, uint64_t pg, uint64_t n, uint32_t e)
   w->large_pages += n;
   if (e & PM_CHECKED)
     {
-      char *user = w->d->base + (pg << MM_PAGE_SHIFT) + sizeof (struct mm_chk);
-      const char *bad = mm_chk_verify (user, (size_t) n << MM_PAGE_SHIFT, 0);
+      const char *bad = walk_block (w->d->base + (pg << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT);
       if (bad)
 	problem (w, bad, pg);
     }
@@ -208,11 +515,15 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
       used += (uint32_t) __builtin_popcountll (bits);
       if (!(s->flags & MM_SLAB_CHECKED))
 	continue;
-      for (; bits; bits &= bits - 1)
+      uint64_t avail = (s->flags & MM_SLAB_POISON) ? ~bits : 0;	/* in the free state */
+      if (i == words - 1 && c->nobj % 64)
+	avail &= ~(~0ULL << (c->nobj % 64));
+      for (uint64_t all = bits | avail; all; all &= all - 1)
 	{
-	  uint32_t idx = i * 64 + (uint32_t) __builtin_ctzll (bits);
-	  char *slot = (char *) s + c->objoff + (size_t) idx * c->size;
-	  const char *bad = mm_chk_verify (slot + sizeof (struct mm_chk), c->size, 0);
+	  uint32_t bit = (uint32_t) __builtin_ctzll (all);
+	  char *slot = (char *) s + c->objoff + (size_t) (i * 64 + bit) * c->size;
+	  const char *bad = (bits >> bit) & 1 ? walk_block (slot, c->size)
+	    : chk_freed_intact ((const struct mm_chk *) (void *) slot, c->size);
 	  if (bad)
 	    problem (w, bad, pg);
 	}

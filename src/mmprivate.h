@@ -70,6 +70,18 @@
 #ifndef MM_SHRINK_MIN
 #define MM_SHRINK_MIN 256
 #endif
+/* The quarantine of a heap under mmcheck (mmcheck.c): freed blocks kept
+   allocated, poisoned, for this many frees or bytes at most before they are
+   verified and given back.  Blocks larger than MM_QUAR_BLOCK_MAX bypass it.  */
+#ifndef MM_QUAR_BLOCKS
+#define MM_QUAR_BLOCKS 1024
+#endif
+#ifndef MM_QUAR_BYTES
+#define MM_QUAR_BYTES ((size_t) 4 << 20)
+#endif
+#ifndef MM_QUAR_BLOCK_MAX
+#define MM_QUAR_BLOCK_MAX ((size_t) 1 << 20)
+#endif
 
 /* --- Format constants (changing one changes MM_FORMAT_VERSION) ----------- */
 
@@ -212,17 +224,24 @@ mm_rbits (const struct mm_slab *s)
 #define MM_SLAB_LISTED 2u	/* on its class's partial list (no owner) */
 #define MM_SLAB_FULL 4u		/* on its owner's full list */
 #define MM_SLAB_AVAIL 8u	/* on its owner's avail list */
+#define MM_SLAB_POISON 16u	/* checked, and every free slot is kept poisoned
+				   (mmcheck.c); slabs of older files lack it */
 
-/* The header of a block under checking, just before the user's pointer.  */
+/* The header of a block under checking, just before the user's pointer.  A
+   block aligned beyond 16 bytes starts with a lead record instead (magic
+   MM_CHK_LEAD, size: the offset of the user's pointer from the block's
+   start), and its header sits just before the aligned pointer (mmcheck.c).  */
 struct mm_chk
 {
-  uint64_t size;		/* bytes asked for */
-  uint32_t magic;		/* MM_CHK_LIVE or MM_CHK_FREE */
+  uint64_t size;		/* bytes asked for (a lead record: the offset) */
+  uint32_t magic;		/* MM_CHK_LIVE, MM_CHK_FREE or MM_CHK_LEAD */
   uint32_t sum;			/* mm_chk_sum (size, address) */
 };
 #define MM_CHK_LIVE 0x4556494cu
 #define MM_CHK_FREE 0x45455246u
+#define MM_CHK_LEAD 0x4441454cu
 #define MM_CHK_BYTE 0xd7	/* fills a checked block after its end */
+#define MM_CHK_POISON 0xdf	/* fills a freed checked block */
 
 /* A size class: constant, computed once (mm_classes_init).  */
 struct mm_class
@@ -272,6 +291,9 @@ struct mm_desc
   ino_t ino;
   struct mm_desc *next;		/* registry of attached files, or free list */
   struct mm_desc *live_next, *live_prev;	/* every attached heap (fork) */
+  struct mm_quar *quar;		/* quarantine of a checked heap (page lock),
+				   made at its first free; kept with the
+				   descriptor when it is reused */
   _Alignas (64) pthread_mutex_t page_lock;	/* page map, bins, growth, header counters */
   pthread_mutex_t class_lock[MM_NCLASSES];	/* slabs of one class */
 };
@@ -327,7 +349,7 @@ MM_HIDDEN void mm_fork_child (void);
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 
 MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
-				   uint32_t kind, uint32_t bits);
+				   uint64_t skew, uint32_t kind, uint32_t bits);
 MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
 MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
@@ -350,9 +372,20 @@ MM_HIDDEN void mm_classes_init (void);
 MM_HIDDEN uint32_t mm_classes_sum (void);
 MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size);
 MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
-MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, int checked);
+/* A checked block to set up while its lock is held: the size asked for and
+   the offset of the user's pointer from the block's start (16, or the
+   alignment); receives the user's pointer and what was found wrong with the
+   slot before (mm_chk_claim).  */
+struct mm_arm
+{
+  size_t size, lead;
+  void *user;
+  const char *bad;
+  void *bad_ptr;
+};
+MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm);
 MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
-				int checked);
+				struct mm_arm *arm);
 MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
 MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
 MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);
@@ -361,8 +394,12 @@ MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
 /* What a user pointer refers to, found and validated by mm_lookup.  */
 struct mm_block
 {
-  char *start;			/* the slot or the large block's first byte */
+  char *start;			/* the slot or the large block's first byte; of a
+				   checked block, its check header */
   size_t room;			/* bytes from start to the end of the slot or block */
+  size_t lead;			/* checked: offset of the user's pointer from
+				   the slot or first page (16, or an aligned
+				   block's lead); else 0 */
   struct mm_slab *slab;		/* NULL for a large block */
   uint64_t pg;			/* first page of the large block or slab */
   uint32_t idx;			/* slot index in the slab */
@@ -373,9 +410,18 @@ struct mm_block
    the lock the block's kind needs (see mfree.c).  */
 MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
 #define MM_BLOCK_BAD (~0u)
+/* What mm_block_acquire verifies of a checked block (mm_chk_verify).  */
+enum
+{
+  MM_CHK_PEEK,			/* its header: live */
+  MM_CHK_RESIZING,		/* its header and guard bytes */
+  MM_CHK_FREEING		/* the same; a freed block is a double free */
+};
 MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
 				     struct mm_block *b, int verify);
+MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
 MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
+MM_HIDDEN void mm_block_release (struct mm_desc *d, struct mm_block *b);
 MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
 
 /* --- Thread caches (tcache.c) ----------------------------------------------
@@ -458,10 +504,17 @@ MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
 MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
 MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
 MM_HIDDEN void mm_damage (struct mm_desc *d, const char *what, uint64_t off);
-MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t size);
-/* ROOM: bytes from the check header to the end of the slot or block.  */
-MM_HIDDEN const char *mm_chk_verify (const void *ptr, size_t room, int freeing);
-MM_HIDDEN void mm_chk_retire (void *ptr);
+MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size);
+MM_HIDDEN void mm_chk_claim (struct mm_slab *s, char *slot, size_t room, struct mm_arm *arm);
+MM_HIDDEN void *mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm);
+MM_HIDDEN size_t mm_chk_lead (const char *start, size_t room);
+MM_HIDDEN int mm_chk_freed (const char *start, size_t room);
+MM_HIDDEN void mm_chk_slab_init (struct mm_slab *s);
+MM_HIDDEN void mm_chk_recycle (struct mm_slab *s, char *slot, size_t room);
+MM_HIDDEN const char *mm_chk_verify (const void *ptr, const struct mm_block *b, int mode);
+MM_HIDDEN void mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li);
+MM_HIDDEN void mm_quar_flush (struct mm_desc *d);
+MM_HIDDEN void mm_quar_reset (struct mm_desc *d);
 MM_HIDDEN size_t mm_chk_size (const void *ptr);
 extern MM_HIDDEN int mm_trace_on;
 MM_HIDDEN void mm_trace (char op, const void *p, size_t size);

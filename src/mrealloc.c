@@ -16,7 +16,7 @@ static int
 resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
 {
   struct mm_block b;
-  unsigned li = mm_block_acquire (d, ptr, &b, 1);
+  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_RESIZING);
   if (li == MM_BLOCK_BAD)
     return -1;
   *old = mm_usable (d, ptr, &b);
@@ -28,14 +28,15 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
       if (b.slab)
 	done = need <= b.room && (need > b.room / 2 || b.cls == 0);
       else if (need > MM_SMALL_MAX)
-	{
-	  uint64_t n = ((uint64_t) need + MM_PAGE - 1) >> MM_PAGE_SHIFT;
+	{			/* PRE: an aligned checked block's lead */
+	  size_t pre = (size_t) (b.start - (d->base + (b.pg << MM_PAGE_SHIFT)));
+	  uint64_t n = ((uint64_t) need + pre + MM_PAGE - 1) >> MM_PAGE_SHIFT;
 	  done = n <= PM_NMASK && mm_pages_resize (d, b.pg, n) == 0;
 	  if (done)
-	    b.room = (size_t) n << MM_PAGE_SHIFT;
+	    b.room = ((size_t) n << MM_PAGE_SHIFT) - pre;
 	}
       if (done && b.checked)
-	mm_chk_arm (b.start, b.room, size);
+	mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), size);
     }
   mm_block_unlock (d, li);
   return done;
@@ -93,7 +94,7 @@ mmalloc_usable_size (void *md, void *ptr)
   if (!d)
     return 0;
   struct mm_block b;
-  unsigned li = mm_block_acquire (d, ptr, &b, 0);
+  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_PEEK);
   if (li == MM_BLOCK_BAD)
     return 0;
   size_t n = mm_usable (d, ptr, &b);

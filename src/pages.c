@@ -257,10 +257,11 @@ bin_next (const struct mm_header *h, unsigned b)
   return MM_NBINS;
 }
 
-/* Find a run that holds N pages aligned to ALIGN: its head in *RUN, the first
-   page of the block in *START.  */
+/* Find a run that holds N pages whose page SKEW is aligned to ALIGN: its head
+   in *RUN, the first page of the block in *START.  */
 static int
-run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t *start)
+run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint64_t *run,
+	  uint64_t *start)
 {
   struct mm_header *h = d->hdr;
   uint64_t basepg = (uint64_t) (uintptr_t) d->base >> MM_PAGE_SHIFT;
@@ -283,7 +284,7 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t
 	      mm_damage (d, "bin list", off);
 	      return 0;
 	    }
-	  uint64_t s = align_up (pg, basepg, align);
+	  uint64_t s = align_up (pg + skew, basepg, align) - skew;
 	  if (s + n <= pg + len)
 	    {
 	      *run = pg;
@@ -296,11 +297,13 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t *run, uint64_t
   return 0;
 }
 
-/* Take N pages (aligned so that their address is a multiple of ALIGN pages) and
-   mark them as KIND: a LARGE block with BITS among its flags, or a SLAB whose
-   class is BITS.  Returns the first page, or 0 with errno set.  */
+/* Take N pages (placed so that the address of their page SKEW, below N, is a
+   multiple of ALIGN pages) and mark them as KIND: a LARGE block with BITS
+   among its flags, or a SLAB whose class is BITS.  Returns the first page, or
+   0 with errno set.  */
 uint64_t
-mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, uint32_t bits)
+mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint32_t kind,
+		uint32_t bits)
 {
   uint64_t run, s;
   if (d->damaged)
@@ -308,18 +311,18 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint32_t kind, ui
       errno = MMALLOC_ECORRUPT;
       return 0;
     }
-  if (n == 0 || n > PM_NMASK || align > PM_NMASK)
+  if (n == 0 || n > PM_NMASK || align > PM_NMASK || skew >= n)
     {
       errno = ENOMEM;
       return 0;
     }
-  if (!run_find (d, n, align, &run, &s))
+  if (!run_find (d, n, align, skew, &run, &s))
     {
       if (d->damaged)
 	return 0;
       if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
 	return 0;
-      if (!run_find (d, n, align, &run, &s))
+      if (!run_find (d, n, align, skew, &run, &s))
 	{
 	  errno = ENOMEM;
 	  return 0;

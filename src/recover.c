@@ -7,7 +7,9 @@
    metadata, never to the user data.  A large block counts only when its HEAD
    and END marks agree; a slab only when its header is whole and every page of
    it is marked; a META page only where the directory puts a leaf; any other
-   page becomes free.  Allocated blocks are never touched.  */
+   page becomes free.  Allocated blocks are never touched, but on a checked
+   heap one whose check header says freed (in quarantine, or being freed when
+   the process died) is freed.  */
 
 #include "mmprivate.h"
 
@@ -27,13 +29,25 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
       s->bits[w] &= ~rb[w];
       rb[w] = 0;
     }
+  if (s->flags & MM_SLAB_CHECKED)
+    for (uint32_t w = 0; w < words; w++)
+      for (uint64_t m = s->bits[w]; m; m &= m - 1)
+	{
+	  uint32_t idx = w * 64 + (uint32_t) __builtin_ctzll (m);
+	  char *slot = (char *) s + c->objoff + (size_t) idx * c->size;
+	  if (idx < c->nobj && mm_chk_freed (slot, c->size))
+	    {			/* in quarantine, or being freed: free */
+	      mm_chk_recycle (s, slot, c->size);
+	      s->bits[w] &= ~(1ULL << (idx % 64));
+	    }
+	}
   if (c->nobj % 64)
     s->bits[words - 1] |= ~0ULL << (c->nobj % 64);
   s->owner = 0;
   s->rfree = 0;
   s->used = mm_slab_used (s);
   s->hint = 0;
-  s->flags &= MM_SLAB_CHECKED;
+  s->flags &= MM_SLAB_CHECKED | MM_SLAB_POISON;
   s->next = s->prev = 0;
   cs->nslabs++;
   cs->nslots += c->nobj;
@@ -62,6 +76,9 @@ static int
 rebuild_one (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, void *arg)
 {
   struct rebuild *r = arg;
+  if (kind == PM_LARGE && (mm_pm_get (d, pg) & PM_CHECKED)
+      && mm_chk_freed (d->base + (pg << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT))
+    kind = PM_FREE;		/* in quarantine, or being freed: free */
   if (kind == PM_FREE)
     {
       if (r->free_to != pg)
@@ -106,6 +123,7 @@ mm_recover (struct mm_desc *d)
 	MM_KP ();
       }
   mm_pages_reset (d);
+  mm_quar_reset (d);		/* its blocks are freed below */
   for (unsigned c = 0; c < MM_NCLASSES; c++)
     memset (&h->cls[c], 0, sizeof h->cls[c]);
   struct rebuild r = { 0, 0 };

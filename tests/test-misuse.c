@@ -1,0 +1,746 @@
+/* test-misuse.c -- a catalogue of misuse kinds, each of which a heap under
+   mmcheck must report, naming the kind, at or before the next operation on
+   the block concerned.
+
+   Every case runs in a forked child on a new checked heap whose abort
+   function exits with status 77.  The child writes "ptr 0x<address>" on
+   stderr, misuses that pointer, then makes the next operation on the block
+   (free it, reuse its memory, check the heap); if it gets past that operation
+   it writes "late" and goes on.  The parent asserts the exit status, one
+   report naming the kind, and that "late" never came.  Cases that only
+   mmalloc_check can see end with its count: exit status 76 when it found
+   something.  */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+/* How the block is made.  */
+enum make
+{
+  MK_MALLOC,			/* mmalloc (size) */
+  MK_CALLOC,			/* mcalloc (size, 1) */
+  MK_VALLOC,			/* mvalloc (size) */
+  MK_ALIGN,			/* mmemalign (align, size) */
+  MK_GROWN,			/* mmalloc (size / 3), then mrealloc to size */
+  MK_SHRUNK,			/* mmalloc (size * 3), then mrealloc to size */
+};
+
+/* What is done wrong, and what comes next.  */
+enum op
+{
+  OVERRUN,			/* p[size] changed, then free */
+  OVERRUN_WORD,			/* the 8 bytes after p[size - 1] zeroed, then free */
+  UNDERRUN,			/* p[-1] changed, then free */
+  UNDERRUN_FAR,			/* p[-16] changed, then free */
+  DOUBLE,			/* free, free */
+  DOUBLE_REUSED,		/* free, allocate the same size, free the old pointer */
+  DOUBLE_CHURN,			/* free, 50 allocations and frees of the size, free */
+  DOUBLE_FLUSHED,		/* free, then so many frees that p left the
+				   quarantine, free p again */
+  DOUBLE_MOVED,			/* mrealloc moves the block, then free the old pointer */
+  DOUBLE_INTERIOR,		/* free, then free p + 16 */
+  DOUBLE_OTHER_HEAP,		/* free, then free p again on another heap */
+  WAF_START,			/* free, p[0] changed, then reuse the size */
+  WAF_MIDDLE,			/* free, p[size / 2] changed, then reuse */
+  WAF_END,			/* free, p[size - 1] changed, then reuse */
+  WAF_FLUSHED,			/* free, flush the quarantine, p[size / 2]
+				   changed, then reuse */
+  FREE_INTERIOR,		/* free p + 16 */
+  FREE_PAGE_INTERIOR,		/* free p + 8192 */
+  FREE_UNALIGNED,		/* free p + 1 */
+  FREE_BEFORE,			/* free p - 16 (aligned blocks: inside the block) */
+  REALLOC_FREED,		/* free, then mrealloc p */
+  REALLOC_INTERIOR,		/* mrealloc p + 16 */
+  REALLOC_OVERRUN,		/* p[size] changed, then mrealloc */
+  USABLE_FREED,			/* free, then mmalloc_usable_size p */
+  CHECK_OVERRUN,		/* p[size] changed, then mmalloc_check */
+  CHECK_UNDERRUN,		/* p[-1] changed, then mmalloc_check */
+  CHECK_WAF,			/* free, p[size / 2] changed, then mmalloc_check */
+  FREE_STACK,			/* free the address of a local */
+  FREE_GLOBAL,			/* free the address of a static object */
+  FREE_WILD,			/* free 0x123450 */
+  FREE_LIBC,			/* free a pointer of the C library's malloc */
+  FREE_NEIGHBOUR_OVERRUN,	/* overrun p into the next block by 16
+				   bytes, then free that block */
+};
+
+struct mcase
+{
+  enum op op;
+  enum make make;
+  size_t size, align;
+  const char *phrase;		/* the kind, as the report must name it */
+};
+
+#define AFTER_FREE "write after free"
+#define TWICE "double free"
+#define PAST "write past the end"
+#define BEFORE "write before the block"
+#define NOT_START "not the start of a block"
+#define FREED "use after free"
+
+static const struct mcase cases[] = {
+  /* Double frees.  */
+  { DOUBLE, MK_MALLOC, 24, 0, TWICE },
+  { DOUBLE, MK_MALLOC, 1000, 0, TWICE },
+  { DOUBLE, MK_MALLOC, 20000, 0, TWICE },
+  { DOUBLE, MK_MALLOC, 100000, 0, TWICE },
+  { DOUBLE, MK_ALIGN, 100, 64, TWICE },
+  { DOUBLE, MK_VALLOC, 100, 0, TWICE },
+  { DOUBLE_REUSED, MK_MALLOC, 24, 0, TWICE },
+  { DOUBLE_REUSED, MK_MALLOC, 5000, 0, TWICE },
+  { DOUBLE_REUSED, MK_MALLOC, 100000, 0, TWICE },
+  { DOUBLE_REUSED, MK_ALIGN, 100, 64, TWICE },
+  { DOUBLE_REUSED, MK_VALLOC, 5000, 0, TWICE },
+  { DOUBLE_CHURN, MK_MALLOC, 100, 0, TWICE },
+  { DOUBLE_FLUSHED, MK_MALLOC, 100, 0, "freed twice" },
+  { DOUBLE_MOVED, MK_MALLOC, 100, 0, TWICE },
+  { DOUBLE_INTERIOR, MK_MALLOC, 100, 0, NOT_START },
+  { DOUBLE_OTHER_HEAP, MK_MALLOC, 100, 0, "outside the heap" },
+  /* Frees of pointers that were never blocks.  */
+  { FREE_INTERIOR, MK_MALLOC, 100, 0, NOT_START },
+  { FREE_INTERIOR, MK_MALLOC, 20000, 0, NOT_START },
+  { FREE_INTERIOR, MK_MALLOC, 100000, 0, NOT_START },
+  { FREE_INTERIOR, MK_ALIGN, 100, 64, NOT_START },
+  { FREE_INTERIOR, MK_VALLOC, 100, 0, NOT_START },
+  { FREE_BEFORE, MK_ALIGN, 100, 64, NOT_START },
+  { FREE_BEFORE, MK_ALIGN, 100, 4096, NOT_START },
+  { FREE_PAGE_INTERIOR, MK_MALLOC, 100000, 0, "not handed out" },
+  { FREE_UNALIGNED, MK_MALLOC, 100, 0, "misaligned" },
+  { FREE_STACK, MK_MALLOC, 100, 0, "outside the heap" },
+  { FREE_GLOBAL, MK_MALLOC, 100, 0, "outside the heap" },
+  { FREE_WILD, MK_MALLOC, 100, 0, "outside the heap" },
+  { FREE_LIBC, MK_MALLOC, 100, 0, "outside the heap" },
+  /* Overruns, of every kind of block.  */
+  { OVERRUN, MK_MALLOC, 1, 0, PAST },
+  { OVERRUN, MK_MALLOC, 24, 0, PAST },
+  { OVERRUN, MK_MALLOC, 100, 0, PAST },
+  { OVERRUN, MK_MALLOC, 1000, 0, PAST },
+  { OVERRUN, MK_MALLOC, 20000, 0, PAST },
+  { OVERRUN, MK_MALLOC, 100000, 0, PAST },
+  { OVERRUN, MK_CALLOC, 100, 0, PAST },
+  { OVERRUN, MK_GROWN, 3000, 0, PAST },
+  { OVERRUN, MK_SHRUNK, 3000, 0, PAST },
+  { OVERRUN, MK_VALLOC, 100, 0, PAST },
+  { OVERRUN, MK_VALLOC, 4096, 0, PAST },
+  { OVERRUN, MK_ALIGN, 100, 32, PAST },
+  { OVERRUN, MK_ALIGN, 100, 64, PAST },
+  { OVERRUN, MK_ALIGN, 5000, 64, PAST },
+  { OVERRUN, MK_ALIGN, 100, 256, PAST },
+  { OVERRUN, MK_ALIGN, 100, 4096, PAST },
+  { OVERRUN, MK_ALIGN, 10000, 8192, PAST },
+  { OVERRUN_WORD, MK_MALLOC, 15, 0, PAST },
+  { OVERRUN_WORD, MK_ALIGN, 24, 64, PAST },
+  { FREE_NEIGHBOUR_OVERRUN, MK_MALLOC, 100, 0, BEFORE },
+  { REALLOC_OVERRUN, MK_MALLOC, 100, 0, PAST },
+  { REALLOC_OVERRUN, MK_ALIGN, 100, 4096, PAST },
+  /* Underruns.  */
+  { UNDERRUN, MK_MALLOC, 100, 0, BEFORE },
+  { UNDERRUN, MK_MALLOC, 100000, 0, BEFORE },
+  { UNDERRUN, MK_CALLOC, 100, 0, BEFORE },
+  { UNDERRUN, MK_VALLOC, 100, 0, BEFORE },
+  { UNDERRUN, MK_ALIGN, 100, 64, BEFORE },
+  { UNDERRUN_FAR, MK_ALIGN, 100, 4096, BEFORE },
+  /* Writes after free, found before the memory is handed out again.  */
+  { WAF_START, MK_MALLOC, 24, 0, AFTER_FREE },
+  { WAF_MIDDLE, MK_MALLOC, 100, 0, AFTER_FREE },
+  { WAF_END, MK_MALLOC, 1000, 0, AFTER_FREE },
+  { WAF_MIDDLE, MK_MALLOC, 20000, 0, AFTER_FREE },
+  { WAF_START, MK_MALLOC, 100000, 0, AFTER_FREE },
+  { WAF_END, MK_MALLOC, 100000, 0, AFTER_FREE },
+  { WAF_START, MK_ALIGN, 100, 64, AFTER_FREE },
+  { WAF_MIDDLE, MK_VALLOC, 5000, 0, AFTER_FREE },
+  { WAF_FLUSHED, MK_MALLOC, 100, 0, AFTER_FREE },
+  { WAF_FLUSHED, MK_ALIGN, 100, 64, AFTER_FREE },
+  /* Other calls on freed or bad pointers.  */
+  { REALLOC_FREED, MK_MALLOC, 100, 0, FREED },
+  { REALLOC_FREED, MK_MALLOC, 100000, 0, FREED },
+  { REALLOC_INTERIOR, MK_MALLOC, 100, 0, NOT_START },
+  { USABLE_FREED, MK_MALLOC, 100, 0, FREED },
+  /* Found by the whole-heap check.  */
+  { CHECK_OVERRUN, MK_MALLOC, 100, 0, PAST },
+  { CHECK_OVERRUN, MK_ALIGN, 100, 64, PAST },
+  { CHECK_OVERRUN, MK_VALLOC, 100, 0, PAST },
+  { CHECK_UNDERRUN, MK_VALLOC, 100, 0, BEFORE },
+  { CHECK_WAF, MK_MALLOC, 100, 0, AFTER_FREE },
+  { CHECK_WAF, MK_MALLOC, 100000, 0, AFTER_FREE },
+  { CHECK_WAF, MK_ALIGN, 100, 4096, AFTER_FREE },
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+static const char *const op_names[] = {
+  "overrun", "overrun by a word", "underrun", "underrun far", "double free",
+  "double free after reuse", "double free after churn",
+  "double free after the quarantine", "double free after realloc moved it",
+  "double free of an interior pointer", "double free on another heap",
+  "write after free at the start", "write after free in the middle",
+  "write after free at the end", "write after free after the quarantine",
+  "free of an interior pointer", "free of a page inside a block",
+  "free of an unaligned pointer", "free of a pointer before the block",
+  "realloc of a freed block", "realloc of an interior pointer",
+  "realloc of an overrun block", "usable size of a freed block",
+  "overrun found by mmalloc_check", "underrun found by mmalloc_check",
+  "write after free found by mmalloc_check", "free of a stack address",
+  "free of a static object", "free of a wild pointer",
+  "free of a C library pointer", "overrun into the next block",
+};
+
+static const char *const make_names[] = {
+  "mmalloc", "mcalloc", "mvalloc", "mmemalign", "grown by mrealloc",
+  "shrunk by mrealloc",
+};
+
+static char global_object[64] __attribute__ ((aligned (16)));
+
+static void
+say_ptr (const void *p)
+{
+  dprintf (2, "ptr 0x%jx\n", (uintmax_t) (uintptr_t) p);
+}
+
+/* The misuse got past the operation that had to find it.  */
+static void
+late (void)
+{
+  dprintf (2, "late\n");
+}
+
+static char *
+make_block (void *md, const struct mcase *c)
+{
+  char *p = NULL;
+  switch (c->make)
+    {
+    case MK_MALLOC:
+      p = mmalloc (md, c->size);
+      break;
+    case MK_CALLOC:
+      p = mcalloc (md, c->size, 1);
+      break;
+    case MK_VALLOC:
+      p = mvalloc (md, c->size);
+      break;
+    case MK_ALIGN:
+      p = mmemalign (md, c->align, c->size);
+      break;
+    case MK_GROWN:
+    case MK_SHRUNK:
+      p = mmalloc (md, c->make == MK_GROWN ? c->size / 3 : c->size * 3);
+      p = p ? mrealloc (md, p, c->size) : NULL;
+      break;
+    }
+  if (!p || (c->align && (uintptr_t) p % c->align)
+      || (c->make == MK_VALLOC && (uintptr_t) p % 4096))
+    _exit (92);
+  return p;
+}
+
+/* Does [Q, Q + QN) meet [P, P + PN)?  */
+static bool
+overlaps (const char *q, size_t qn, const char *p, size_t pn)
+{
+  return q < p + pn && p < q + qn;
+}
+
+/* Make blocks like C's, keeping every other one, until one reuses [P, P + N):
+   handing P's memory out again is the operation that must find what was
+   done to it.  */
+static void
+reuse (void *md, const struct mcase *c, const char *p, size_t n)
+{
+  for (int i = 0; i < 20000; i++)
+    {
+      char *q = make_block (md, c);
+      if (overlaps (q, c->size, p, n))
+	return;
+      if (i % 2)
+	mfree (md, q);
+    }
+  _exit (98);			/* never reused: the test is wrong */
+}
+
+/* Free many blocks, so that the one freed before them leaves any quarantine.  */
+static void
+flush (void *md, size_t size)
+{
+  enum { N = 3000 };
+  static void *v[N];
+  for (int i = 0; i < N; i++)
+    if (!(v[i] = mmalloc (md, size)))
+      _exit (93);
+  for (int i = 0; i < N; i++)
+    mfree (md, v[i]);
+}
+
+static void
+misuse (void *arg)
+{
+  const struct mcase *c = arg;
+  void *md = mmalloc_attach (-1, NULL);
+  if (!md)
+    _exit (90);
+  if (mmcheck (md, tu_abort77) != 1)
+    _exit (91);
+  char *p = make_block (md, c);
+  size_t n = c->size;
+  memset (p, 0x11, n);
+  char local[32] __attribute__ ((aligned (16)));
+  switch (c->op)
+    {
+    case OVERRUN:
+      say_ptr (p);
+      p[n] ^= 0x40;
+      mfree (md, p);
+      break;
+    case OVERRUN_WORD:
+      say_ptr (p);
+      memset (p + n, 0, 8);
+      mfree (md, p);
+      break;
+    case UNDERRUN:
+    case UNDERRUN_FAR:
+      say_ptr (p);
+      p[c->op == UNDERRUN ? -1 : -16] ^= 0x40;
+      mfree (md, p);
+      break;
+    case FREE_NEIGHBOUR_OVERRUN:
+      {
+	/* Two neighbours, the second right after the first.  */
+	char *q = make_block (md, c);
+	char *lo = p < q ? p : q, *hi = p < q ? q : p;
+	if ((size_t) (hi - lo) > 4 * n)
+	  _exit (94);
+	memset (lo + n, 0x33, (size_t) (hi - lo) - n);	/* to the next block's start */
+	say_ptr (hi);
+	mfree (md, hi);
+	break;
+      }
+    case DOUBLE:
+      mfree (md, p);
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case DOUBLE_REUSED:
+      {
+	mfree (md, p);
+	char *q = make_block (md, c);
+	memset (q, 0x22, n);
+	say_ptr (p);
+	mfree (md, p);
+	break;
+      }
+    case DOUBLE_CHURN:
+      mfree (md, p);
+      for (int i = 0; i < 50; i++)
+	mfree (md, make_block (md, c));
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case DOUBLE_FLUSHED:
+      mfree (md, p);
+      flush (md, n);
+      say_ptr (p);
+      mfree (md, p);
+      break;
+    case DOUBLE_MOVED:
+      {
+	char *q = mrealloc (md, p, 50000);
+	if (!q || q == p)
+	  _exit (95);
+	say_ptr (p);
+	mfree (md, p);
+	break;
+      }
+    case DOUBLE_INTERIOR:
+      mfree (md, p);
+      say_ptr (p + 16);
+      mfree (md, p + 16);
+      break;
+    case DOUBLE_OTHER_HEAP:
+      {
+	void *md2 = mmalloc_attach (-1, NULL);
+	if (!md2 || mmcheck (md2, tu_abort77) != 1)
+	  _exit (96);
+	mfree (md, p);
+	say_ptr (p);
+	mfree (md2, p);
+	break;
+      }
+    case WAF_START:
+    case WAF_MIDDLE:
+    case WAF_END:
+    case WAF_FLUSHED:
+      {
+	size_t at = c->op == WAF_START ? 0 : c->op == WAF_END ? n - 1 : n / 2;
+	mfree (md, p);
+	if (c->op == WAF_FLUSHED)
+	  flush (md, n);
+	say_ptr (p);
+	p[at] = 0x5a;
+	reuse (md, c, p, n);
+	break;
+      }
+    case FREE_INTERIOR:
+      say_ptr (p + 16);
+      mfree (md, p + 16);
+      break;
+    case FREE_PAGE_INTERIOR:
+      say_ptr (p + 8192);
+      mfree (md, p + 8192);
+      break;
+    case FREE_UNALIGNED:
+      say_ptr (p + 1);
+      mfree (md, p + 1);
+      break;
+    case FREE_BEFORE:
+      say_ptr (p - 16);
+      mfree (md, p - 16);
+      break;
+    case REALLOC_FREED:
+      mfree (md, p);
+      say_ptr (p);
+      if (mrealloc (md, p, n + 10) || errno != EINVAL)
+	_exit (97);
+      break;
+    case REALLOC_INTERIOR:
+      say_ptr (p + 16);
+      if (mrealloc (md, p + 16, n + 10))
+	_exit (97);
+      break;
+    case REALLOC_OVERRUN:
+      say_ptr (p);
+      p[n] ^= 0x40;
+      if (mrealloc (md, p, n * 3))
+	_exit (97);
+      break;
+    case USABLE_FREED:
+      mfree (md, p);
+      say_ptr (p);
+      if (mmalloc_usable_size (md, p))
+	_exit (97);
+      break;
+    case CHECK_OVERRUN:
+    case CHECK_UNDERRUN:
+    case CHECK_WAF:
+      say_ptr (p);
+      if (c->op == CHECK_OVERRUN)
+	p[n] ^= 0x40;
+      else if (c->op == CHECK_UNDERRUN)
+	p[-1] ^= 0x40;
+      else
+	{
+	  mfree (md, p);
+	  p[n / 2] ^= 0x40;
+	}
+      _exit (mmalloc_check (md) ? 76 : 0);
+    case FREE_STACK:
+      memset (local, 0, sizeof local);
+      say_ptr (local);
+      mfree (md, local);
+      break;
+    case FREE_GLOBAL:
+      say_ptr (global_object);
+      mfree (md, global_object);
+      break;
+    case FREE_WILD:
+      say_ptr ((void *) 0x123450);
+      mfree (md, (void *) 0x123450);
+      break;
+    case FREE_LIBC:
+      {
+	void *q = malloc (100);
+	say_ptr (q);
+	mfree (md, q);
+	break;
+      }
+    }
+  late ();
+  _exit (mmalloc_check (md) ? 76 : 0);
+}
+
+/* Run case C; NULL if it was reported as it must be, else what went wrong.  */
+static const char *
+run (const struct mcase *c, char *err, size_t errlen)
+{
+  int st = tu_child (misuse, (void *) c, err, errlen);
+  int check = c->op == CHECK_OVERRUN || c->op == CHECK_UNDERRUN || c->op == CHECK_WAF;
+  uintmax_t ptr;
+  int used = 0;
+  if (sscanf (err, "ptr 0x%jx\n%n", &ptr, &used) != 1 || !used)
+    return "the child did not get to the misuse";
+  const char *report = err + used;
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != (check ? 76 : 77))
+    return strstr (report, "late") ? "not reported before the next operation" : "not reported";
+  if (strstr (report, "late"))
+    return "not reported before the next operation";
+  if (strncmp (report, "mmalloc: ", 9) || !strstr (report, c->phrase))
+    return "the report does not name the kind";
+  /* A write into a slot that left the quarantine is found when the slot is
+     handed out again, and reported with the pointer a block of 16-byte
+     alignment would have there.  */
+  uintmax_t named, lo = c->op == WAF_FLUSHED ? ptr - c->align : ptr;
+  const char *at = strstr (report, ": pointer 0x");
+  if (!check && (!at || sscanf (at, ": pointer 0x%jx", &named) != 1 || named < lo || named > ptr
+		 || strchr (report, '\n')[1]))
+    return "not one report naming the pointer";
+  return NULL;
+}
+
+static void
+every_kind_of_misuse_is_reported (void **state)
+{
+  (void) state;
+  char err[4096];
+  unsigned missed = 0;
+  for (size_t i = 0; i < NCASES; i++)
+    {
+      const struct mcase *c = &cases[i];
+      const char *why = run (c, err, sizeof err);
+      if (!why)
+	continue;
+      missed++;
+      print_message ("case %zu: %s of %s (%zu bytes, alignment %zu): %s; stderr:\n%s", i,
+		     op_names[c->op], make_names[c->make], c->size, c->align, why, err);
+    }
+  print_message ("%zu of %zu kinds of misuse reported\n", NCASES - missed, NCASES);
+  assert_int_equal (missed, 0);
+}
+
+/* Correct use of the same blocks is never reported, and checks clean.  */
+static void
+correct_use_is_not_reported (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  for (size_t i = 0; i < NCASES; i++)
+    {
+      const struct mcase *c = &cases[i];
+      char *p = make_block (md, c), *q = make_block (md, c);
+      memset (p, 0x11, c->size);
+      memset (q, 0x22, c->size);
+      assert_int_equal (mmalloc_usable_size (md, p), c->size);
+      mfree (md, p);
+      q = mrealloc (md, q, c->size + 1);
+      assert_non_null (q);
+      q[c->size] = 1;
+      mfree (md, q);
+    }
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
+/* --- the quarantine -------------------------------------------------------- */
+
+/* The quarantine's bounds, as the manual gives them.  */
+#define QUAR_BLOCKS 1024
+#define QUAR_BYTES (4 << 20)
+#define QUAR_BLOCK_MAX (1 << 20)
+
+static size_t
+used (void *md)
+{
+  return mmstats (md).chunks_used;
+}
+
+static void *
+attach_file (const char *name)
+{
+  int fd = open (tu_path (name), O_RDWR);
+  assert_true (fd >= 0);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  return md;
+}
+
+/* Freed blocks stay allocated, up to the bounds in blocks and bytes; larger
+   blocks bypass the quarantine; detach gives every quarantined block back.  */
+static void
+quarantine_is_bounded_and_emptied_by_detach (void **state)
+{
+  (void) state;
+  int fd = tu_newfile ("bounds.heap");
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, tu_abort77), 1);
+  enum { N = 3000 };
+  static void *v[N];
+  size_t live = used (md);
+  for (int i = 0; i < N; i++)
+    assert_non_null (v[i] = mmalloc (md, 100));
+  for (int i = 0; i < N; i++)
+    mfree (md, v[i]);
+  assert_int_equal (used (md), live + QUAR_BLOCKS);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  md = attach_file ("bounds.heap");
+  assert_int_equal (used (md), live);
+  /* Blocks of 200000 bytes take 49 pages each: 20 of them fit in 4 MiB.  */
+  for (int i = 0; i < 40; i++)
+    assert_non_null (v[i] = mmalloc (md, 200000));
+  for (int i = 0; i < 40; i++)
+    mfree (md, v[i]);
+  assert_int_equal (used (md), live + QUAR_BYTES / (49 * 4096));
+  /* A block above the largest quarantined size is given back at once.  */
+  size_t before = used (md);
+  void *huge = mmalloc (md, QUAR_BLOCK_MAX + 1);
+  assert_non_null (huge);
+  assert_int_equal (used (md), before + 1);
+  mfree (md, huge);
+  assert_int_equal (used (md), before);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  md = attach_file ("bounds.heap");
+  assert_int_equal (used (md), live);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  unlink (tu_path ("bounds.heap"));
+}
+
+struct kept
+{
+  char *p[8];
+};
+
+/* A process dies with blocks in quarantine: the next attach frees each of
+   them once; live blocks are untouched.  */
+static void
+quarantine_survives_kill9 (void **state)
+{
+  (void) state;
+  int fd = tu_newfile ("kill.heap");
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      void *md = mmalloc_attach (fd, NULL);
+      if (!md || mmcheck (md, tu_abort77) != 1)
+	_exit (3);
+      struct kept *k = mmalloc (md, sizeof *k);
+      static const size_t sizes[8] = { 24, 100, 1000, 20000, 100000, 5000, 64, 300 };
+      for (int i = 0; i < 8; i++)
+	{
+	  k->p[i] = i == 5 ? mvalloc (md, sizes[i]) : i == 6 ? mmemalign (md, 64, sizes[i])
+	    : mmalloc (md, sizes[i]);
+	  tu_fill (k->p[i], sizes[i], (uint64_t) i);
+	}
+      mmalloc_setkey (md, 0, k);
+      for (int i = 0; i < 600; i++)
+	{			/* quarantined: small, aligned, large */
+	  mfree (md, mmalloc (md, (size_t) (i % 7) * 40));
+	  if (i % 50 == 0)
+	    mfree (md, mmemalign (md, i % 100 ? 64 : 4096, 200));
+	  if (i % 100 == 0)
+	    mfree (md, mmalloc (md, 150000));
+	}
+      raise (SIGKILL);
+      _exit (4);
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  assert_heap_ok (md);
+  assert_int_equal (used (md), 9);	/* the table and its eight blocks */
+  struct kept *k = mmalloc_getkey (md, 0);
+  static const size_t sizes[8] = { 24, 100, 1000, 20000, 100000, 5000, 64, 300 };
+  for (int i = 0; i < 8; i++)
+    {
+      assert_int_equal (mmalloc_usable_size (md, k->p[i]), sizes[i]);
+      assert_true (tu_holds (k->p[i], sizes[i], (uint64_t) i));
+    }
+  /* What was in quarantine is free memory in the free state: handed out
+     again without a report.  */
+  for (int i = 0; i < 2000; i++)
+    {
+      char *q = mmalloc (md, (size_t) (i % 7) * 40);
+      assert_non_null (q);
+      if (i % 2)
+	mfree (md, q);
+    }
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  unlink (tu_path ("kill.heap"));
+}
+
+/* Threads that allocate, free, and free each other's blocks on one checked
+   heap: no report, and a clean heap.  */
+#define NT 4
+#define SLOTS 64
+
+struct shared
+{
+  void *md;
+  char *slot[SLOTS];
+  pthread_mutex_t lock;
+};
+
+static void *
+churn (void *arg)
+{
+  struct shared *sh = arg;
+  uint64_t r = (uint64_t) (uintptr_t) &r;
+  for (int i = 0; i < 20000; i++)
+    {
+      r = tu_mix (r + (uint64_t) i);
+      size_t n = r % 16 ? r % 3000 : 40000 + r % 100000;
+      char *p = r % 11 == 0 ? mmemalign (sh->md, 64, n) : mmalloc (sh->md, n);
+      if (!p)
+	return "allocation failed";
+      memset (p, 0x5c, n);
+      pthread_mutex_lock (&sh->lock);
+      unsigned k = (unsigned) (r >> 20) % SLOTS;
+      char *old = sh->slot[k];
+      sh->slot[k] = p;
+      pthread_mutex_unlock (&sh->lock);
+      if (old)
+	mfree (sh->md, old);
+    }
+  return NULL;
+}
+
+static void
+threads_share_the_quarantine (void **state)
+{
+  (void) state;
+  static struct shared sh;
+  sh.md = mmalloc_attach (-1, NULL);
+  assert_non_null (sh.md);
+  assert_int_equal (mmcheck (sh.md, tu_abort77), 1);
+  pthread_mutex_init (&sh.lock, NULL);
+  pthread_t t[NT];
+  for (int i = 0; i < NT; i++)
+    assert_int_equal (pthread_create (&t[i], NULL, churn, &sh), 0);
+  for (int i = 0; i < NT; i++)
+    {
+      void *res;
+      assert_int_equal (pthread_join (t[i], &res), 0);
+      assert_null (res);
+    }
+  assert_heap_ok (sh.md);
+  for (int k = 0; k < SLOTS; k++)
+    mfree (sh.md, sh.slot[k]);
+  assert_heap_ok (sh.md);
+  assert_null (mmalloc_detach (sh.md));
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (correct_use_is_not_reported),
+    cmocka_unit_test (every_kind_of_misuse_is_reported),
+    cmocka_unit_test (quarantine_is_bounded_and_emptied_by_detach),
+    cmocka_unit_test (quarantine_survives_kill9),
+    cmocka_unit_test (threads_share_the_quarantine),
+  };
+  int r = cmocka_run_group_tests (tests, NULL, NULL);
+  tu_rm_tree (tu_dir ());
+  return r;
+}
