@@ -138,6 +138,7 @@ desc_new (void)
   d->limit = 0;
   d->nowned = 0;
   d->resv_lo = d->resv_hi = 0;
+  d->trim_min = d->trim_keep = 0;
   d->fd = -1;
   d->err = 0;
   d->damaged = 0;

@@ -10,7 +10,10 @@
 #include "mmprivate.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +140,222 @@ EXPORT size_t
 malloc_usable_size (void *ptr)
 {
   return mmalloc_usable_size (NULL, ptr);
+}
+
+/* --- Statistics, trimming, options ------------------------------------------
+
+   The C library's mallinfo, mallinfo2, malloc_stats, malloc_info,
+   malloc_trim and mallopt, on the default heap: the memory that malloc
+   hands out (a heap that the program attaches itself has mmstats).  Its
+   figures map onto the C library's this way: the arena (glibc's memory from
+   sbrk) is the heap but its large blocks, whose runs of whole pages are
+   what glibc would map on their own (hblks, hblkhd); uordblks is the bytes
+   of the small blocks, at their size class; fordblks the free slots and
+   free runs of pages (ordblks of them); keepcost the free run at the top,
+   which malloc_trim gives back.  There are no fast bins (smblks, fsmblks)
+   and no high-water mark (usmblks): 0, as glibc's usmblks is.  The figures
+   are taken under every lock of the heap and printed after, with none
+   held.  */
+
+static void
+heapinfo (struct mm_heapinfo *hi)
+{
+  struct mm_desc *d = mm_desc_of (NULL);
+  if (d)
+    mm_heapinfo (d, hi);
+  else
+    memset (hi, 0, sizeof *hi);
+}
+
+static struct mallinfo2
+info2 (const struct mm_heapinfo *hi)
+{
+  struct mallinfo2 m;
+  memset (&m, 0, sizeof m);
+  m.arena = hi->st.bytes_total - hi->large_bytes;
+  m.ordblks = hi->st.chunks_free;
+  m.hblks = hi->large;
+  m.hblkhd = hi->large_bytes;
+  m.uordblks = hi->st.bytes_used - hi->large_bytes;
+  m.fordblks = hi->st.bytes_free;
+  m.keepcost = hi->top_run_bytes;
+  return m;
+}
+
+EXPORT struct mallinfo2
+mallinfo2 (void)
+{
+  struct mm_heapinfo hi;
+  heapinfo (&hi);
+  return info2 (&hi);
+}
+
+/* mallinfo's fields are int: a figure too large saturates at INT_MAX (the
+   GNU C Library's wraps around, which can read as small or negative).  */
+static int
+saturate (size_t v)
+{
+  return v > INT_MAX ? INT_MAX : (int) v;
+}
+
+EXPORT struct mallinfo
+mallinfo (void)
+{
+  struct mallinfo2 m2 = mallinfo2 ();
+  struct mallinfo m;
+  m.arena = saturate (m2.arena);
+  m.ordblks = saturate (m2.ordblks);
+  m.smblks = saturate (m2.smblks);
+  m.hblks = saturate (m2.hblks);
+  m.hblkhd = saturate (m2.hblkhd);
+  m.usmblks = saturate (m2.usmblks);
+  m.fsmblks = saturate (m2.fsmblks);
+  m.uordblks = saturate (m2.uordblks);
+  m.fordblks = saturate (m2.fordblks);
+  m.keepcost = saturate (m2.keepcost);
+  return m;
+}
+
+/* On stderr, in the C library's layout: the heap as its arena 0, then the
+   totals with the large blocks; then the large blocks and the address space
+   reserved, where glibc prints its high-water marks of mapped memory.  Not
+   a cancellation point (glibc's is not either).  */
+EXPORT void
+malloc_stats (void)
+{
+  struct mm_heapinfo hi;
+  heapinfo (&hi);
+  struct mallinfo2 m = info2 (&hi);
+  int old;
+  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &old);
+  fprintf (stderr, "Arena 0:\n"
+	   "system bytes     = %10zu\n"
+	   "in use bytes     = %10zu\n"
+	   "Total (incl. mmap):\n"
+	   "system bytes     = %10zu\n"
+	   "in use bytes     = %10zu\n"
+	   "large blocks     = %10zu\n"
+	   "large bytes      = %10zu\n"
+	   "reserved bytes   = %10zu\n",
+	   m.arena, m.uordblks, m.arena + m.hblkhd, m.uordblks + m.hblkhd,
+	   m.hblks, m.hblkhd, (size_t) hi.reserved);
+  pthread_setcancelstate (old, NULL);
+}
+
+/* XML on FP, in the C library's layout: the free blocks by size (the free
+   slots of each size class, then the free runs of pages by length), the
+   totals, the memory in use by the heap (system, aspace mprotect) and the
+   address space it reserved (aspace total).  OPTIONS must be 0, else
+   EINVAL (returned, and in errno).  */
+EXPORT int
+malloc_info (int options, FILE *fp)
+{
+  if (options != 0)
+    {
+      errno = EINVAL;
+      return EINVAL;
+    }
+  struct mm_heapinfo hi;
+  heapinfo (&hi);
+  struct mallinfo2 m = info2 (&hi);
+  fputs ("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    if (hi.cls_free[c])
+      fprintf (fp, "  <size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
+	       c ? mm_classes[c - 1].size + 1 : 1, mm_classes[c].size,
+	       (unsigned long long) hi.cls_free[c] * mm_classes[c].size,
+	       (unsigned long long) hi.cls_free[c]);
+  for (unsigned b = 0; b < MM_NBINS; b++)
+    if (hi.bin_runs[b])
+      {
+	uint64_t lo, up;
+	mm_bin_bounds (b, &lo, &up);
+	fprintf (fp, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
+		 (unsigned long long) lo << MM_PAGE_SHIFT,
+		 (unsigned long long) up << MM_PAGE_SHIFT,
+		 (unsigned long long) hi.bin_pages[b] << MM_PAGE_SHIFT,
+		 (unsigned long long) hi.bin_runs[b]);
+      }
+  fprintf (fp, "</sizes>\n"
+	   "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+	   "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+	   "<system type=\"current\" size=\"%zu\"/>\n"
+	   "<aspace type=\"total\" size=\"%zu\"/>\n"
+	   "<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+	   "</heap>\n"
+	   "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+	   "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+	   "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+	   "<system type=\"current\" size=\"%zu\"/>\n"
+	   "<aspace type=\"total\" size=\"%zu\"/>\n"
+	   "<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+	   "</malloc>\n",
+	   m.ordblks, m.fordblks, m.arena, m.arena, m.arena,
+	   m.ordblks, m.fordblks, m.hblks, m.hblkhd, hi.st.bytes_total,
+	   (size_t) hi.reserved, hi.st.bytes_total);
+  return 0;
+}
+
+/* Pages as many as BYTES need; none for 0.  */
+static uint64_t
+pages_for (size_t bytes)
+{
+  return bytes / MM_PAGE + (bytes % MM_PAGE != 0);
+}
+
+/* Give back to the OS the free pages of the default heap that can be given:
+   all of the free run at the top but PAD bytes (at least one page), and
+   every free run below (but its first page).  1 if memory was given back.  */
+EXPORT int
+malloc_trim (size_t pad)
+{
+  struct mm_desc *d = mm_desc_of (NULL);
+  if (!d || !mm_writable (d))
+    return 0;
+  mm_lock (&d->page_lock);
+  uint64_t given = mm_pages_trim (d, pages_for (pad));
+  mm_unlock (&d->page_lock);
+  return given != 0;
+}
+
+/* The C library's tuning parameters.  M_TRIM_THRESHOLD and M_TOP_PAD set,
+   on the default heap, the size of the free run at the top from which a
+   free shrinks the heap and how much of it stays (either negative: never;
+   both in whole pages, the first page of the run always stays).
+   The others tune machinery mmalloc does not have (fast bins, blocks
+   mapped on their own, arenas, its checks and perturbation): accepted for
+   valid values, as glibc does, without effect.  An unknown parameter, or
+   M_MXFAST beyond glibc's bound, is refused: 0.  */
+EXPORT int
+mallopt (int param, int value)
+{
+  struct mm_desc *d;
+  switch (param)
+    {
+    case M_MXFAST:
+      return value >= 0 && (size_t) value <= 80 * sizeof (size_t) / 4;
+    case M_TRIM_THRESHOLD:
+    case M_TOP_PAD:
+      d = mm_desc_of (NULL);
+      if (!d)
+	return 0;
+      {				/* pages, at least 1 (0 means the default) */
+	uint64_t n = value < 0 ? UINT64_MAX : pages_for ((size_t) value);
+	mm_lock (&d->page_lock);
+	*(param == M_TOP_PAD ? &d->trim_keep : &d->trim_min) = n ? n : 1;
+	mm_unlock (&d->page_lock);
+	return 1;
+      }
+    case M_MMAP_THRESHOLD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_PERTURB:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+      return 1;
+    default:
+      return 0;
+    }
 }
 
 /* Options from MMALLOC_OPTIONS, a comma-separated list: "check" (mmcheck on

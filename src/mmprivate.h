@@ -286,6 +286,9 @@ struct mm_desc
   _Alignas (64) uint64_t nowned;	/* slabs owned by thread caches (class locks) */
   uint64_t resv_lo, resv_hi;	/* pages known to have disk blocks reserved
 				   by this process since (page lock) */
+  uint64_t trim_min, trim_keep;	/* a free run of trim_min pages at the top
+				   shrinks the heap, keeping trim_keep of
+				   them; 0: the defaults (page lock) */
   int err;			/* last error code */
   dev_t dev;
   ino_t ino;
@@ -351,10 +354,12 @@ MM_HIDDEN void mm_fork_child (void);
 MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
 				   uint64_t skew, uint32_t kind, uint32_t bits);
 MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
+MM_HIDDEN uint64_t mm_pages_trim (struct mm_desc *d, uint64_t keep);
 MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
 MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
 MM_HIDDEN unsigned mm_bin_of (uint64_t n);
+MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
 MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_recover (struct mm_desc *d);
@@ -520,6 +525,21 @@ extern MM_HIDDEN int mm_trace_on;
 MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
 MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
 MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
+
+/* The figures of mmstats and their parts, for the drop-in's mallinfo,
+   malloc_stats and malloc_info (mmstats.c).  */
+struct mm_heapinfo
+{
+  struct mstats st;		/* what mmstats returns */
+  uint64_t large, large_bytes;	/* large blocks (runs of whole pages) */
+  uint64_t runs, run_bytes;	/* free runs of pages */
+  uint64_t top_run_bytes;	/* the free run that ends at `top', or 0 */
+  uint64_t reserved;		/* address space reserved for the heap */
+  uint64_t cls_free[MM_NCLASSES];	/* free slots of each size class */
+  uint64_t bin_runs[MM_NBINS];	/* free runs of each bin's lengths */
+  uint64_t bin_pages[MM_NBINS];
+};
+MM_HIDDEN void mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi);
 MM_HIDDEN void mm_lock_all (struct mm_desc *d);
 MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
 

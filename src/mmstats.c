@@ -10,11 +10,13 @@
 
 #include <string.h>
 
-/* Slots of the slabs: counted from their bitmaps, which owners change
-   without a lock (the figures are exact whenever no thread allocates).  */
+/* Slots of the slabs and the free runs, walked through the page map: the
+   slots are counted from the slabs' bitmaps, which owners change without a
+   lock (the figures are exact whenever no thread allocates).  */
 static void
-count_slabs (struct mm_desc *d, struct mstats *st)
+count_pages (struct mm_desc *d, struct mm_heapinfo *hi)
 {
+  struct mstats *st = &hi->st;
   uint64_t top = d->hdr->top;
   for (uint64_t pg = MM_HDR_PAGES; pg < top;)
     {
@@ -22,6 +24,13 @@ count_slabs (struct mm_desc *d, struct mstats *st)
       uint64_t n = 1;
       if (PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE)
 	n = (e & PM_NMASK) ? e & PM_NMASK : 1;
+      if (PM_KIND (e) == PM_FREE && (e & PM_HEAD) && n <= top - pg)
+	{
+	  hi->bin_runs[mm_bin_of (n)]++;
+	  hi->bin_pages[mm_bin_of (n)] += n;
+	  if (pg + n == top)
+	    hi->top_run_bytes = n << MM_PAGE_SHIFT;
+	}
       else if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES && !PM_SLAB_OFF (e))
 	{
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (e)];
@@ -34,28 +43,39 @@ count_slabs (struct mm_desc *d, struct mstats *st)
 	      st->bytes_used += used * c->size;
 	      st->chunks_free += c->nobj - used;
 	      st->bytes_free += (c->nobj - used) * (size_t) c->size;
+	      hi->cls_free[PM_SLAB_CLS (e)] += c->nobj - used;
 	    }
 	}
       pg += n;
     }
 }
 
+void
+mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi)
+{
+  memset (hi, 0, sizeof *hi);
+  mm_lock_all (d);
+  const struct mm_header *h = d->hdr;
+  hi->st.bytes_total = (size_t) (h->top << MM_PAGE_SHIFT);
+  hi->st.chunks_used = hi->large = (size_t) h->nlarge;
+  hi->st.bytes_used = hi->large_bytes = (size_t) (h->large_pages << MM_PAGE_SHIFT);
+  hi->st.chunks_free = hi->runs = (size_t) h->nruns;
+  hi->st.bytes_free = hi->run_bytes = (size_t) (h->run_pages << MM_PAGE_SHIFT);
+  hi->reserved = d->span;
+  count_pages (d, hi);
+  mm_unlock_all (d);
+}
+
 struct mstats
 mmstats (void *md)
 {
-  struct mstats st;
-  memset (&st, 0, sizeof st);
+  struct mm_heapinfo hi;
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
-    return st;
-  mm_lock_all (d);
-  const struct mm_header *h = d->hdr;
-  st.bytes_total = (size_t) (h->top << MM_PAGE_SHIFT);
-  st.chunks_used = (size_t) h->nlarge;
-  st.bytes_used = (size_t) (h->large_pages << MM_PAGE_SHIFT);
-  st.chunks_free = (size_t) h->nruns;
-  st.bytes_free = (size_t) (h->run_pages << MM_PAGE_SHIFT);
-  count_slabs (d, &st);
-  mm_unlock_all (d);
-  return st;
+    {
+      memset (&hi.st, 0, sizeof hi.st);
+      return hi.st;
+    }
+  mm_heapinfo (d, &hi);
+  return hi.st;
 }

@@ -21,6 +21,19 @@ mm_bin_of (uint64_t n)
   return 64 + b - 6;
 }
 
+/* The run lengths of bin B: from *LO to *HI pages.  */
+void
+mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi)
+{
+  if (b < 64)
+    *lo = *hi = b + 1;
+  else
+    {
+      *lo = b == 64 ? 65 : (uint64_t) 1 << (b - 58);
+      *hi = ((uint64_t) 2 << (b - 58)) - 1;
+    }
+}
+
 static struct mm_run *
 run_at (struct mm_desc *d, uint64_t pg)
 {
@@ -125,8 +138,9 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
 }
 
 /* Give the pages [PG, PG+N) back to the OS: dropped from anonymous memory,
-   punched out of a file.  A failure only costs memory.  */
-static void
+   punched out of a file.  A failure only costs memory.  Returns the bytes
+   given back.  */
+static uint64_t
 release (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
   size_t sys = mm_os_pagesize ();
@@ -135,13 +149,15 @@ release (struct mm_desc *d, uint64_t pg, uint64_t n)
   a = (a + sys - 1) & ~(uintptr_t) (sys - 1);
   z &= ~(uintptr_t) (sys - 1);
   if (z <= a)
-    return;
+    return 0;
   if (pg < d->resv_hi && pg + n > d->resv_lo)
     d->resv_lo = d->resv_hi = 0;
+  int e;
   if (d->mode & MM_MODE_FILE)
-    (void) mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
+    e = mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
   else
-    (void) mm_os_discard ((void *) a, z - a);
+    e = mm_os_discard ((void *) a, z - a);
+  return e ? 0 : z - a;
 }
 
 /* Reserve disk blocks again for [PG, PG+N) of a released run of a file heap,
@@ -356,27 +372,28 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, ui
   return s;
 }
 
-/* Lower `top' when a long free run ends there: the pages go back to the OS and
-   a heap file gets shorter.  */
-static void
-shrink (struct mm_desc *d)
+/* Lower `top' when a free run of MIN pages or more ends there, keeping KEEP
+   (at least 1) of its pages: the others go back to the OS and a heap file
+   gets shorter.  Returns the bytes given back.  */
+static uint64_t
+shrink_to (struct mm_desc *d, uint64_t min, uint64_t keep)
 {
   struct mm_header *h = d->hdr;
   uint64_t top = h->top;
   uint32_t e = mm_pm_get (d, top - 1);
   if (PM_KIND (e) != PM_FREE)
-    return;
+    return 0;
   uint64_t n = e & PM_NMASK;
-  if (n < MM_SHRINK_MIN + MM_GROW_MIN || d->damaged)
-    return;
+  if (n < min || n <= keep || d->damaged)
+    return 0;
   if (!(e & PM_END) || n > top - MM_HDR_PAGES
       || mm_pm_get (d, top - n) != ((e & ~PM_END) | PM_HEAD)
       || run_at (d, top - n)->magic != MM_RUN_MAGIC)
     {
       mm_damage (d, "free run marks at the top", (top - 1) << MM_PAGE_SHIFT);
-      return;
+      return 0;
     }
-  uint64_t head = top - n, keep = MM_GROW_MIN, newtop = head + keep;
+  uint64_t head = top - n, newtop = head + keep;
   uint64_t rel = bin_remove (d, head, n);
   clear_run (d, head, n);
   mark_run (d, head, keep, PM_FREE, 0);
@@ -388,8 +405,61 @@ shrink (struct mm_desc *d)
   if (d->resv_hi > newtop)
     d->resv_lo = d->resv_hi = 0;
   /* Failures leave memory mapped beyond top, which growth maps again.  */
-  if (mm_os_decommit (a, len) == 0 && (d->mode & MM_MODE_FILE))
+  if (mm_os_decommit (a, len))
+    return 0;
+  if (d->mode & MM_MODE_FILE)
     (void) mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
+  return len;
+}
+
+/* The shrink after every free: a run of MM_SHRINK_MIN + MM_GROW_MIN pages
+   at the top goes back but for MM_GROW_MIN pages, so that a heap that
+   frees and allocates around the same size does not shrink and grow each
+   time (the drop-in's mallopt may set other figures: trim_min, trim_keep).  */
+static void
+shrink (struct mm_desc *d)
+{
+  (void) shrink_to (d, d->trim_min ? d->trim_min : MM_SHRINK_MIN + MM_GROW_MIN,
+		    d->trim_keep ? d->trim_keep : MM_GROW_MIN);
+}
+
+/* Give back to the OS what free memory can be given (the drop-in's
+   malloc_trim): the top's free run but for KEEP pages (at least 1), and the
+   pages of every free run below that were not given back yet, all but each
+   run's first page, which holds its links.  The runs are found by a walk of
+   the page map that stops at the first mark that makes no sense.  Returns
+   the bytes given back.  */
+uint64_t
+mm_pages_trim (struct mm_desc *d, uint64_t keep)
+{
+  if (d->damaged)
+    return 0;
+  uint64_t given = shrink_to (d, 0, keep ? keep : 1), top = d->hdr->top;
+  for (uint64_t pg = MM_HDR_PAGES, n; pg < top && !d->damaged; pg += n)
+    {
+      uint32_t e = mm_pm_get (d, pg);
+      n = 1;
+      if ((PM_KIND (e) != PM_FREE && PM_KIND (e) != PM_LARGE) || !(e & PM_HEAD))
+	continue;
+      n = e & PM_NMASK;
+      if (!n || n > top - pg)
+	{
+	  mm_damage (d, "run marks", pg << MM_PAGE_SHIFT);
+	  break;
+	}
+      struct mm_run *r = run_at (d, pg);
+      if (PM_KIND (e) != PM_FREE || n < 2 || r->released)
+	continue;
+      if (r->magic != MM_RUN_MAGIC)
+	{
+	  mm_damage (d, "free run", pg << MM_PAGE_SHIFT);
+	  break;
+	}
+      given += release (d, pg + 1, n - 1);
+      r->released = 1;
+      MM_KP ();
+    }
+  return given;
 }
 
 /* Free the large block or slab whose first page is PG.  */
