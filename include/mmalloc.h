@@ -9,7 +9,15 @@
    errno, and remembers the code for mmalloc_errno (MD).  Codes are the usual
    errno values plus the MMALLOC_E* codes below; mmalloc_strerror names them all.
    Misuse (a bad or twice freed pointer, an overrun seen under mmcheck) writes one
-   line to stderr and calls the heap's abort function (default: abort).  */
+   line to stderr and calls the heap's abort function (default: abort).
+
+   Descriptors: MD is a handle, not an address (not the heap's base address,
+   as in GNU mmalloc).  Every function checks it against the library's table
+   before reading anything through it.  A value that is not the descriptor
+   of an attached heap (never one, or its heap detached since: no attach
+   returns the same descriptor twice) is refused: one line on stderr, and
+   the call fails with errno MMALLOC_EBADDESC (mfree, which has no error to
+   return, calls abort), touching no heap.  */
 
 #ifndef MMALLOC_H
 #define MMALLOC_H 1
@@ -41,6 +49,8 @@ extern "C" {
 #define MMALLOC_ELOCKED    0x4d4d07 /* attached by another writer (or, for a
                                        writer, by readers), or already
                                        attached in this process */
+#define MMALLOC_EBADDESC   0x4d4d08 /* not the descriptor of an attached heap
+                                       (never one, or detached since) */
 
 /* Statistics of one heap; see mmstats.  All figures in bytes or blocks.  */
 struct mstats
@@ -68,8 +78,10 @@ struct mstats
 void *mmalloc_attach (int fd, void *baseaddr);
 
 /* Detach MD: mark it clean, unmap it, close the library's descriptor.  Returns
-   NULL on success, MD on failure (errno set).  The default heap (NULL) cannot be
-   detached: the call returns NULL and does nothing.  */
+   NULL on success, MD on failure (errno set: MMALLOC_EBADDESC when MD is not
+   an attached heap's, as on a second detach).  MD is refused from then on.
+   The default heap (NULL) cannot be detached: the call returns NULL and does
+   nothing.  */
 void *mmalloc_detach (void *md);
 
 /* Suggest a base address for a new heap file: a range of the heap's whole
@@ -84,7 +96,8 @@ int mmalloc_setkey (void *md, int keynum, void *key);
 /* Root key KEYNUM of MD, or NULL (also for KEYNUM out of range).  */
 void *mmalloc_getkey (void *md, int keynum);
 
-/* The error code of the last failed call on MD, or 0 if none failed.  */
+/* The error code of the last failed call on MD, or 0 if none failed;
+   MMALLOC_EBADDESC if MD is refused.  */
 int mmalloc_errno (void *md);
 
 /* Write the heap's changed pages to its file and wait for the disk.  Returns 0
@@ -110,7 +123,8 @@ void *mrealloc (void *md, void *ptr, size_t size);
 void *mcalloc (void *md, size_t nmemb, size_t size);
 
 /* Free PTR; NULL does nothing.  A pointer MD did not hand out, or one already
-   freed, is reported and the abort function runs.  */
+   freed, is reported and the abort function runs; a refused MD is reported
+   and abort runs.  */
 void mfree (void *md, void *ptr);
 
 /* SIZE bytes aligned to the system page size.  */

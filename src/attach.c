@@ -101,7 +101,9 @@ region_validate (struct mm_desc *d)
 
 /* Descriptors are kept for reuse, never unmapped: a thread's cache may still
    name one after its heap is detached, and must be able to see that it is
-   stale (its generation differs).  Their locks are initialized once.  */
+   stale (its generation differs).  Their locks are initialized once.  The
+   caller never holds a descriptor's address but a handle (handle.c), new
+   at each attach, so reuse is invisible to it.  */
 pthread_mutex_t mm_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_desc *pool;	/* detached descriptors */
 struct mm_desc *mm_live;	/* attached ones (and attaching): fork.c */
@@ -128,6 +130,15 @@ desc_new (void)
       pthread_mutex_init (&d->page_lock, NULL);
       for (unsigned c = 0; c < MM_NCLASSES; c++)
 	pthread_mutex_init (&d->class_lock[c], NULL);
+      mm_lock (&mm_pool_lock);
+      e = mm_handle_slot (d);
+      mm_unlock (&mm_pool_lock);
+      if (e)
+	{
+	  mm_os_unmap (d, sizeof (struct mm_desc));
+	  errno = e;
+	  return NULL;
+	}
     }
   d->magic = 0;
   d->mode = 0;
@@ -159,6 +170,7 @@ desc_new (void)
 void
 mm_desc_free (struct mm_desc *d)
 {
+  mm_handle_revoke (d);
   d->magic = 0;
   __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
@@ -169,8 +181,11 @@ mm_desc_free (struct mm_desc *d)
     mm_live = d->live_next;
   if (d->live_next)
     d->live_next->live_prev = d->live_prev;
-  d->next = pool;
-  pool = d;
+  if (!mm_handle_spent (d))
+    {
+      d->next = pool;
+      pool = d;
+    }
   mm_unlock (&mm_pool_lock);
 }
 
@@ -545,8 +560,10 @@ attach_file (int fd, void *baseaddr)
   return d;
 }
 
-void *
-mmalloc_attach (int fd, void *baseaddr)
+/* mmalloc_attach, returning the descriptor (the default heap's is made so,
+   and gets no handle).  */
+struct mm_desc *
+mm_attach (int fd, void *baseaddr)
 {
   mm_classes_init ();
   size_t sys = mm_os_pagesize ();
@@ -556,4 +573,11 @@ mmalloc_attach (int fd, void *baseaddr)
       return NULL;
     }
   return fd < 0 ? attach_anon (baseaddr) : attach_file (fd, baseaddr);
+}
+
+void *
+mmalloc_attach (int fd, void *baseaddr)
+{
+  struct mm_desc *d = mm_attach (fd, baseaddr);
+  return d ? mm_handle_issue (d) : NULL;
 }

@@ -13,12 +13,10 @@ mmalloc_detach (void *md)
 {
   if (!md)
     return NULL;			/* the default heap lives as long as the process */
-  struct mm_desc *d = md;
-  if (d->magic != MM_DESC_MAGIC || (d->mode & MM_MODE_DEFAULT))
-    {
-      errno = EINVAL;
-      return md;
-    }
+  struct mm_desc *d = mm_desc_of (md);	/* no handle names the default heap */
+  if (!d)
+    return md;
+  mm_handle_revoke (d);		/* refused from now on */
   if (mm_writable (d) && !d->damaged)
     mm_quar_flush (d);		/* quarantined blocks are given back */
   mm_lock_all (d);

@@ -44,8 +44,8 @@ say (struct mm_desc *d, const char *what, const char *label, uint64_t value)
     put (&p, end, " in the default heap (NULL)");
   else if (d)
     {
-      put (&p, end, " in heap ");
-      put_hex (&p, end, (uint64_t) (uintptr_t) d);
+      put (&p, end, " in heap ");	/* the handle the caller holds */
+      put_hex (&p, end, (uint64_t) __atomic_load_n (&d->handle, __ATOMIC_RELAXED));
     }
   if (d)
     {
@@ -70,6 +70,16 @@ void
 mm_report (struct mm_desc *d, const char *what, uint64_t value)
 {
   say (d, what, ": offset ", value);
+}
+
+/* MD, passed as a heap descriptor, names no attached heap (WHAT says how):
+   reported without a heap, so no abort function runs; errno
+   MMALLOC_EBADDESC.  */
+void
+mm_bad_desc (const char *what, const void *md)
+{
+  say (NULL, what, ": pointer ", (uint64_t) (uintptr_t) md);
+  errno = MMALLOC_EBADDESC;
 }
 
 /* D's metadata is inconsistent (a damaged file, or memory overwritten by
@@ -149,6 +159,8 @@ mmalloc_strerror (int err)
       return "Heap address range is already in use";
     case MMALLOC_ELOCKED:
       return "Heap file is attached elsewhere (a writer, or readers, or this process)";
+    case MMALLOC_EBADDESC:
+      return "Invalid or stale heap descriptor";
     default:
       return sys_text (err);
     }

@@ -11,10 +11,9 @@ mcalloc (void *md, size_t nmemb, size_t size)
   size_t total;
   if (__builtin_mul_overflow (nmemb, size, &total))
     {
-      struct mm_desc *d = mm_desc_of (md);
+      struct mm_desc *d = mm_desc_of (md);	/* else errno is set */
       if (d)
 	mm_fail (d, ENOMEM);
-      errno = ENOMEM;
       return NULL;
     }
   void *p = mmalloc (md, total);

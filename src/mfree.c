@@ -9,6 +9,7 @@
 #include "mmprivate.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* Lock the lock that guards PTR's block: its class lock for a slot, else the
    page lock.  Returns what mm_block_unlock needs: the class, or MM_NCLASSES.  */
@@ -304,7 +305,10 @@ mfree_slow (void *md, void *ptr)
   struct mm_desc *d = mm_desc_of (md);
   struct mm_tc *tc = mm_tc_self;
   if (!d)
-    ;
+    {
+      if (md)			/* refused, reported: free has no error return */
+	abort ();
+    }
   else if (tc && tc->cur->md == md && tc->cur->d == d && tc->cur->gen == d->gen
 	   && !mm_trace_on && free_fast (d, ptr))
     ;

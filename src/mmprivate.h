@@ -290,6 +290,10 @@ struct mm_desc
 				   shrinks the heap, keeping trim_keep of
 				   them; 0: the defaults (page lock) */
   int err;			/* last error code */
+  uint32_t slot;		/* in the table of descriptors (handle.c) */
+  uintptr_t serial;		/* attachments made in this slot so far */
+  uintptr_t handle;		/* what mmalloc_attach returned for this
+				   attachment; 0 when none is valid */
   dev_t dev;
   ino_t ino;
   struct mm_desc *next;		/* registry of attached files, or free list */
@@ -339,6 +343,14 @@ MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size)
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
 MM_HIDDEN int mm_region_extend (struct mm_desc *d, uint64_t end);
+MM_HIDDEN struct mm_desc *mm_attach (int fd, void *baseaddr);
+/* Handles (handle.c): give a new descriptor its slot (pool lock held; 0 or
+   an errno value); issue the handle of an attachment made; refuse it from
+   now on; has the slot issued its last handle (never reuse D)?  */
+MM_HIDDEN int mm_handle_slot (struct mm_desc *d);
+MM_HIDDEN void *mm_handle_issue (struct mm_desc *d);
+MM_HIDDEN void mm_handle_revoke (struct mm_desc *d);
+MM_HIDDEN int mm_handle_spent (const struct mm_desc *d);
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
 extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */
@@ -509,6 +521,7 @@ MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
 MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
 MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
 MM_HIDDEN void mm_damage (struct mm_desc *d, const char *what, uint64_t off);
+MM_HIDDEN void mm_bad_desc (const char *what, const void *md);
 MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size);
 MM_HIDDEN void mm_chk_claim (struct mm_slab *s, char *slot, size_t room, struct mm_arm *arm);
 MM_HIDDEN void *mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm);

@@ -20,35 +20,12 @@ mm_default (void)
     return d;
   mm_lock (&mm_default_lock);
   d = default_desc;
-  if (!d && (d = mmalloc_attach (-1, NULL)))
+  if (!d && (d = mm_attach (-1, NULL)))
     {
       d->mode |= MM_MODE_DEFAULT;
       __atomic_store_n (&default_desc, d, __ATOMIC_RELEASE);
     }
   mm_unlock (&mm_default_lock);
-  return d;
-}
-
-/* The descriptor MD names.  NULL names the default heap (NULL with ENOMEM if
-   it cannot be made); a pointer that is no descriptor is misuse: reported,
-   then abort.  */
-struct mm_desc *
-mm_desc_of (void *md)
-{
-  if (!md)
-    {
-      struct mm_desc *d = mm_default ();
-      if (!d)
-	errno = ENOMEM;
-      return d;
-    }
-  struct mm_desc *d = md;
-  if (MM_UNLIKELY (d->magic != MM_DESC_MAGIC))
-    {
-      mm_fault (NULL, "invalid heap descriptor", md);
-      errno = EINVAL;
-      return NULL;
-    }
   return d;
 }
 

@@ -871,7 +871,7 @@ strerror_names_every_code (void **state)
   (void) state;
   static const int codes[] = {
     MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE, MMALLOC_ECORRUPT,
-    MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED,
+    MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED, MMALLOC_EBADDESC,
   };
   const size_t n = sizeof codes / sizeof codes[0];
   for (size_t i = 0; i < n; i++)

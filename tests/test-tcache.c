@@ -255,7 +255,7 @@ damaged_heap (void *arg)
 {
   (void) arg;
   void *md = mmalloc_attach (-1, NULL);
-  struct mm_desc *d = md;
+  struct mm_desc *d = mm_desc_of (md);
   void *a = mmalloc (md, 64);	/* a slab of class 64 owned */
   if (!a)
     _exit (3);
@@ -293,7 +293,7 @@ stale_entry_takes_no_slab (void **state)
 {
   (void) state;
   void *md = mmalloc_attach (-1, NULL);
-  struct mm_desc *d = md;
+  struct mm_desc *d = mm_desc_of (md);
   mfree (md, mmalloc (md, 64));	/* the entry exists */
   struct mm_tce *e = mm_tc_self->cur;
   assert_ptr_equal (e->d, d);
@@ -370,7 +370,7 @@ more_heaps_than_cache_entries (void **state)
     mfree (md[h], mmalloc (md[h], 64));
   for (int h = 0; h < NHEAPS; h++)
     {
-      size_t owned = ((struct mm_desc *) md[h])->nowned;
+      size_t owned = mm_desc_of (md[h])->nowned;
       if (h < NHEAPS - 4 && owned != 0)
 	fail_msg ("heap %d: its entry was dropped, yet %zu slabs are owned", h, owned);
       assert_null (mmalloc_detach (md[h]));

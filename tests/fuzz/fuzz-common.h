@@ -505,7 +505,7 @@ fz_attach_exercise (int fd, uint64_t base, uint64_t span, const uint8_t *ops, si
 	fz_range_free (base, span, 0);
       return;
     }
-  struct mm_desc *d = md;
+  struct mm_desc *d = mm_desc_of (md);
   uint64_t dbase = (uint64_t) (uintptr_t) d->base, dspan = d->span;
   fz_exercise (md, ops, nops);
   uint64_t top = d->hdr->top;
