@@ -141,7 +141,7 @@ base_outside_the_application_range_is_never_forced (void **state)
   assert_false (outside_app ((uintptr_t) base, MM_SPAN_MAX));
   assert_non_null (anon);
   assert_non_null (md);
-  assert_false (outside_app ((uintptr_t) ((struct mm_desc *) md)->base, MM_SPAN_MAX));
+  assert_false (outside_app ((uintptr_t) mm_desc_of (md)->base, MM_SPAN_MAX));
   void *p = mmalloc (md, 100);
   assert_non_null (p);
   strcpy (p, "inside the application range");

@@ -440,7 +440,7 @@ fz_exercise (void *md, const uint8_t *ops, size_t nops)
   struct fz_run r;
   memset (&r, 0, sizeof r);
   r.md = md;
-  r.d = md;
+  r.d = mm_desc_of (md);
   int c0 = mmalloc_check (md);
   if (fz_trace)
     {
