@@ -305,13 +305,16 @@ pages_for (size_t bytes)
 
 /* Give back to the OS the free pages of the default heap that can be given:
    all of the free run at the top but PAD bytes (at least one page), and
-   every free run below (but its first page).  1 if memory was given back.  */
+   every free run below (but its first page).  Under mmcheck the quarantine
+   is emptied first (its blocks are verified as they leave it), since it
+   holds freed memory too.  1 if memory was given back.  */
 EXPORT int
 malloc_trim (size_t pad)
 {
   struct mm_desc *d = mm_desc_of (NULL);
   if (!d || !mm_writable (d))
     return 0;
+  mm_quar_flush (d);
   mm_lock (&d->page_lock);
   uint64_t given = mm_pages_trim (d, pages_for (pad));
   mm_unlock (&d->page_lock);
