@@ -142,7 +142,8 @@ check-malloc: check-deps
 STRESS_KILLS ?= 5000
 stress: check-deps
 	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints
-	cd $(B)/tests && MMALLOC_KILL_TRIALS=$(STRESS_KILLS) ./test-recover && ./test-killpoints
+	@MMALLOC_KILL_TRIALS=$(STRESS_KILLS) B=$(B) sh tests/run-tests.sh \
+	  $(B)/tests/test-recover $(B)/tests/test-killpoints
 
 # The benchmark suite against glibc and the peers (installs them if it can).
 bench: lib
