@@ -361,16 +361,19 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
 }
 
 /* NPAGES pages aligned to ALIGN pages; with ARM, a checked block set up as
-   ARM says, whose user pointer is aligned instead when its lead is a page.  */
+   ARM says, whose user pointer is aligned instead when its lead is a page.
+   It is set up before the page map shows it (see mmcheck.c).  */
 void *
 mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm)
 {
   uint64_t skew = arm && arm->lead == MM_PAGE;
   mm_lock (&d->page_lock);
-  uint64_t pg = mm_pages_alloc (d, npages, align, skew, PM_LARGE, arm ? PM_CHECKED : 0);
+  uint64_t pg = mm_pages_take (d, npages, align, skew);
   char *p = pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
   if (p && arm)
     mm_chk_claim (NULL, p, (size_t) npages << MM_PAGE_SHIFT, arm);
+  if (p)
+    mm_pages_mark (d, pg, npages, PM_LARGE, arm ? PM_CHECKED : 0);
   mm_unlock (&d->page_lock);
   return p;
 }

@@ -26,6 +26,21 @@
    After a kill no quarantined block is lost, and none is freed twice: the
    list dies with the process, and recovery starts a new one.
 
+   Headers and guards are written under the block's lock (its class lock, or
+   the page lock), which the walk holds too, in an order that a kill -9 at any
+   instant leaves recognisable (mm_chk_recover):
+   - a record whose size and sum change is marked ARMING first and gets its
+     final mark last (chk_set); guard bytes are written before the header;
+   - a new large block is armed before the page map shows it; a new slot is
+     taken from the free state (a freed header), which recovery frees again;
+   - a resize in place of a large block marks its header ARMING before the
+     pages change, since the old size may not fit the new pages;
+   - free marks the header freed before anything else.
+   An allocated block whose header is ARMING was being armed: recovery arms
+   it again for the size it records (or the largest that fits), keeping its
+   contents.  Any other bad header or guard is the program's doing, and stays
+   reported.
+
    The walk (mmalloc_check) visits every page below `top' once and every list
    with a bound, so a damaged heap can neither crash nor hang it; it reports
    each problem on stderr and counts them.  */
@@ -53,11 +68,20 @@ chk_is (const struct mm_chk *c, uint32_t magic)
   return c->magic == magic && c->sum == chk_sum (c->size, c);
 }
 
+/* Make C a record of SIZE with MAGIC.  Size and sum are two stores: between
+   them the record says ARMING, which recovery recognises (mm_chk_recover).  */
 static void
 chk_set (struct mm_chk *c, uint64_t size, uint32_t magic)
 {
-  c->size = size;
-  c->sum = chk_sum (size, c);
+  if (c->size != size || c->sum != chk_sum (size, c))
+    {
+      __atomic_store_n (&c->magic, MM_CHK_ARMING, __ATOMIC_RELEASE);
+      MM_KP ();
+      c->size = size;
+      MM_KP ();
+      c->sum = chk_sum (size, c);
+      MM_KP ();
+    }
   __atomic_store_n (&c->magic, magic, __ATOMIC_RELEASE);	/* last: see mm_recover */
   MM_KP ();
 }
@@ -99,7 +123,8 @@ mm_chk_lead (const char *start, size_t room)
 /* Make START (ROOM bytes) a checked block of SIZE bytes whose user pointer is
    LEAD bytes in; the user's pointer.  The header is written after the guard
    bytes, and the lead record last, so that an interrupted call leaves the
-   block in the state it had (free, or live with its old size).  */
+   block in the state it had (free, or live with its old size), or a record
+   ARMING, which recovery arms again (mm_chk_recover).  */
 void *
 mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
 {
@@ -107,6 +132,7 @@ mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
   struct mm_chk *c = (struct mm_chk *) (void *) (b + lead) - 1;
   char *user = (char *) (c + 1);
   memset (user + size, MM_CHK_BYTE, room - lead - size);
+  MM_KP ();
   if (lead > CHK)
     memset (b + CHK, MM_CHK_BYTE, lead - 2 * CHK);
   chk_set (c, size, MM_CHK_LIVE);
@@ -127,14 +153,18 @@ chk_freed_intact (const struct mm_chk *c, size_t room)
 }
 
 /* Put SLOT (ROOM bytes) of a MM_SLAB_POISON slab in the free state: a freed
-   header first (which ends any lead record), then the poison.  */
+   header first (which ends any lead record), then the poison.  A whole
+   record (a freed header, or a lead record) only changes its mark: one
+   store, so an allocated slot never shows a half-written header here.  */
 void
 mm_chk_recycle (struct mm_slab *s, char *slot, size_t room)
 {
   if (!(s->flags & MM_SLAB_POISON))
     return;
-  chk_set ((struct mm_chk *) (void *) slot, 0, MM_CHK_FREE);
+  struct mm_chk *c = (struct mm_chk *) (void *) slot;
+  chk_set (c, c->sum == chk_sum (c->size, c) ? c->size : 0, MM_CHK_FREE);
   memset (slot + CHK, MM_CHK_POISON, room - CHK);
+  MM_KP ();
 }
 
 /* Every slot of the new checked slab S in the free state.  */
@@ -182,14 +212,37 @@ mm_chk_size (const void *ptr)
   return (size_t) ((const struct mm_chk *) ptr - 1)->size;
 }
 
-/* Is the checked block at START (ROOM bytes), allocated by the slab or page
-   map, one that was freed: in quarantine, or being freed when the process
-   died?  */
+/* Recovery: START (ROOM bytes) is a checked block that the slab or the page
+   map holds.  1 if it was freed (in quarantine, or being freed when the
+   process died): the caller frees it.  A header left ARMING by a call that
+   died is armed again, for the size it records or the largest that fits
+   (a resize in place may have been shrinking the block), and the block
+   keeps its contents.  */
 int
-mm_chk_freed (const char *start, size_t room)
+mm_chk_recover (char *start, size_t room)
 {
   size_t lead = mm_chk_lead (start, room);
-  return lead && chk_is ((const struct mm_chk *) (const void *) (start + lead) - 1, MM_CHK_FREE);
+  if (!lead)
+    return 0;
+  struct mm_chk *c = (struct mm_chk *) (void *) (start + lead) - 1;
+  if (c->magic == MM_CHK_ARMING)
+    {
+      size_t max = room - lead - 1;
+      mm_chk_arm (start, room, lead, c->size < max ? (size_t) c->size : max);
+      return 0;
+    }
+  return chk_is (c, MM_CHK_FREE);
+}
+
+/* The header before the user's pointer at START + 16 (a block's or an
+   aligned block's) is about to change with the block's pages: recovery must
+   find it ARMING (mm_chk_recover) until mm_chk_arm is done.  */
+void
+mm_chk_begin (char *start)
+{
+  __atomic_store_n (&((struct mm_chk *) (void *) start)->magic, MM_CHK_ARMING,
+		    __ATOMIC_RELEASE);
+  MM_KP ();
 }
 
 /* Guard bytes verified after a block, and before an aligned one's header:
@@ -495,29 +548,36 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
       problem (w, "slab header damaged", pg);
       return c->pages;
     }
-  uint32_t words = (c->nobj + 63) / 64, used = 0;
+  /* The walk holds the class lock, so a slab without an owner keeps its
+     owner, its bits, used, its list marks and its slots' headers; only other
+     threads' frees still set rbits (atomic OR, then rfree counted).  An
+     owner writes its slab's bits, used and flags without a lock: of an owned
+     slab only what holds at every instant is checked, one word at a time.  */
+  uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_ACQUIRE);
+  uint16_t flags = __atomic_load_n (&s->flags, __ATOMIC_ACQUIRE);
+  uint32_t rfree = __atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE);	/* before rbits */
+  uint32_t words = (c->nobj + 63) / 64, used = 0, pending = 0;
   const uint64_t *rb = mm_rbits (s);
   for (uint32_t i = 0; i < words; i++)
     {
-      uint64_t bits = s->bits[i], r = rb[i];
+      uint64_t bits = __atomic_load_n (&s->bits[i], __ATOMIC_ACQUIRE);
+      uint64_t r = __atomic_load_n (&rb[i], __ATOMIC_ACQUIRE);
+      uint64_t tail = (i == words - 1 && c->nobj % 64) ? ~0ULL << (c->nobj % 64) : 0;
+      if (r & tail)
+	problem (w, "slab: slot past the end marked freed", pg);
+      if ((bits & tail) != tail)
+	problem (w, "slab bitmap: slot past the end marked free", pg);
+      if (owner)
+	continue;
       if (r & ~bits)
 	problem (w, "slab: slot freed by another thread was not allocated", pg);
-      if (r & ((i == words - 1 && c->nobj % 64) ? ~0ULL << (c->nobj % 64) : 0))
-	problem (w, "slab: slot past the end marked freed", pg);
+      bits &= ~tail;
+      pending += (uint32_t) __builtin_popcountll (r & bits);
       bits &= ~r;
-      if (i == words - 1 && c->nobj % 64)
-	{
-	  uint64_t tail = ~0ULL << (c->nobj % 64);
-	  if ((bits & tail) != tail)
-	    problem (w, "slab bitmap: slot past the end marked free", pg);
-	  bits &= ~tail;
-	}
       used += (uint32_t) __builtin_popcountll (bits);
-      if (!(s->flags & MM_SLAB_CHECKED))
+      if (!(flags & MM_SLAB_CHECKED))
 	continue;
-      uint64_t avail = (s->flags & MM_SLAB_POISON) ? ~bits : 0;	/* in the free state */
-      if (i == words - 1 && c->nobj % 64)
-	avail &= ~(~0ULL << (c->nobj % 64));
+      uint64_t avail = (flags & MM_SLAB_POISON) ? ~bits & ~tail : 0;	/* in the free state */
       for (uint64_t all = bits | avail; all; all &= all - 1)
 	{
 	  uint32_t bit = (uint32_t) __builtin_ctzll (all);
@@ -528,18 +588,23 @@ walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
 	    problem (w, bad, pg);
 	}
     }
-  uint32_t pending = 0;
-  for (uint32_t i = 0; i < words; i++)
-    pending += (uint32_t) __builtin_popcountll (rb[i]);
-  if (s->used != used + pending || s->rfree != pending)
-    problem (w, "slab counts differ from its bitmaps", pg);
-  int listed = (s->flags & MM_SLAB_LISTED) != 0;
-  if (s->owner && listed)
+  int listed = (flags & MM_SLAB_LISTED) != 0;
+  if (owner && listed)
     problem (w, "slab both owned and on a partial list", pg);
-  if (!s->owner && listed != (used < c->nobj))
-    problem (w, "slab partial-list mark wrong", pg);
+  if (owner && (flags & MM_SLAB_CHECKED))
+    problem (w, "checked slab owned by a thread", pg);
+  if (!owner)
+    {
+      /* rfree may lag rbits (a free between its OR and its count), never
+	 lead it.  A slab off the lists is full but for such frees, which
+	 list it once counted; a listed one has a free slot.  */
+      if (s->used != used + pending || rfree > pending)
+	problem (w, "slab counts differ from its bitmaps", pg);
+      if (listed ? used == c->nobj : used + pending < c->nobj)
+	problem (w, "slab partial-list mark wrong", pg);
+    }
   if (listed)
-    w->listed[cls][s->flags & MM_SLAB_CHECKED]++;
+    w->listed[cls][flags & MM_SLAB_CHECKED]++;
   w->nslabs[cls]++;
   w->nslots[cls] += c->nobj;
   return c->pages;

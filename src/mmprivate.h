@@ -234,12 +234,14 @@ mm_rbits (const struct mm_slab *s)
 struct mm_chk
 {
   uint64_t size;		/* bytes asked for (a lead record: the offset) */
-  uint32_t magic;		/* MM_CHK_LIVE, MM_CHK_FREE or MM_CHK_LEAD */
+  uint32_t magic;		/* MM_CHK_LIVE, MM_CHK_FREE, MM_CHK_LEAD, or
+				   MM_CHK_ARMING while size and sum change */
   uint32_t sum;			/* mm_chk_sum (size, address) */
 };
 #define MM_CHK_LIVE 0x4556494cu
 #define MM_CHK_FREE 0x45455246u
 #define MM_CHK_LEAD 0x4441454cu
+#define MM_CHK_ARMING 0x4d524141u
 #define MM_CHK_BYTE 0xd7	/* fills a checked block after its end */
 #define MM_CHK_POISON 0xdf	/* fills a freed checked block */
 
@@ -365,6 +367,10 @@ MM_HIDDEN void mm_fork_child (void);
 
 MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
 				   uint64_t skew, uint32_t kind, uint32_t bits);
+MM_HIDDEN uint64_t mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align,
+				  uint64_t skew);
+MM_HIDDEN void mm_pages_mark (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind,
+			      uint32_t bits);
 MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
 MM_HIDDEN uint64_t mm_pages_trim (struct mm_desc *d, uint64_t keep);
 MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
@@ -526,7 +532,8 @@ MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size);
 MM_HIDDEN void mm_chk_claim (struct mm_slab *s, char *slot, size_t room, struct mm_arm *arm);
 MM_HIDDEN void *mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm);
 MM_HIDDEN size_t mm_chk_lead (const char *start, size_t room);
-MM_HIDDEN int mm_chk_freed (const char *start, size_t room);
+MM_HIDDEN int mm_chk_recover (char *start, size_t room);
+MM_HIDDEN void mm_chk_begin (char *start);
 MM_HIDDEN void mm_chk_slab_init (struct mm_slab *s);
 MM_HIDDEN void mm_chk_recycle (struct mm_slab *s, char *slot, size_t room);
 MM_HIDDEN const char *mm_chk_verify (const void *ptr, const struct mm_block *b, int mode);

@@ -314,12 +314,12 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint64_t
 }
 
 /* Take N pages (placed so that the address of their page SKEW, below N, is a
-   multiple of ALIGN pages) and mark them as KIND: a LARGE block with BITS
-   among its flags, or a SLAB whose class is BITS.  Returns the first page, or
-   0 with errno set.  */
+   multiple of ALIGN pages) out of the free runs, unmarked: mm_pages_mark
+   gives them their kind before the page lock is dropped, and until then
+   recovery takes them for free pages.  Returns the first page, or 0 with
+   errno set.  */
 uint64_t
-mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint32_t kind,
-		uint32_t bits)
+mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew)
 {
   uint64_t run, s;
   if (d->damaged)
@@ -360,16 +360,34 @@ mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, ui
       mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
       bin_insert (d, s + n, run + len - (s + n), rel);
     }
+  return s;
+}
+
+/* Mark the N pages taken at PG as KIND: a LARGE block with BITS among its
+   flags, or a SLAB whose class is BITS.  */
+void
+mm_pages_mark (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, uint32_t bits)
+{
   if (kind == PM_SLAB)
     for (uint64_t i = 0; i < n; i++)
-      mm_pm_set (d, s + i, PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | bits));
+      mm_pm_set (d, pg + i, PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | bits));
   else
     {
-      mark_run (d, s, n, kind, bits);
+      mark_run (d, pg, n, kind, bits);
       d->hdr->nlarge++;
       d->hdr->large_pages += n;
     }
-  return s;
+}
+
+/* mm_pages_take and mm_pages_mark in one.  */
+uint64_t
+mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint32_t kind,
+		uint32_t bits)
+{
+  uint64_t pg = mm_pages_take (d, n, align, skew);
+  if (pg)
+    mm_pages_mark (d, pg, n, kind, bits);
+  return pg;
 }
 
 /* Lower `top' when a free run of MIN pages or more ends there, keeping KEEP

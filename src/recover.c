@@ -9,7 +9,8 @@
    it is marked; a META page only where the directory puts a leaf; any other
    page becomes free.  Allocated blocks are never touched, but on a checked
    heap one whose check header says freed (in quarantine, or being freed when
-   the process died) is freed.  */
+   the process died) is freed, and one whose header a call left ARMING is
+   armed again (mm_chk_recover).  */
 
 #include "mmprivate.h"
 
@@ -35,7 +36,7 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
 	{
 	  uint32_t idx = w * 64 + (uint32_t) __builtin_ctzll (m);
 	  char *slot = (char *) s + c->objoff + (size_t) idx * c->size;
-	  if (idx < c->nobj && mm_chk_freed (slot, c->size))
+	  if (idx < c->nobj && mm_chk_recover (slot, c->size))
 	    {			/* in quarantine, or being freed: free */
 	      mm_chk_recycle (s, slot, c->size);
 	      s->bits[w] &= ~(1ULL << (idx % 64));
@@ -77,7 +78,7 @@ rebuild_one (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, void *ar
 {
   struct rebuild *r = arg;
   if (kind == PM_LARGE && (mm_pm_get (d, pg) & PM_CHECKED)
-      && mm_chk_freed (d->base + (pg << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT))
+      && mm_chk_recover (d->base + (pg << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT))
     kind = PM_FREE;		/* in quarantine, or being freed: free */
   if (kind == PM_FREE)
     {

@@ -6,6 +6,9 @@
    problem and the pointer.  */
 #include "testutil.h"
 
+#include <pthread.h>
+#include <time.h>
+
 enum misuse
 {
   OVERRUN,			/* write one byte past the end, then free */
@@ -389,6 +392,172 @@ overrun_after_realloc_is_reported (void **state)
     }
 }
 
+/* --- the whole-heap check beside working threads ------------------------------ */
+
+#define BUSY_THREADS 3
+#define BUSY_SLOTS 64
+
+struct busy
+{
+  void *md;
+  uint64_t seed;
+  const int *stop;
+  char **mailbox;		/* blocks handed to whichever thread comes next */
+  long ops;
+};
+
+/* Sizes of every kind: slots of many classes, and blocks of whole pages.  */
+static size_t
+busy_size (uint64_t *s)
+{
+  return tu_size_mix (s, 60, 600, 25, 33000, 200000);
+}
+
+#define BUSY_BATCH 256
+
+struct batch
+{
+  void *md;
+  char *p[BUSY_BATCH];
+};
+
+/* A short-lived thread: small blocks, left to its parent when it exits (its
+   slabs, full, lose their owner).  */
+static void *
+batch_run (void *arg)
+{
+  struct batch *t = arg;
+  for (int i = 0; i < BUSY_BATCH; i++)
+    {
+      t->p[i] = mmalloc (t->md, 48);
+      assert_non_null (t->p[i]);
+    }
+  return NULL;
+}
+
+/* Allocate (plain or aligned), fill, realloc and free blocks of every size
+   until told to stop, writing every byte each block owns and no other.  Half
+   the frees go through the mailbox: another thread frees them; now and then
+   a short-lived thread's blocks are freed here.  */
+static void *
+busy_run (void *arg)
+{
+  struct busy *b = arg;
+  char *p[BUSY_SLOTS] = { 0 };
+  size_t n[BUSY_SLOTS] = { 0 };
+  while (!__atomic_load_n (b->stop, __ATOMIC_RELAXED))
+    {
+      if (b->ops % 2048 == 0)
+	{
+	  struct batch t = { b->md, { 0 } };
+	  pthread_t id;
+	  assert_int_equal (pthread_create (&id, NULL, batch_run, &t), 0);
+	  assert_int_equal (pthread_join (id, NULL), 0);
+	  for (int i = 0; i < BUSY_BATCH; i++)
+	    mfree (b->md, t.p[i]);
+	}
+      unsigned i = (unsigned) (tu_rnd (&b->seed) % BUSY_SLOTS);
+      uint64_t r = tu_rnd (&b->seed) % 12;
+      if (!p[i])
+	{
+	  n[i] = busy_size (&b->seed);
+	  p[i] = r ? mmalloc (b->md, n[i])
+	    : mmemalign (b->md, tu_rnd (&b->seed) % 2 ? 64 : 4096, n[i]);
+	  assert_non_null (p[i]);
+	  memset (p[i], 0x5c, n[i]);
+	}
+      else if (r < 6)
+	{
+	  n[i] = busy_size (&b->seed);
+	  p[i] = mrealloc (b->md, p[i], n[i]);
+	  assert_non_null (p[i]);
+	  memset (p[i], 0x3a, n[i]);
+	}
+      else
+	{
+	  unsigned m = (unsigned) (tu_rnd (&b->seed) % (BUSY_SLOTS * 2));
+	  if (m < BUSY_SLOTS)
+	    p[i] = __atomic_exchange_n (&b->mailbox[m], p[i], __ATOMIC_ACQ_REL);
+	  mfree (b->md, p[i]);
+	  p[i] = NULL;
+	}
+      __atomic_add_fetch (&b->ops, 1, __ATOMIC_RELAXED);
+    }
+  for (unsigned i = 0; i < BUSY_SLOTS; i++)
+    mfree (b->md, p[i]);
+  return NULL;
+}
+
+static long
+busy_ops (const struct busy *b)
+{
+  long n = 0;
+  for (int k = 0; k < BUSY_THREADS; k++)
+    n += __atomic_load_n (&b[k].ops, __ATOMIC_RELAXED);
+  return n;
+}
+
+/* Run mmalloc_check in a loop while threads work on the heap, for a second
+   and until both have done a fair number of rounds (at most 5 seconds: a
+   sanitizer slows the walk down); no report may be false, since nobody
+   misuses a block.  */
+static void
+check_beside_threads (int checked)
+{
+  void *md = tu_new_heap ();
+  if (checked)
+    assert_int_equal (mmcheck (md, NULL), 1);
+  static int stop;
+  static char *mailbox[BUSY_SLOTS];
+  stop = 0;
+  struct busy b[BUSY_THREADS];
+  pthread_t t[BUSY_THREADS];
+  for (int k = 0; k < BUSY_THREADS; k++)
+    {
+      b[k] = (struct busy) { md, 0x9e3779b97f4a7c15ULL * (uint64_t) (k + 1), &stop, mailbox, 0 };
+      assert_int_equal (pthread_create (&t[k], NULL, busy_run, &b[k]), 0);
+    }
+  struct timespec t0, now;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  long walks = 0, problems = 0, ms;
+  do
+    {
+      problems += mmalloc_check (md);
+      walks++;
+      clock_gettime (CLOCK_MONOTONIC, &now);
+      ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+    }
+  while (ms < 1000 || (ms < 5000 && (walks < 20 || busy_ops (b) < 2000)));
+  __atomic_store_n (&stop, 1, __ATOMIC_RELAXED);
+  for (int k = 0; k < BUSY_THREADS; k++)
+    assert_int_equal (pthread_join (t[k], NULL), 0);
+  long ops = busy_ops (b);
+  for (unsigned i = 0; i < BUSY_SLOTS; i++)
+    {
+      mfree (md, mailbox[i]);
+      mailbox[i] = NULL;
+    }
+  print_message ("%s heap: %ld walks beside %ld operations, %ld problems reported\n",
+		 checked ? "checked" : "plain", walks, ops, problems);
+  assert_int_equal (problems, 0);
+  assert_true (walks >= 2 && ops >= 100);	/* they did run side by side */
+  tu_end_heap (md);
+}
+
+static void
+check_beside_working_threads_reports_nothing_false_when_checked (void **state)
+{
+  (void) state;
+  check_beside_threads (1);
+}
+
+static void
+check_beside_working_threads_reports_nothing_false (void **state)
+{
+  (void) state;
+  check_beside_threads (0);
+}
+
 int
 main (void)
 {
@@ -407,6 +576,8 @@ main (void)
     cmocka_unit_test (usable_size_under_mmcheck_is_the_size_asked),
     cmocka_unit_test (realloc_under_mmcheck_keeps_contents_and_sizes),
     cmocka_unit_test (overrun_after_realloc_is_reported),
+    cmocka_unit_test (check_beside_working_threads_reports_nothing_false_when_checked),
+    cmocka_unit_test (check_beside_working_threads_reports_nothing_false),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -5,8 +5,11 @@
    completes, a child attaches a copy of a prepared heap file, arms the
    countdown and runs the operation; the parent then attaches the file (which
    recovers it) and checks the crash model: mmalloc_check finds nothing, every
-   published block is allocated with its contents intact, and at most the
-   block of the interrupted call was leaked or lost its free.  */
+   published block is allocated with its contents intact, at most the block
+   of the interrupted call was leaked or lost its free, and every block the
+   page map and the slab bitmaps hold can be freed without a report.  Every
+   operation runs on a plain heap and on one under mmcheck, whose check
+   headers and guard bytes must come through as well.  */
 #include "testutil.h"
 #define MM_KILLPOINTS 1
 #include "mmprivate.h"
@@ -58,6 +61,7 @@ drop (void *md, struct table *t, int i)
 }
 
 static size_t template_used;
+static int checked;		/* the heaps are under mmcheck */
 
 /* The prepared heap: small slots, large blocks with free runs on both sides,
    a block followed by free pages, two sparse slabs of one class.  */
@@ -68,6 +72,8 @@ make_template (void)
   void *md = mmalloc_attach (fd, NULL);
   close (fd);
   assert_non_null (md);
+  if (checked)
+    assert_int_equal (mmcheck (md, NULL), 1);
   struct table *t = mcalloc (md, 1, sizeof *t);
   assert_non_null (t);
   mmalloc_setkey (md, 0, t);
@@ -79,6 +85,10 @@ make_template (void)
   put (md, t, 15, 262144);
   put (md, t, 16, 1 << 20);
   put (md, t, 17, 100);
+  t->b[22].p = mmemalign (md, 64, 200);	/* an aligned slot */
+  assert_non_null (t->b[22].p);
+  t->b[22].size = 200;
+  fill (&t->b[22], 22);
   void *fillers[200];
   for (int i = 0; i < 200; i++)
     fillers[i] = mmalloc (md, 2048);
@@ -94,19 +104,35 @@ make_template (void)
   drop (md, t, 14);
   drop (md, t, 16);		/* free pages after block 15 */
   assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  /* Counted as attached again: blocks in quarantine (checked) are freed by
+     the detach.  */
+  fd = open (tu_path ("tmpl.heap"), O_RDWR);
+  md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
   template_used = mmstats (md).chunks_used;
   assert_null (mmalloc_detach (md));
 }
 
+/* Copy FROM to TO, leaving holes where FROM reads as zeros: most of a heap
+   file does, and each kill point copies one.  */
 static void
 copy (const char *from, const char *to)
 {
   int in = open (tu_path (from), O_RDONLY), out = open (tu_path (to), O_RDWR | O_CREAT | O_TRUNC, 0600);
   assert_true (in >= 0 && out >= 0);
-  char buf[65536];
+  static const char zero[4096];
+  char buf[4096];
   ssize_t r;
+  off_t size = 0;
   while ((r = read (in, buf, sizeof buf)) > 0)
-    assert_int_equal (write (out, buf, (size_t) r), r);
+    {
+      if (r != (ssize_t) sizeof buf || memcmp (buf, zero, sizeof buf))
+	assert_int_equal (pwrite (out, buf, (size_t) r, size), r);
+      size += r;
+    }
+  assert_int_equal (ftruncate (out, size), 0);
   close (in);
   close (out);
 }
@@ -134,8 +160,19 @@ static void op_realloc_grow (void *md, struct table *t) { mrealloc (md, t->b[15]
 static void op_realloc_shrink (void *md, struct table *t) { mrealloc (md, t->b[15].p, 100000); }
 static void op_realloc_move (void *md, struct table *t) { mrealloc (md, t->b[3].p, 900); }
 static void op_aligned (void *md, struct table *t) { (void) t; mmemalign (md, 1 << 20, 5000); }
+static void op_aligned_small (void *md, struct table *t) { (void) t; mmemalign (md, 64, 200); }
+static void op_realloc_slot (void *md, struct table *t) { mrealloc (md, t->b[4].p, 110); }
 static void op_setkey (void *md, struct table *t) { (void) t; mmalloc_setkey (md, 5, md); }
 static void op_none (void *md, struct table *t) { (void) md; (void) t; }
+/* Checked: blocks into quarantine (a slot, an aligned slot, pages), which
+   the detach empties.  */
+static void op_free_four (void *md, struct table *t)
+{
+  drop (md, t, 5);
+  drop (md, t, 22);
+  drop (md, t, 6);
+  drop (md, t, 15);
+}
 
 static const struct scenario scenarios[] = {
   { "small alloc from a partial slab", op_small_alloc, -1, 0, 1, DURING_OP },
@@ -150,8 +187,11 @@ static const struct scenario scenarios[] = {
   { "realloc shrinking in place", op_realloc_shrink, 15, 0, 0, DURING_OP },
   { "realloc moving a block", op_realloc_move, 3, 0, 1, DURING_OP },
   { "aligned alloc splitting a run", op_aligned, -1, 0, 1, DURING_OP },
+  { "aligned alloc of a slot", op_aligned_small, -1, 0, 1, DURING_OP },
+  { "realloc within its slot", op_realloc_slot, 4, 0, 0, DURING_OP },
   { "setkey", op_setkey, -1, 0, 0, DURING_OP },
   { "detach", op_none, -1, 0, 0, DURING_DETACH },
+  { "detach after frees", op_free_four, -1, -4, -4, DURING_DETACH },
   { "attach that recovers a killed heap", op_none, -1, 0, 1, DURING_ATTACH },
 };
 
@@ -173,6 +213,60 @@ run_child (const struct scenario *sc, long k)
     mm_kp_left = k;
   mmalloc_detach (md);
   _exit (mm_kp_left > 0 ? 0 : 4);
+}
+
+static long reports;
+
+static void
+count_report (void)
+{
+  reports++;
+}
+
+/* Free every block the page map and the slab bitmaps say is allocated, the
+   ones the killed call leaked too, as a program that kept their pointers
+   would (on a checked heap, recovery has emptied the quarantine: none of
+   them was freed already).  The number of frees that reported a problem.  */
+static long
+free_everything (void *md)
+{
+  struct mm_desc *d = mm_desc_of (md);
+  static void *live[4096];
+  size_t n = 0;
+  for (uint64_t pg = MM_HDR_PAGES; pg < d->hdr->top;)
+    {
+      uint32_t e = mm_pm_get (d, pg);
+      char *start = d->base + (pg << MM_PAGE_SHIFT);
+      uint64_t len = 1;
+      if (PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE)
+	{
+	  assert_true (e & PM_HEAD);
+	  len = e & PM_NMASK;
+	  if (PM_KIND (e) == PM_LARGE && n < 4096)	/* past the header or lead */
+	    live[n++] = start + (e & PM_CHECKED ? mm_chk_lead (start, len << MM_PAGE_SHIFT) : 0);
+	}
+      else if (PM_KIND (e) == PM_SLAB)
+	{
+	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (e)];
+	  struct mm_slab *s = (struct mm_slab *) start;
+	  for (uint32_t i = 0; i < c->nobj; i++)
+	    if ((s->bits[i / 64] & ~mm_rbits (s)[i / 64]) & (1ULL << (i % 64)) && n < 4096)
+	      {
+		char *slot = start + c->objoff + (size_t) i * c->size;
+		live[n++] = slot + (s->flags & MM_SLAB_CHECKED ? mm_chk_lead (slot, c->size) : 0);
+	      }
+	  len = c->pages;
+	}
+      pg += len;
+    }
+  assert_true (n < 4096);
+  reports = 0;
+  void (*was) (void) = d->abortfunc;
+  d->abortfunc = count_report;	/* a report returns: the free is abandoned */
+  for (size_t i = 0; i < n; i++)
+    mfree (md, live[i]);
+  d->abortfunc = was;
+  return reports;
 }
 
 /* Attach the work file (recovering it) and check the crash model.  */
@@ -199,6 +293,10 @@ verify (const struct scenario *sc, long k)
   if (delta < sc->dmin || delta > sc->dmax)
     fail_msg ("%s, k=%ld: %ld blocks more than before (allowed %d..%d)", sc->name, k, delta,
 	      sc->dmin, sc->dmax);
+  long bad = free_everything (md);
+  if (bad)
+    fail_msg ("%s, k=%ld: %ld blocks of the heap could not be freed", sc->name, k, bad);
+  assert_heap_ok (md);
   void *p = mmalloc (md, 5000);	/* and the heap works */
   assert_non_null (p);
   mfree (md, p);
@@ -227,9 +325,8 @@ make_killed (void)
 }
 
 static void
-every_kill_point_of_every_operation_recovers (void **state)
+every_kill_point (void)
 {
-  (void) state;
   make_template ();
   make_killed ();
   long total = 0;
@@ -256,10 +353,27 @@ every_kill_point_of_every_operation_recovers (void **state)
 	fail_msg ("%s: still not finished after %d kill points", sc->name, KMAX);
       if (k == 1)
 	fail_msg ("%s: no kill point reached: the test proves nothing", sc->name);
-      print_message ("%-36s %4ld kill points, each recovered\n", sc->name, k - 1);
+      print_message ("%s%-36s %4ld kill points, each recovered\n", checked ? "checked: " : "",
+		     sc->name, k - 1);
       total += k - 1;
     }
   assert_true (total > 100);
+}
+
+static void
+every_kill_point_of_every_operation_recovers (void **state)
+{
+  (void) state;
+  checked = 0;
+  every_kill_point ();
+}
+
+static void
+every_kill_point_of_every_operation_recovers_when_checked (void **state)
+{
+  (void) state;
+  checked = 1;
+  every_kill_point ();
 }
 
 int
@@ -267,6 +381,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (every_kill_point_of_every_operation_recovers),
+    cmocka_unit_test (every_kill_point_of_every_operation_recovers_when_checked),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

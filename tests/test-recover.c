@@ -4,13 +4,18 @@
    only after filling it, and unpublishing it before freeing it.  The parent
    kills it with SIGKILL after a random delay, re-attaches (which recovers the
    heap), and proves the crash model: the heap passes mmalloc_check and every
-   published block is allocated with its contents intact.  */
+   published block is allocated with its contents intact.  The same again on
+   a heap under mmcheck, mutated by two threads at once: a check header or
+   guard caught half written must not read as damage, and at the end every
+   published block frees without a report.  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #define SLOTS 2048
-/* Kills per run: MMALLOC_KILL_TRIALS, default 200 (make stress: thousands).  */
+/* Kills per run: MMALLOC_KILL_TRIALS, default 200 (make stress: thousands);
+   half as many on the checked heap, whose kills cost more to verify.  */
 static int
 trials (void)
 {
@@ -31,15 +36,6 @@ struct table
   struct slot slot[SLOTS];
 };
 
-static uint64_t
-rnd (uint64_t *s)
-{
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
 static void
 fill (unsigned char *p, uint64_t size, uint64_t seed)
 {
@@ -59,31 +55,30 @@ intact (const unsigned char *p, uint64_t size, uint64_t seed)
 static uint64_t
 pick_size (uint64_t *s)
 {
-  uint64_t r = rnd (s) % 100;
-  if (r < 80)
-    return rnd (s) % 300;
-  if (r < 97)
-    return rnd (s) % 40000;
-  return rnd (s) % 300000;
+  return tu_size_mix (s, 80, 300, 17, 40000, 300000);
 }
-
-static void
-mutate_forever (const char *path, uint64_t seed)
+struct mutator
 {
-  int fd = open (path, O_RDWR);
-  void *md = mmalloc_attach (fd, NULL);
-  close (fd);
-  if (!md)
-    _exit (3);
+  void *md;
+  uint64_t seed;
+  unsigned first, count;	/* the slots this thread works on */
+};
+
+static void *
+mutate (void *arg)
+{
+  struct mutator *m = arg;
+  void *md = m->md;
+  uint64_t seed = m->seed;
   struct table *t = mmalloc_getkey (md, 0);
   for (;;)
     {
-      struct slot *s = &t->slot[rnd (&seed) % SLOTS];
+      struct slot *s = &t->slot[m->first + tu_rnd (&seed) % m->count];
       unsigned char *p = __atomic_load_n (&s->p, __ATOMIC_ACQUIRE);
       if (p)
 	{
 	  __atomic_store_n (&s->p, NULL, __ATOMIC_RELEASE);
-	  if (rnd (&seed) % 4 == 0)
+	  if (tu_rnd (&seed) % 4 == 0)
 	    {			/* a resize: republish the moved block */
 	      uint64_t n = pick_size (&seed);
 	      unsigned char *q = mrealloc (md, p, n);
@@ -103,22 +98,52 @@ mutate_forever (const char *path, uint64_t seed)
 	  if (!p)
 	    _exit (5);
 	  s->size = n;
-	  s->seed = rnd (&seed);
+	  s->seed = tu_rnd (&seed);
 	  fill (p, n, s->seed);
 	  __atomic_store_n (&s->p, p, __ATOMIC_RELEASE);
 	}
     }
+  return NULL;
+}
+
+/* Mutate the heap at PATH with NTHREADS threads, each on its share of the
+   slots, until killed.  */
+static void
+mutate_forever (const char *path, uint64_t seed, int nthreads)
+{
+  int fd = open (path, O_RDWR);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  if (!md)
+    _exit (3);
+  struct mutator m[2];
+  pthread_t t;
+  for (int k = 0; k < nthreads; k++)
+    m[k] = (struct mutator) { md, seed + (uint64_t) k * 0x9e3779b97f4a7c15ULL,
+      (unsigned) (k * SLOTS / nthreads), (unsigned) (SLOTS / nthreads) };
+  if (nthreads > 1 && pthread_create (&t, NULL, mutate, &m[1]))
+    _exit (6);
+  mutate (&m[0]);
+}
+
+static int reports;
+
+static void
+count_report (void)
+{
+  reports++;
 }
 
 static void
-heap_survives_kill9_at_random_moments (void **state)
+kill_trials (int checked)
 {
-  (void) state;
   const char *path = tu_path ("kill.heap");
   int fd = tu_newfile ("kill.heap");
   void *md = mmalloc_attach (fd, NULL);
   close (fd);
   assert_non_null (md);
+  if (checked)
+    assert_int_equal (mmcheck (md, NULL), 1);
   struct table *t = mcalloc (md, 1, sizeof *t);
   assert_non_null (t);
   assert_int_equal (mmalloc_setkey (md, 0, t), 1);
@@ -126,15 +151,15 @@ heap_survives_kill9_at_random_moments (void **state)
 
   uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t) time (NULL);
   int checked_blocks = 0;
-  int ntrials = trials ();
+  int ntrials = checked ? (trials () + 1) / 2 : trials ();
   for (int trial = 0; trial < ntrials; trial++)
     {
-      uint64_t child_seed = rnd (&seed) | 1;
+      uint64_t child_seed = tu_rnd (&seed) | 1;
       pid_t pid = fork ();
       assert_true (pid >= 0);
       if (pid == 0)
-	mutate_forever (path, child_seed);
-      usleep ((useconds_t) (1000 + rnd (&seed) % 20000));
+	mutate_forever (path, child_seed, checked ? 2 : 1);
+      usleep ((useconds_t) (1000 + tu_rnd (&seed) % 20000));
       kill (pid, SIGKILL);
       int st;
       assert_int_equal (waitpid (pid, &st, 0), pid);
@@ -158,8 +183,37 @@ heap_survives_kill9_at_random_moments (void **state)
 	}
       assert_null (mmalloc_detach (md));
     }
-  print_message ("%d kills, %d published blocks verified\n", ntrials, checked_blocks);
+  print_message ("%s%d kills, %d published blocks verified\n", checked ? "checked: " : "",
+		 ntrials, checked_blocks);
   assert_true (checked_blocks > 0);
+  fd = open (path, O_RDWR);
+  md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  reports = 0;
+  assert_int_equal (mmcheck (md, count_report), checked);
+  t = mmalloc_getkey (md, 0);
+  for (int i = 0; i < SLOTS; i++)
+    mfree (md, t->slot[i].p);
+  mfree (md, t);
+  assert_int_equal (reports, 0);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  unlink (path);
+}
+
+static void
+heap_survives_kill9_at_random_moments (void **state)
+{
+  (void) state;
+  kill_trials (0);
+}
+
+static void
+checked_heap_survives_kill9_at_random_moments (void **state)
+{
+  (void) state;
+  kill_trials (1);
 }
 
 int
@@ -167,6 +221,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (heap_survives_kill9_at_random_moments),
+    cmocka_unit_test (checked_heap_survives_kill9_at_random_moments),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -226,4 +226,24 @@ tu_abort77 (void)
   _exit (77);
 }
 
+/* The next number of the xorshift sequence in *S (S never 0).  */
+static inline uint64_t
+tu_rnd (uint64_t *s)
+{
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+/* A random size: below SMALL PS times in a hundred, else below MID PM times
+   in a hundred, else below LARGE.  */
+static inline size_t
+tu_size_mix (uint64_t *s, unsigned ps, size_t small, unsigned pm, size_t mid, size_t large)
+{
+  uint64_t r = tu_rnd (s) % 100;
+  size_t bound = r < ps ? small : r < ps + pm ? mid : large;
+  return (size_t) (tu_rnd (s) % bound);
+}
+
 #endif /* TESTUTIL_H */
