@@ -3,7 +3,8 @@
 # and whatever it leaves there, or adds to its working directory, is
 # reported, counted as a failure and removed.  A program that crashed or was
 # killed before its own clean-up ran loses nothing but its files, and no run
-# can touch another run's files.
+# can touch another run's files (runs in the same directory at the same time
+# each have their own root, mmrun.*, which the others leave alone).
 #
 #   lo_init DIR          make the run's root of private directories under DIR
 #                        (removed when the runner exits, however it exits)
@@ -15,7 +16,7 @@
 
 lo_init() {
   mkdir -p "$1" || exit 2
-  lo_root=$(mktemp -d "$(cd "$1" && pwd)/tmp.XXXXXX") || exit 2
+  lo_root=$(mktemp -d "$(cd "$1" && pwd)/mmrun.XXXXXX") || exit 2
   # shellcheck disable=SC2064
   trap "rm -rf '$lo_root'" EXIT
   trap 'exit 2' INT TERM HUP
@@ -33,7 +34,8 @@ lo_begin() {
 lo_end() {
   lo_status=0
   ls -A "$lo_work" | sort > "$lo_root/after"
-  lo_new=$(comm -13 "$lo_root/before" "$lo_root/after")
+  # (another run's root may appear meanwhile: it is not this program's)
+  lo_new=$(comm -13 "$lo_root/before" "$lo_root/after" | grep -v '^mmrun\.')
   lo_left=$(ls -A "$lo_tmp")
   if [ -n "$lo_left" ]; then
     echo "$lo_name: left behind in its TMPDIR:" $lo_left
