@@ -100,6 +100,36 @@ is_heap_base (const void *md)
   return found;
 }
 
+/* The default heap, or NULL with ENOMEM if it cannot be made.  */
+static __attribute__ ((noinline)) struct mm_desc *
+default_heap (void)
+{
+  struct mm_desc *d = mm_default ();
+  if (!d)
+    errno = ENOMEM;
+  return d;
+}
+
+/* MD, not NULL, is no attached heap's handle: say what it is, if we can.  */
+static __attribute__ ((noinline, cold)) struct mm_desc *
+refuse (void *md)
+{
+  uintptr_t h = (uintptr_t) md, serial = h >> SERIAL_SHIFT;
+  uint32_t slot = (uint32_t) (h >> SLOT_SHIFT) & (SLOTS_MAX - 1);
+  const char *why = "invalid heap descriptor";
+  if ((h & HANDLE_TAG_MASK) == HANDLE_TAG
+      && slot < __atomic_load_n (&nslots, __ATOMIC_ACQUIRE))
+    {
+      if (serial && serial <= __atomic_load_n (&chunks[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS]->serial,
+					       __ATOMIC_RELAXED))
+	why = "invalid heap descriptor (its heap was detached)";
+    }
+  else if (is_heap_base (md))
+    why = "invalid heap descriptor (a heap's base address, not its descriptor)";
+  mm_bad_desc (why, md);
+  return NULL;
+}
+
 /* The descriptor MD names: the one place where a caller's descriptor is
    decoded and checked.  NULL names the default heap (NULL with ENOMEM if it
    cannot be made).  Anything else must be the handle of an attached heap;
@@ -109,27 +139,15 @@ struct mm_desc *
 mm_desc_of (void *md)
 {
   if (!md)
-    {
-      struct mm_desc *d = mm_default ();
-      if (!d)
-	errno = ENOMEM;
-      return d;
-    }
+    return default_heap ();
   uintptr_t h = (uintptr_t) md;
   uint32_t slot = (uint32_t) (h >> SLOT_SHIFT) & (SLOTS_MAX - 1);
-  const char *why = "invalid heap descriptor";
   if (MM_LIKELY ((h & HANDLE_TAG_MASK) == HANDLE_TAG
 		 && slot < __atomic_load_n (&nslots, __ATOMIC_ACQUIRE)))
     {
       struct mm_desc *d = chunks[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
       if (MM_LIKELY (__atomic_load_n (&d->handle, __ATOMIC_ACQUIRE) == h))
 	return d;
-      uintptr_t serial = h >> SERIAL_SHIFT;
-      if (serial && serial <= __atomic_load_n (&d->serial, __ATOMIC_RELAXED))
-	why = "invalid heap descriptor (its heap was detached)";
     }
-  else if (is_heap_base (md))
-    why = "invalid heap descriptor (a heap's base address, not its descriptor)";
-  mm_bad_desc (why, md);
-  return NULL;
+  return refuse (md);
 }

@@ -9,6 +9,8 @@
 #include "testutil.h"
 #include "mmprivate.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 
 /* --- stderr captured to a file ---------------------------------------------- */
@@ -170,6 +172,8 @@ stale_descriptor_after_reuse_is_refused (void **state)
   assert_ptr_equal (mm_desc_of (b.md), da);	/* the case in point: reused */
   assert_refused (a, "(its heap was detached)", &b);
   assert_ptr_not_equal (b.md, a);
+  /* Nor is the descriptor's memory, which B uses now, a descriptor.  */
+  assert_refused (da, "invalid heap descriptor: pointer", &b);
   victim_end (&b);
 }
 
@@ -261,6 +265,61 @@ free_through_a_stale_descriptor_aborts (void **state)
   assert_free_aborts (free_through_stale, NULL, "invalid heap descriptor (its heap was detached)");
 }
 
+/* Threads attach, use and detach heaps at once, each keeping the
+   descriptors of its detached heaps: each descriptor names its own heap
+   while it is attached (the table grows under the lookups of the others),
+   and every old one is refused at the end.  */
+enum { RACERS = 4, ROUNDS = 150 };
+static void *racer_old[RACERS][ROUNDS];
+
+static void *
+racer (void *arg)
+{
+  long t = (long) (intptr_t) arg;
+  for (int i = 0; i < ROUNDS; i++)
+    {
+      void *md = mmalloc_attach (-1, NULL);
+      char *p = md ? mmalloc (md, 300) : NULL;
+      if (!p)
+	return (void *) "attach or mmalloc failed";
+      tu_fill (p, 300, (uint64_t) (t * ROUNDS + i));
+      if (mmalloc_setkey (md, 1, p) != 1)
+	return (void *) "setkey failed";
+      sched_yield ();
+      if (mmalloc_getkey (md, 1) != p || !tu_holds (p, 300, (uint64_t) (t * ROUNDS + i))
+	  || mmstats (md).chunks_used != 1)
+	return (void *) "another heap answered";
+      if (mmalloc_detach (md))
+	return (void *) "detach failed";
+      racer_old[t][i] = md;
+    }
+  return NULL;
+}
+
+static void
+concurrent_attaches_keep_descriptors_apart (void **state)
+{
+  (void) state;
+  pthread_t th[RACERS];
+  for (long t = 0; t < RACERS; t++)
+    assert_int_equal (pthread_create (&th[t], NULL, racer, (void *) (intptr_t) t), 0);
+  for (int t = 0; t < RACERS; t++)
+    {
+      void *r;
+      assert_int_equal (pthread_join (th[t], &r), 0);
+      if (r)
+	fail_msg ("%s", (const char *) r);
+    }
+  capture_begin ();
+  int refused = 0;
+  for (int t = 0; t < RACERS; t++)
+    for (int i = 0; i < ROUNDS; i++)
+      refused += mmalloc_getkey (racer_old[t][i], 1) == NULL && errno == MMALLOC_EBADDESC;
+  const char *err = capture_end ();
+  assert_int_equal (refused, RACERS * ROUNDS);
+  assert_int_equal (count_lines_with (err, "(its heap was detached)"), RACERS * ROUNDS);
+}
+
 /* --- values that never were descriptors ----------------------------------- */
 
 static void
@@ -343,6 +402,7 @@ main (int argc, char **argv)
     cmocka_unit_test (stale_descriptor_of_a_reattached_file_is_refused),
     cmocka_unit_test (descriptors_are_never_issued_twice),
     cmocka_unit_test (free_through_a_stale_descriptor_aborts),
+    cmocka_unit_test (concurrent_attaches_keep_descriptors_apart),
     cmocka_unit_test (wild_descriptors_are_refused),
     cmocka_unit_test (heap_base_is_not_a_descriptor),
     cmocka_unit_test (free_through_a_wild_descriptor_aborts),
