@@ -138,12 +138,16 @@ check-malloc: check-deps
 	@$(MAKE) --no-print-directory lib
 	@B=$(B) sh tests/malloc/run.sh
 
-# Thousands of random kills, and the kill points: STRESS_KILLS (default 5000).
+# Thousands of random kills, and the kill points: STRESS_KILLS (default 5000);
+# mmalloc_check beside working threads for STRESS_CHECK_SECONDS per heap kind.
 STRESS_KILLS ?= 5000
+STRESS_CHECK_SECONDS ?= 30
 stress: check-deps
-	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints
-	@MMALLOC_KILL_TRIALS=$(STRESS_KILLS) B=$(B) sh tests/run-tests.sh \
-	  $(B)/tests/test-recover $(B)/tests/test-killpoints
+	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints \
+	  $(B)/tests/test-check
+	@MMALLOC_KILL_TRIALS=$(STRESS_KILLS) MMALLOC_CHECK_SECONDS=$(STRESS_CHECK_SECONDS) \
+	  B=$(B) sh tests/run-tests.sh \
+	  $(B)/tests/test-recover $(B)/tests/test-killpoints $(B)/tests/test-check
 
 # The benchmark suite against glibc and the peers (installs them if it can).
 bench: lib
@@ -223,7 +227,8 @@ help:
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
 	@echo "make check-malloc  the drop-in malloc's tests and real programs"
 	@echo "make demo     a word index kept in a heap file across two processes"
-	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N)"
+	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N), and"
+	@echo "              mmalloc_check beside threads (STRESS_CHECK_SECONDS=N)"
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
 	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"

@@ -497,10 +497,10 @@ busy_ops (const struct busy *b)
   return n;
 }
 
-/* Run mmalloc_check in a loop while threads work on the heap, for a second
-   and until both have done a fair number of rounds (at most 5 seconds: a
-   sanitizer slows the walk down); no report may be false, since nobody
-   misuses a block.  */
+/* Run mmalloc_check in a loop while threads work on the heap, for
+   MMALLOC_CHECK_SECONDS (default 1; make stress: more) and until both have
+   done a fair number of rounds (at most 5 seconds more: a sanitizer slows
+   the walk down); no report may be false, since nobody misuses a block.  */
 static void
 check_beside_threads (int checked)
 {
@@ -517,9 +517,11 @@ check_beside_threads (int checked)
       b[k] = (struct busy) { md, 0x9e3779b97f4a7c15ULL * (uint64_t) (k + 1), &stop, mailbox, 0 };
       assert_int_equal (pthread_create (&t[k], NULL, busy_run, &b[k]), 0);
     }
+  const char *env = getenv ("MMALLOC_CHECK_SECONDS");
+  long want = env && atol (env) > 0 ? atol (env) * 1000 : 1000, ms;
   struct timespec t0, now;
   clock_gettime (CLOCK_MONOTONIC, &t0);
-  long walks = 0, problems = 0, ms;
+  long walks = 0, problems = 0;
   do
     {
       problems += mmalloc_check (md);
@@ -527,7 +529,7 @@ check_beside_threads (int checked)
       clock_gettime (CLOCK_MONOTONIC, &now);
       ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
     }
-  while (ms < 1000 || (ms < 5000 && (walks < 20 || busy_ops (b) < 2000)));
+  while (ms < want || (ms < want + 4000 && (walks < 20 || busy_ops (b) < 2000)));
   __atomic_store_n (&stop, 1, __ATOMIC_RELAXED);
   for (int k = 0; k < BUSY_THREADS; k++)
     assert_int_equal (pthread_join (t[k], NULL), 0);
