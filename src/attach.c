@@ -210,7 +210,9 @@ attach_fail (struct mm_desc *d, int err)
    placing heaps where nothing else goes, checked free when attaching where
    the system lets us map that much, and reserved when growth reaches it
    (mm_region_extend), which fails with ENOMEM when the limit says so or
-   something else was mapped there in the meantime: never over it.  */
+   something else was mapped there in the meantime: never over it.  A heap
+   that shrank to less than half of what it holds gives the rest back
+   (mm_region_trim).  */
 
 /* Round N up to a multiple of the system's page size.  */
 static uint64_t
@@ -289,6 +291,14 @@ mm_region_extend (struct mm_desc *d, uint64_t end)
     return e == EEXIST ? ENOMEM : e;	/* something else lives above */
   d->held += got;
   return 0;
+}
+
+void
+mm_region_trim (struct mm_desc *d, uint64_t end)
+{
+  uint64_t want = resv_want (end, d->span);
+  if (d->held / 2 > want && mm_os_unmap (d->base + want, (size_t) (d->held - want)) == 0)
+    d->held = want;
 }
 
 /* A pseudo-random number, different in each call and each process.  */

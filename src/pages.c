@@ -427,6 +427,7 @@ shrink_to (struct mm_desc *d, uint64_t min, uint64_t keep)
     return 0;
   if (d->mode & MM_MODE_FILE)
     (void) mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
+  mm_region_trim (d, newtop << MM_PAGE_SHIFT);
   return len;
 }
 

@@ -12,7 +12,8 @@
      attaches and re-attaches later; a default heap is made with 2 MiB of
      room; growth past the limit fails with ENOMEM and leaves the heap
      usable; a limit lowered after heaps exist still lets threads start and
-     mmap work.  */
+     mmap work;
+   - a heap that shrank gives the address space it no longer needs back.  */
 
 #include "testutil.h"
 #include "mmprivate.h"
@@ -373,6 +374,24 @@ limit_lowered_after_heaps_exist (void **state)
   unlink (tu_path ("lowered.heap"));
 }
 
+/* A heap that grew and shrank gives the address space back.  */
+static void
+shrunk_heap_gives_address_space_back (void **state)
+{
+  (void) state;
+  void *md = tu_new_heap ();
+  size_t before = tu_vm_size ();
+  void *big = mmalloc (md, (size_t) 1 << 30);
+  assert_non_null (big);
+  assert_true (tu_vm_size () >= before + ((size_t) 1 << 30));
+  mfree (md, big);
+  assert_true (tu_vm_size () < before + ((size_t) 64 << 20));
+  big = mmalloc (md, (size_t) 1 << 30);	/* and takes it again */
+  assert_non_null (big);
+  mfree (md, big);
+  tu_end_heap (md);
+}
+
 int
 main (void)
 {
@@ -384,6 +403,7 @@ main (void)
     cmocka_unit_test (file_growth_past_rlimit_as_is_enomem),
     cmocka_unit_test (default_heap_made_with_two_mib_of_room),
     cmocka_unit_test (limit_lowered_after_heaps_exist),
+    cmocka_unit_test (shrunk_heap_gives_address_space_back),
   };
   int r = cmocka_run_group_tests (tests, NULL, NULL);
   tu_rm_tree (tu_dir ());
