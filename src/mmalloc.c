@@ -127,6 +127,18 @@ mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
   return 1;
 }
 
+/* Is OFF, the head of CLS's partial list K (0 unchecked, 1 checked), a whole
+   slab that belongs there: of that kind, owned by no thread, first on the
+   list?  Both takers of a listed slab ask this before writing to it.  */
+int
+mm_partial_head_ok (struct mm_desc *d, uint64_t off, unsigned cls, int k)
+{
+  if (!mm_slab_ok (d, off, cls))
+    return 0;
+  const struct mm_slab *s = mm_at (d, off);
+  return (int) (s->flags & MM_SLAB_CHECKED) == k && !s->owner && !s->prev;
+}
+
 void
 mm_partial_push (struct mm_desc *d, struct mm_slab *s)
 {
@@ -337,7 +349,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
   if (off)
     {
       s = (struct mm_slab *) mm_at (d, off);
-      if (!mm_slab_ok (d, off, cls) || s->owner || d->damaged)
+      if (!mm_partial_head_ok (d, off, cls, checked) || d->damaged)
 	{
 	  mm_damage (d, "partial slab list", off);
 	  s = NULL;

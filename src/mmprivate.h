@@ -524,6 +524,7 @@ MM_HIDDEN struct mm_slab *mm_slab_new (struct mm_desc *d, unsigned cls, int chec
 				       uint32_t owner);
 MM_HIDDEN void mm_slab_after_free (struct mm_desc *d, struct mm_slab *s);
 MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
+MM_HIDDEN int mm_partial_head_ok (struct mm_desc *d, uint64_t off, unsigned cls, int k);
 
 /* --- Services ------------------------------------------------------------- */
 

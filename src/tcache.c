@@ -308,7 +308,7 @@ acquire (struct mm_tce *e, unsigned cls)
   if (!off)
     return mm_slab_new (d, cls, 0, mm_tc_self->id);
   struct mm_slab *s = (struct mm_slab *) mm_at (d, off);
-  if (!mm_slab_ok (d, off, cls) || s->owner)
+  if (!mm_partial_head_ok (d, off, cls, 0))
     {
       mm_damage (d, "partial slab list", off);
       return NULL;
