@@ -278,11 +278,12 @@ mm_chk_verify (const void *ptr, const struct mm_block *b, int mode)
 struct mm_quar
 {
   uint32_t head, n;		/* the oldest entry; entries */
-  size_t bytes;			/* the room of their blocks */
+  size_t bytes;			/* the bytes of their slots and page runs */
   struct
   {
     void *p;
-    size_t room;
+    size_t bytes;
+    unsigned cls;		/* of its slot, or MM_NCLASSES: a large block */
   } e[MM_QUAR_BLOCKS];
 };
 
@@ -305,7 +306,7 @@ quar_pop (struct mm_desc *d, size_t limit)
   if (!q || !q->n || q->bytes <= limit)
     return NULL;
   void *p = q->e[q->head].p;
-  q->bytes -= q->e[q->head].room;
+  q->bytes -= q->e[q->head].bytes;
   q->head = (q->head + 1) % MM_QUAR_BLOCKS;
   q->n--;
   return p;
@@ -356,6 +357,35 @@ quar_drain (struct mm_desc *d, size_t limit)
     }
 }
 
+/* The blocks in D's quarantine are free to the program: count them in HI as
+   free slots and free runs, not as used blocks.  Every lock of D held.  */
+void
+mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi)
+{
+  struct mm_quar *q = d->quar;
+  for (uint32_t k = 0; q && k < q->n; k++)
+    {
+      uint32_t i = (q->head + k) % MM_QUAR_BLOCKS;
+      size_t bytes = q->e[i].bytes;
+      hi->st.chunks_used--;
+      hi->st.bytes_used -= bytes;
+      hi->st.chunks_free++;
+      hi->st.bytes_free += bytes;
+      if (q->e[i].cls < MM_NCLASSES)
+	hi->cls_free[q->e[i].cls]++;
+      else
+	{
+	  unsigned bin = mm_bin_of (bytes >> MM_PAGE_SHIFT);
+	  hi->large--;
+	  hi->large_bytes -= bytes;
+	  hi->runs++;
+	  hi->run_bytes += bytes;
+	  hi->bin_runs[bin]++;
+	  hi->bin_pages[bin] += bytes >> MM_PAGE_SHIFT;
+	}
+    }
+}
+
 /* Before a heap is detached: its blocks in quarantine go back.  */
 void
 mm_quar_flush (struct mm_desc *d)
@@ -392,9 +422,10 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
 	spill = quar_pop (d, 0);
       uint32_t i = (q->head + q->n) % MM_QUAR_BLOCKS;
       q->e[i].p = ptr;
-      q->e[i].room = b->room;
+      q->e[i].bytes = b->room + b->lead - CHK;	/* the whole slot or run */
+      q->e[i].cls = b->cls;
       q->n++;
-      q->bytes += b->room;
+      q->bytes += q->e[i].bytes;
     }
   else
     keep = 0;

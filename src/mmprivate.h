@@ -564,6 +564,7 @@ struct mm_heapinfo
   uint64_t bin_pages[MM_NBINS];
 };
 MM_HIDDEN void mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi);
+MM_HIDDEN void mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi);
 MM_HIDDEN void mm_lock_all (struct mm_desc *d);
 MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
 

@@ -63,6 +63,7 @@ mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi)
   hi->st.bytes_free = hi->run_bytes = (size_t) (h->run_pages << MM_PAGE_SHIFT);
   hi->reserved = d->span;
   count_pages (d, hi);
+  mm_quar_stats (d, hi);	/* freed, though still allocated */
   mm_unlock_all (d);
 }
 
