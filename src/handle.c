@@ -28,14 +28,11 @@
 #define HANDLE_TAG ((uintptr_t) 0xb)
 #define HANDLE_TAG_MASK ((uintptr_t) 0xf)
 #define SLOT_SHIFT 4
-#if UINTPTR_MAX > 0xffffffffu
-#define SLOT_BITS 20
-#else
-#define SLOT_BITS 10
-#endif
+#define SLOT_BITS MM_HANDLE_SLOT_BITS
 #define SLOTS_MAX ((uint32_t) 1 << SLOT_BITS)
 #define SERIAL_SHIFT (SLOT_SHIFT + SLOT_BITS)
-#define SERIAL_MAX (UINTPTR_MAX >> SERIAL_SHIFT)
+#define SERIAL_MAX MM_HANDLE_SERIAL_MAX
+_Static_assert (SERIAL_MAX == UINTPTR_MAX >> SERIAL_SHIFT, "the layout of mmprivate.h");
 
 /* The table, in chunks made when first needed and never freed.  A slot's
    entry is written once, before nslots covers it (release), so a reader

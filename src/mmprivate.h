@@ -351,7 +351,14 @@ MM_HIDDEN void mm_region_trim (struct mm_desc *d, uint64_t end);
 MM_HIDDEN struct mm_desc *mm_attach (int fd, void *baseaddr);
 /* Handles (handle.c): give a new descriptor its slot (pool lock held; 0 or
    an errno value); issue the handle of an attachment made; refuse it from
-   now on; has the slot issued its last handle (never reuse D)?  */
+   now on; has the slot issued its last handle (never reuse D)?  A handle
+   holds 4 tag bits, the slot, then the attachment's serial number.  */
+#if UINTPTR_MAX > 0xffffffffu
+#define MM_HANDLE_SLOT_BITS 20
+#else
+#define MM_HANDLE_SLOT_BITS 10
+#endif
+#define MM_HANDLE_SERIAL_MAX (UINTPTR_MAX >> (4 + MM_HANDLE_SLOT_BITS))
 MM_HIDDEN int mm_handle_slot (struct mm_desc *d);
 MM_HIDDEN void *mm_handle_issue (struct mm_desc *d);
 MM_HIDDEN void mm_handle_revoke (struct mm_desc *d);

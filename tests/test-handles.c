@@ -222,6 +222,35 @@ descriptors_are_never_issued_twice (void **state)
   assert_int_equal (count_lines_with (err, "(its heap was detached)"), N);
 }
 
+/* A slot that has issued its last serial number is not used again: the
+   next attach gets another descriptor, and the slot's descriptors stay
+   refused.  (Reaching the end by attaching would take 2^40 attaches: the
+   test moves the slot's count there.)  */
+static void
+a_slot_whose_serials_run_out_is_retired (void **state)
+{
+  (void) state;
+  void *x = tu_new_heap ();
+  struct mm_desc *dx = mm_desc_of (x);
+  dx->serial = MM_HANDLE_SERIAL_MAX - 1;	/* as if attached that often */
+  assert_null (mmalloc_detach (x));
+  void *y = tu_new_heap ();	/* the last serial number of the slot */
+  assert_ptr_equal (mm_desc_of (y), dx);
+  assert_true (dx->serial == MM_HANDLE_SERIAL_MAX);
+  struct victim v;
+  victim_make (&v, y);
+  assert_refused (x, "(its heap was detached)", &v);
+  victim_intact (&v);
+  mfree (y, v.block);
+  assert_null (mmalloc_detach (y));
+  struct victim w;
+  victim_make (&w, tu_new_heap ());
+  assert_ptr_not_equal (mm_desc_of (w.md), dx);	/* retired */
+  assert_refused (y, "(its heap was detached)", &w);
+  assert_refused (x, "(its heap was detached)", &w);
+  victim_end (&w);
+}
+
 /* Freeing through a detached heap's descriptor, whose slot another heap
    uses now: reported and abort (free has no error to return); the block,
    of the other heap, is not freed.  */
@@ -401,6 +430,7 @@ main (int argc, char **argv)
     cmocka_unit_test (stale_descriptor_after_reuse_is_refused),
     cmocka_unit_test (stale_descriptor_of_a_reattached_file_is_refused),
     cmocka_unit_test (descriptors_are_never_issued_twice),
+    cmocka_unit_test (a_slot_whose_serials_run_out_is_retired),
     cmocka_unit_test (free_through_a_stale_descriptor_aborts),
     cmocka_unit_test (concurrent_attaches_keep_descriptors_apart),
     cmocka_unit_test (wild_descriptors_are_refused),
