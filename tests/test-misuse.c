@@ -46,6 +46,8 @@ enum op
   WAF_END,			/* free, p[size - 1] changed, then reuse */
   WAF_FLUSHED,			/* free, flush the quarantine, p[size / 2]
 				   changed, then reuse */
+  WAF_MOVED,			/* mrealloc moves the block, p[0] changed
+				   through the old pointer, then reuse */
   FREE_INTERIOR,		/* free p + 16 */
   FREE_PAGE_INTERIOR,		/* free p + 8192 */
   FREE_UNALIGNED,		/* free p + 1 */
@@ -142,6 +144,10 @@ static const struct mcase cases[] = {
   { UNDERRUN, MK_VALLOC, 100, 0, BEFORE },
   { UNDERRUN, MK_ALIGN, 100, 64, BEFORE },
   { UNDERRUN_FAR, MK_ALIGN, 100, 4096, BEFORE },
+  { UNDERRUN, MK_ALIGN, 100, 32, BEFORE },
+  { UNDERRUN, MK_ALIGN, 100, 4096, BEFORE },
+  { UNDERRUN, MK_GROWN, 3000, 0, BEFORE },
+  { UNDERRUN, MK_SHRUNK, 100000, 0, BEFORE },
   /* Writes after free, found before the memory is handed out again.  */
   { WAF_START, MK_MALLOC, 24, 0, AFTER_FREE },
   { WAF_MIDDLE, MK_MALLOC, 100, 0, AFTER_FREE },
@@ -151,6 +157,8 @@ static const struct mcase cases[] = {
   { WAF_END, MK_MALLOC, 100000, 0, AFTER_FREE },
   { WAF_START, MK_ALIGN, 100, 64, AFTER_FREE },
   { WAF_MIDDLE, MK_VALLOC, 5000, 0, AFTER_FREE },
+  { WAF_MIDDLE, MK_CALLOC, 300, 0, AFTER_FREE },
+  { WAF_MOVED, MK_MALLOC, 100, 0, AFTER_FREE },
   { WAF_FLUSHED, MK_MALLOC, 100, 0, AFTER_FREE },
   { WAF_FLUSHED, MK_ALIGN, 100, 64, AFTER_FREE },
   /* Other calls on freed or bad pointers.  */
@@ -170,25 +178,47 @@ static const struct mcase cases[] = {
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static const char *const op_names[] = {
-  "overrun", "overrun by a word", "underrun", "underrun far", "double free",
-  "double free after reuse", "double free after churn",
-  "double free after the quarantine", "double free after realloc moved it",
-  "double free of an interior pointer", "double free on another heap",
-  "write after free at the start", "write after free in the middle",
-  "write after free at the end", "write after free after the quarantine",
-  "free of an interior pointer", "free of a page inside a block",
-  "free of an unaligned pointer", "free of a pointer before the block",
-  "realloc of a freed block", "realloc of an interior pointer",
-  "realloc of an overrun block", "usable size of a freed block",
-  "overrun found by mmalloc_check", "underrun found by mmalloc_check",
-  "write after free found by mmalloc_check", "free of a stack address",
-  "free of a static object", "free of a wild pointer",
-  "free of a C library pointer", "overrun into the next block",
+  [OVERRUN] = "overrun",
+  [OVERRUN_WORD] = "overrun by a word",
+  [UNDERRUN] = "underrun",
+  [UNDERRUN_FAR] = "underrun far",
+  [DOUBLE] = "double free",
+  [DOUBLE_REUSED] = "double free after reuse",
+  [DOUBLE_CHURN] = "double free after churn",
+  [DOUBLE_FLUSHED] = "double free after the quarantine",
+  [DOUBLE_MOVED] = "double free after realloc moved it",
+  [DOUBLE_INTERIOR] = "double free of an interior pointer",
+  [DOUBLE_OTHER_HEAP] = "double free on another heap",
+  [WAF_START] = "write after free at the start",
+  [WAF_MIDDLE] = "write after free in the middle",
+  [WAF_END] = "write after free at the end",
+  [WAF_FLUSHED] = "write after free after the quarantine",
+  [WAF_MOVED] = "write through the pointer realloc moved",
+  [FREE_INTERIOR] = "free of an interior pointer",
+  [FREE_PAGE_INTERIOR] = "free of a page inside a block",
+  [FREE_UNALIGNED] = "free of an unaligned pointer",
+  [FREE_BEFORE] = "free of a pointer before the block",
+  [REALLOC_FREED] = "realloc of a freed block",
+  [REALLOC_INTERIOR] = "realloc of an interior pointer",
+  [REALLOC_OVERRUN] = "realloc of an overrun block",
+  [USABLE_FREED] = "usable size of a freed block",
+  [CHECK_OVERRUN] = "overrun found by mmalloc_check",
+  [CHECK_UNDERRUN] = "underrun found by mmalloc_check",
+  [CHECK_WAF] = "write after free found by mmalloc_check",
+  [FREE_STACK] = "free of a stack address",
+  [FREE_GLOBAL] = "free of a static object",
+  [FREE_WILD] = "free of a wild pointer",
+  [FREE_LIBC] = "free of a C library pointer",
+  [FREE_NEIGHBOUR_OVERRUN] = "overrun into the next block",
 };
 
 static const char *const make_names[] = {
-  "mmalloc", "mcalloc", "mvalloc", "mmemalign", "grown by mrealloc",
-  "shrunk by mrealloc",
+  [MK_MALLOC] = "mmalloc",
+  [MK_CALLOC] = "mcalloc",
+  [MK_VALLOC] = "mvalloc",
+  [MK_ALIGN] = "mmemalign",
+  [MK_GROWN] = "grown by mrealloc",
+  [MK_SHRUNK] = "shrunk by mrealloc",
 };
 
 static char global_object[64] __attribute__ ((aligned (16)));
@@ -371,9 +401,13 @@ misuse (void *arg)
     case WAF_MIDDLE:
     case WAF_END:
     case WAF_FLUSHED:
+    case WAF_MOVED:
       {
-	size_t at = c->op == WAF_START ? 0 : c->op == WAF_END ? n - 1 : n / 2;
-	mfree (md, p);
+	size_t at = c->op == WAF_START || c->op == WAF_MOVED ? 0 : c->op == WAF_END ? n - 1 : n / 2;
+	if (c->op != WAF_MOVED)
+	  mfree (md, p);
+	else if (mrealloc (md, p, 50000) == p)
+	  _exit (95);
 	if (c->op == WAF_FLUSHED)
 	  flush (md, n);
 	say_ptr (p);
