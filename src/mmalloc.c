@@ -357,6 +357,8 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
     }
   else
     s = mm_slab_new (d, cls, checked, 0);
+  if (s && arm && !(s->flags & MM_SLAB_POISON))
+    mm_chk_slab_init (s);	/* of an older file: see mmcheck.c */
   uint32_t idx = s ? mm_slab_take (s) : UINT32_MAX;
   if (s && idx == UINT32_MAX)
     {

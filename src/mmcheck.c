@@ -17,8 +17,8 @@
    slot given back stays in its "free state" (a freed header at its start,
    poison after it), which is verified again when the slot is handed out and
    by mmalloc_check; slabs that keep free slots so are marked MM_SLAB_POISON
-   (those of older files are not).  Large blocks lose their poison with their
-   pages.
+   (those of older files are not, until a slot of theirs is handed out:
+   mm_chk_slab_init).  Large blocks lose their poison with their pages.
 
    The quarantine's list is process memory (under the page lock); what it
    means lives in the heap: an allocated block whose header says freed is in
@@ -152,30 +152,43 @@ chk_freed_intact (const struct mm_chk *c, size_t room)
   return 0;
 }
 
-/* Put SLOT (ROOM bytes) of a MM_SLAB_POISON slab in the free state: a freed
-   header first (which ends any lead record), then the poison.  A whole
-   record (a freed header, or a lead record) only changes its mark: one
-   store, so an allocated slot never shows a half-written header here.  */
-void
-mm_chk_recycle (struct mm_slab *s, char *slot, size_t room)
+/* Put SLOT (ROOM bytes) in the free state: a freed header first (which ends
+   any lead record), then the poison.  A whole record (a freed header, or a
+   lead record) only changes its mark: one store, so an allocated slot never
+   shows a half-written header here.  */
+static void
+slot_recycle (char *slot, size_t room)
 {
-  if (!(s->flags & MM_SLAB_POISON))
-    return;
   struct mm_chk *c = (struct mm_chk *) (void *) slot;
   chk_set (c, c->sum == chk_sum (c->size, c) ? c->size : 0, MM_CHK_FREE);
   memset (slot + CHK, MM_CHK_POISON, room - CHK);
   MM_KP ();
 }
 
-/* Every slot of the new checked slab S in the free state.  */
+/* SLOT (ROOM bytes) of S in the free state, if S keeps its free slots so.  */
+void
+mm_chk_recycle (struct mm_slab *s, char *slot, size_t room)
+{
+  if (s->flags & MM_SLAB_POISON)
+    slot_recycle (slot, room);
+}
+
+/* Every free slot of the checked slab S in the free state, then S marked
+   MM_SLAB_POISON: a new slab, or one of an older file (whose free slots may
+   hold anything: a slot taken from it and killed before its header was
+   written would read as clobbered) before a slot of it is handed out.  If
+   this is interrupted, S stays unmarked and is done again.  Class lock held
+   (or S not yet published).  */
 void
 mm_chk_slab_init (struct mm_slab *s)
 {
   const struct mm_class *c = &mm_classes[s->cls];
-  s->flags |= MM_SLAB_POISON;
   char *slot = (char *) s + c->objoff;
   for (uint32_t i = 0; i < c->nobj; i++, slot += c->size)
-    mm_chk_recycle (s, slot, c->size);
+    if (!(s->bits[i / 64] & (1ULL << (i % 64))))
+      slot_recycle (slot, c->size);
+  __atomic_store_n (&s->flags, (uint16_t) (s->flags | MM_SLAB_POISON), __ATOMIC_RELAXED);
+  MM_KP ();
 }
 
 /* Set up the checked block at START (ROOM bytes) as ARM says, under the lock

@@ -225,7 +225,8 @@ mm_rbits (const struct mm_slab *s)
 #define MM_SLAB_FULL 4u		/* on its owner's full list */
 #define MM_SLAB_AVAIL 8u	/* on its owner's avail list */
 #define MM_SLAB_POISON 16u	/* checked, and every free slot is kept poisoned
-				   (mmcheck.c); slabs of older files lack it */
+				   (mmcheck.c); slabs of older files lack it
+				   until a slot of theirs is handed out */
 
 /* The header of a block under checking, just before the user's pointer.  A
    block aligned beyond 16 bytes starts with a lead record instead (magic
