@@ -130,7 +130,7 @@ build () {
 }
 
 say "building the programs"
-for p in churn prodcons larson heapfile_mm reattach waste fastpath; do
+for p in churn prodcons larson heapfile_mm reattach waste fastpath forkcost; do
   build $p $CC $CFLAGS -o "$OUT/$p" "bench/$p.c" "$OUT/libmmalloc.a" -lpthread -lm -ldl \
     || { say "cannot build bench/$p.c (see $LOG)"; tail -20 "$LOG" >&2; exit 1; }
 done
@@ -387,6 +387,31 @@ if [ -n "$RA_DONE" ]; then
 fi
 cleanup
 RA_FILES=""
+
+# --- fork: fork + exit + wait with a heap in use (drop-in against glibc) --------
+
+if [ -f "$MSO" ]; then
+  FK_SIZES=${BENCH_FORK_SIZES:-"32 1024"}
+  [ "$QUICK" = 1 ] && FK_SIZES=32
+  FK_ROUNDS=5
+  [ "$QUICK" = 1 ] && FK_ROUNDS=2
+  say "fork + exit + wait, $FK_SIZES MiB live: $FK_ROUNDS rounds of mmalloc and glibc"
+  for r in $(seq 1 "$FK_ROUNDS"); do
+    for al in $(rotated "$r" mmalloc glibc); do
+      pre=""
+      [ "$al" = mmalloc ] && pre=$MSO
+      for m in $FK_SIZES; do
+	run_one fork "$al" "$r" "$pre" "$OUT/forkcost" "$al" "$m" 20
+      done
+    done
+  done
+  for m in $FK_SIZES; do
+    if [ "$m" -ge 1024 ]; then lab="$((m / 1024)) GiB"; else lab="$m MiB"; fi
+    spec fork fork_ms_$m "fork + exit + wait, $lab live (LD_PRELOAD)" ms 2 mm -
+  done
+else
+  note "build/libmmalloc-malloc.so.1 missing: fork rows skipped"
+fi
 
 # --- 6: memory ---------------------------------------------------------------------
 

@@ -106,7 +106,18 @@ region_validate (struct mm_desc *d)
    at each attach, so reuse is invisible to it.  */
 pthread_mutex_t mm_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_desc *pool;	/* detached descriptors */
-struct mm_desc *mm_live;	/* attached ones (and attaching): fork.c */
+struct mm_desc *mm_live;	/* attached ones (and attaching): handle.c */
+
+/* Put D on the list of attached heaps (pool lock held).  */
+static void
+live_push (struct mm_desc *d)
+{
+  d->live_prev = NULL;
+  d->live_next = mm_live;
+  if (mm_live)
+    mm_live->live_prev = d;
+  mm_live = d;
+}
 
 /* A new process descriptor, or NULL with errno set.  */
 static struct mm_desc *
@@ -158,11 +169,7 @@ desc_new (void)
   mm_quar_reset (d);
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
   mm_lock (&mm_pool_lock);
-  d->live_prev = NULL;
-  d->live_next = mm_live;
-  if (mm_live)
-    mm_live->live_prev = d;
-  mm_live = d;
+  live_push (d);
   mm_unlock (&mm_pool_lock);
   return d;
 }
@@ -187,6 +194,38 @@ mm_desc_free (struct mm_desc *d)
       pool = d;
     }
   mm_unlock (&mm_pool_lock);
+}
+
+/* In a fork child whose pool (with the list of attached heaps) or registry
+   was being changed at the instant of the fork, by a thread gone in the
+   child: make them anew from the table of every descriptor made (handle.c).
+   The pool is every descriptor not attached (one that was being attached or
+   detached is lost with its thread's call); the registry, every attached
+   file.  */
+void
+mm_desc_lists_rebuild (int remake_pool, int remake_registry)
+{
+  if (remake_pool)
+    pool = mm_live = NULL;
+  if (remake_registry)
+    registry = NULL;
+  struct mm_desc *d;
+  for (uint32_t i = 0; (d = mm_handle_nth (i)); i++)
+    if (d->magic != MM_DESC_MAGIC && remake_pool && !mm_handle_spent (d))
+      {
+	d->next = pool;
+	pool = d;
+      }
+    else if (d->magic == MM_DESC_MAGIC)
+      {
+	if (remake_pool)
+	  live_push (d);
+	if ((d->mode & MM_MODE_FILE) && remake_registry)
+	  {
+	    d->next = registry;
+	    registry = d;
+	  }
+      }
 }
 
 /* Undo a failed attach: unmap, close, free; errno = ERR.  */
@@ -575,6 +614,7 @@ attach_file (int fd, void *baseaddr)
 struct mm_desc *
 mm_attach (int fd, void *baseaddr)
 {
+  mm_fork_init ();
   mm_classes_init ();
   size_t sys = mm_os_pagesize ();
   if ((uintptr_t) baseaddr % (sys > MM_PAGE ? sys : MM_PAGE))

@@ -1,123 +1,139 @@
-/* fork.c -- fork: the library's locks and heaps in the child.
+/* fork.c -- the library's locks and heaps in the child of a fork.
 
-   The handlers that pthread_atfork runs (registered by malloc.c), and what
-   they need from the other modules: every lock of the library taken in lock
-   order, released, made anew; the heaps repaired in the child.  */
+   No lock is taken before fork and none is held across it, so a fork never
+   waits for the library (nor the library for stdio, whose lock the C
+   library takes around fork: a thread inside getline that allocates holds a
+   stream's lock and waits for ours, while fflush (NULL) holds the list lock
+   and waits for that stream).  The child starts from the memory of the
+   instant of the fork, each other thread stopped wherever it was: that is
+   the state a kill -9 leaves, and the crash model already makes a heap whole
+   again from any such instant (recover.c).  So the child, alone, does what
+   is needed, and no more:
+
+   - every lock of the library is made anew; a heap one of whose locks was
+     held at the instant of the fork may be caught in a half-made change,
+     and is rebuilt as recovery rebuilds it (mm_recover: from the page map
+     and the slab bitmaps, which every change keeps authoritative);
+   - a heap none of whose locks was held is whole but for the slabs that
+     threads gone in the child own (their lock-free paths may have stopped
+     anywhere in them): those with room, each thread's current and avail
+     slabs, found through the caches of the threads (tcache.c), are taken
+     back with their counts made anew from their bitmaps; the full ones
+     when a free comes to one (their owners' tokens are marked dead).  So,
+     but for a heap caught under one of its locks or a thread caught
+     starting or ending (its cache is then not found: each heap where
+     others own slabs is walked), the child's work grows with the number of
+     heaps and of threads, not with the size of the heaps;
+   - a heap file is still the parent's, shared with it: it becomes read-only
+     in the child (no fast frees, allocation fails with EROFS);
+   - the pool of descriptors and the registry of files are made anew if a
+     thread was changing them.
+
+   The handler runs with every signal blocked, so that a handler that
+   allocates never finds the work half done.  It is registered by the
+   library itself (mm_fork_init, before the first heap exists), whichever
+   library the program linked, and only once.  */
 
 #include "mmprivate.h"
 
-#define FORK_HELD_MAX 4096
-static pthread_mutex_t *fork_held[FORK_HELD_MAX];
-static int fork_nheld;
+#include <signal.h>
 
-static void
-fork_take (int (*lock) (pthread_mutex_t *), pthread_mutex_t *m)
+/* Slabs of D that the forking thread owns, as its cache entries count them.  */
+static uint64_t
+owned_by_self (struct mm_desc *d)
 {
-  if (lock (m) && fork_nheld < FORK_HELD_MAX)
-    fork_held[fork_nheld++] = m;
+  struct mm_tc *tc = mm_tc_self;
+  uint64_t n = 0;
+  for (int i = 0; tc && i < MM_TC_ENTRIES; i++)
+    if (tc->e[i].d == d && tc->e[i].gen == d->gen)
+      n += tc->e[i].nowned;
+  return n;
 }
 
-/* Every lock, in the library's lock order: the process-wide ones, then per
-   heap its class locks and its page lock.  */
+/* Take back every slab of D owned by another thread than SELF (the forking
+   thread's token, 0 if it has no cache): one pass over the page map.  */
 static void
-mm_fork_lock (int (*lock) (pthread_mutex_t *))
+take_back_others (struct mm_desc *d, uint32_t self)
 {
-  fork_nheld = 0;
-  fork_take (lock, &mm_default_lock);
-  fork_take (lock, &mm_trace_lock);
-  fork_take (lock, &mm_registry_lock);
-  fork_take (lock, &mm_pool_lock);
-  for (struct mm_desc *d = mm_live; d; d = d->live_next)
+  uint64_t top = d->hdr->top;
+  for (uint64_t pg = MM_HDR_PAGES; pg < top;)
     {
-      for (unsigned c = 0; c < MM_NCLASSES; c++)
-	fork_take (lock, &d->class_lock[c]);
-      fork_take (lock, &d->page_lock);
+      uint32_t e = mm_pm_get (d, pg);
+      uint64_t n = PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? e & PM_NMASK : 1;
+      if (PM_KIND (e) == PM_SLAB && PM_SLAB_OFF (e) == 0 && PM_SLAB_CLS (e) < MM_NCLASSES)
+	{
+	  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
+	  n = mm_classes[PM_SLAB_CLS (e)].pages;
+	  if (s->owner && s->owner != self && mm_slab_ok (d, pg << MM_PAGE_SHIFT, PM_SLAB_CLS (e)))
+	    mm_slab_adopt (d, s);
+	}
+      pg += n ? n : 1;
     }
 }
 
+/* D, whose locks were all free at the instant of the fork (HELD: 0) or not,
+   made usable in the child.  */
 static void
-mm_fork_unlock (void)
+heap_after_fork (struct mm_desc *d, int held)
 {
-  while (fork_nheld > 0)
-    pthread_mutex_unlock (fork_held[--fork_nheld]);
-}
-
-/* In the child of a fork: the other threads are gone, with their thread
-   caches and whatever they were doing.  An anonymous heap is the child's own
-   copy: rebuild it as recovery does (owners cleared, counts from the bitmaps,
-   lists anew) and make every thread cache of it stale.  A heap file is still
-   the parent's, shared with it: the child gets it read-only.  */
-static void
-mm_fork_repair (void)
-{
-  for (struct mm_desc *d = mm_live; d; d = d->live_next)
-    {
-      if (d->magic != MM_DESC_MAGIC)
-	continue;
+  if (d->magic != MM_DESC_MAGIC || d->damaged)
+    return;
+  if (d->mode & MM_MODE_FILE)
+    {				/* its slabs keep our owner: no fast frees */
+      d->mode |= MM_MODE_RDONLY;
+      d->limit = 0;
       __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
-      if (d->mode & MM_MODE_FILE)
-	{			/* its slabs keep our owner: no fast frees */
-	  d->mode |= MM_MODE_RDONLY;
-	  d->limit = 0;
-	}
-      else if (!d->damaged && mm_recover (d) == 0)
+    }
+  else if (held)
+    {				/* every thread cache of it becomes stale */
+      __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
+      if (mm_recover (d) == 0)
 	d->nowned = 0;
     }
 }
 
-/* In the child, which has one thread: every lock anew, taken or not.  */
 static void
-mm_fork_reinit (void)
+fork_child (void)
 {
-  pthread_mutex_init (&mm_default_lock, NULL);
-  pthread_mutex_init (&mm_trace_lock, NULL);
-  pthread_mutex_init (&mm_registry_lock, NULL);
-  pthread_mutex_init (&mm_pool_lock, NULL);
-  for (struct mm_desc *d = mm_live; d; d = d->live_next)
+  sigset_t all, old;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  mm_lock_reset (&mm_default_lock);
+  mm_lock_reset (&mm_trace_lock);
+  int registry = mm_lock_reset (&mm_registry_lock);
+  int pool = mm_lock_reset (&mm_pool_lock);
+  struct mm_desc *d;
+  for (uint32_t i = 0; (d = mm_handle_nth (i)); i++)
     {
+      int held = 0;
       for (unsigned c = 0; c < MM_NCLASSES; c++)
-	pthread_mutex_init (&d->class_lock[c], NULL);
-      pthread_mutex_init (&d->page_lock, NULL);
+	held |= mm_lock_reset (&d->class_lock[c]);
+      held |= mm_lock_reset (&d->page_lock);
+      heap_after_fork (d, held);
     }
-  fork_nheld = 0;
+  if (pool || registry)
+    mm_desc_lists_rebuild (pool, registry);
+  /* The slabs of the threads gone, through their caches; if those were
+     being changed, by a walk of each heap where others own slabs.  */
+  if (mm_tc_after_fork () < 0)
+    for (uint32_t i = 0; (d = mm_handle_nth (i)); i++)
+      if (d->magic == MM_DESC_MAGIC && !d->damaged && mm_writable (d)
+	  && d->nowned != owned_by_self (d))
+	take_back_others (d, mm_dead_self);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
 }
 
-/* Before fork every lock of every heap is taken, so that the child finds no
-   half-made change, and the child makes them anew.  A fork from a signal
-   handler that interrupted this thread inside the library must not wait for
-   locks its own thread holds: then each lock is only tried, and the child
-   repairs what may be half made.  The child repairs anyway what the other
-   threads, gone in it, left: their owned slabs and counts (mm_fork_repair).  */
-
-static int
-lock_wait (pthread_mutex_t *m)
-{
-  pthread_mutex_lock (m);
-  return 1;
-}
-
-static int
-lock_try (pthread_mutex_t *m)
-{
-  return pthread_mutex_trylock (m) == 0;
-}
+/* Once per process, before the first heap; never under a lock of ours, since
+   pthread_atfork may allocate, through us in the drop-in malloc (then the
+   flag, already set, stops the recursion).  */
+static int registered;
 
 void
-mm_fork_prepare (void)
+mm_fork_init (void)
 {
-  mm_fork_lock (mm_locks_held ? lock_try : lock_wait);
-}
-
-void
-mm_fork_parent (void)
-{
-  mm_fork_unlock ();
-}
-
-void
-mm_fork_child (void)
-{
-  mm_fork_reinit ();
-  mm_locks_held = 0;
-  mm_fork_repair ();
+  if (MM_LIKELY (__atomic_load_n (&registered, __ATOMIC_ACQUIRE)))
+    return;
+  if (!__atomic_exchange_n (&registered, 1, __ATOMIC_ACQ_REL)
+      && pthread_atfork (NULL, NULL, fork_child) != 0)
+    __atomic_store_n (&registered, 0, __ATOMIC_RELEASE);	/* next time */
 }

@@ -62,6 +62,14 @@ mm_handle_slot (struct mm_desc *d)
   return 0;
 }
 
+struct mm_desc *
+mm_handle_nth (uint32_t i)
+{
+  if (i >= __atomic_load_n (&nslots, __ATOMIC_ACQUIRE))
+    return NULL;
+  return chunks[i / CHUNK_SLOTS][i % CHUNK_SLOTS];
+}
+
 void *
 mm_handle_issue (struct mm_desc *d)
 {

@@ -384,6 +384,6 @@ read_options (void)
 __attribute__ ((constructor)) static void
 malloc_init (void)
 {
-  pthread_atfork (mm_fork_prepare, mm_fork_parent, mm_fork_child);
+  mm_fork_init ();
   read_options ();
 }

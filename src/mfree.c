@@ -162,6 +162,11 @@ free_slot (struct mm_desc *d, struct mm_block *b)
   struct mm_slab *s = b->slab;
   uint32_t w = b->idx / 64, owner = __atomic_load_n (&s->owner, __ATOMIC_SEQ_CST);
   uint64_t bit = 1ULL << (b->idx % 64);
+  if (MM_UNLIKELY (mm_owner_dead (owner)))
+    {				/* a fork child's: its owner is gone */
+      mm_slab_adopt (d, s);
+      owner = 0;
+    }
   if (!owner || owned_by_me (owner))
     {
       __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
@@ -271,19 +276,25 @@ free_fast (struct mm_desc *d, void *ptr)
     }
   /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
      writes bits next.  */
+  struct mm_tc *tc = mm_tc_self;
+  __atomic_store_n (&tc->remote, s, __ATOMIC_RELAXED);
   uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (MM_UNLIKELY (old & bit))
     {
+      __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
       mm_fault (d, "block is not allocated (freed twice?)", ptr);
       return 1;
     }
   uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
-  if (MM_LIKELY (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST) != 0))
+  __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+  owner = __atomic_load_n (&s->owner, __ATOMIC_SEQ_CST);
+  if (MM_LIKELY (owner != 0) && MM_LIKELY (!mm_owner_dead (owner)))
     return 1;			/* the owner folds it in */
-  /* Nobody's slab: the lock is needed only to put it on its partial list,
-     or to give it back once every slot is free.  */
-  if ((__atomic_load_n (&s->flags, __ATOMIC_RELAXED) & MM_SLAB_LISTED)
+  /* Nobody's slab (or, in a fork child, the slab of a thread that is gone):
+     the lock is needed only to put it on its partial list, or to give it
+     back once every slot is free.  */
+  if (!owner && (__atomic_load_n (&s->flags, __ATOMIC_RELAXED) & MM_SLAB_LISTED)
       && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED))
     return 1;
   unsigned cls = PM_SLAB_CLS (e);
@@ -291,7 +302,11 @@ free_fast (struct mm_desc *d, void *ptr)
   /* Check it is still the slab it was: it may have been given back since.  */
   if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
       && s->magic == MM_SLAB_MAGIC)
-    mm_slab_after_free (d, s);
+    {
+      if (mm_owner_dead (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST)))
+	mm_slab_adopt (d, s);
+      mm_slab_after_free (d, s);
+    }
   mm_unlock (&d->class_lock[cls]);
   return 1;
 }

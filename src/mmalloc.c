@@ -306,6 +306,21 @@ mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
     mm_partial_push (d, s);
 }
 
+/* Take S from an owner that is gone (a thread of the parent, in a fork
+   child; class lock held).  The owner may have stopped anywhere in its
+   lock-free paths, between a bit and the count: the count is made anew from
+   the bits (rbits are folded in by the merge, or will be by the next one).  */
+void
+mm_slab_adopt (struct mm_desc *d, struct mm_slab *s)
+{
+  mm_slab_merge (s);
+  uint32_t words = (s->nobj + 63) / 64, used = 0;
+  for (uint32_t w = 0; w < words; w++)
+    used += (uint32_t) __builtin_popcountll (s->bits[w]);
+  s->used = used - (words * 64 - s->nobj);	/* the tail bits are set */
+  mm_slab_unowned (d, s);
+}
+
 /* A slot of the unowned slab S was freed (class lock held): list it, and
    give its pages back if it is empty and not its class's only partial slab.
    A checked slab that keeps its free slots poisoned keeps its pages, so that

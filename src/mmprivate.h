@@ -364,15 +364,19 @@ MM_HIDDEN int mm_handle_slot (struct mm_desc *d);
 MM_HIDDEN void *mm_handle_issue (struct mm_desc *d);
 MM_HIDDEN void mm_handle_revoke (struct mm_desc *d);
 MM_HIDDEN int mm_handle_spent (const struct mm_desc *d);
+/* The descriptor of slot I of the table, every descriptor ever made (never
+   unmapped), or NULL past its end: it can be walked at any instant.  */
+MM_HIDDEN struct mm_desc *mm_handle_nth (uint32_t i);
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
 extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */
+MM_HIDDEN void mm_desc_lists_rebuild (int remake_pool, int remake_registry);
 
-/* --- fork (fork.c): the pthread_atfork handlers ---------------------------- */
+/* --- fork (fork.c) ----------------------------------------------------------- */
 
-MM_HIDDEN void mm_fork_prepare (void);
-MM_HIDDEN void mm_fork_parent (void);
-MM_HIDDEN void mm_fork_child (void);
+/* Registers the library's fork handler, once; called before any heap is
+   made (it may allocate: it takes no lock of ours).  */
+MM_HIDDEN void mm_fork_init (void);
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 
@@ -501,6 +505,7 @@ struct mm_tce
      full as far as we know (other threads' frees pend in rbits).  */
   struct mm_slab *avail[MM_NCLASSES];
   struct mm_slab *full[MM_NCLASSES], *full_tail[MM_NCLASSES];
+  uint64_t nowned;		/* slabs owned through this entry (fork.c) */
   /* Slots we freed lately, handed out again first (LIFO, like a free list,
      but the bitmap stays the only record: a hint is only where to look).  */
   uint8_t nhint[MM_NCLASSES];
@@ -513,6 +518,11 @@ struct mm_tc
   struct mm_tce *cur;		/* the entry of the heap used last: the
 				   only one the fast paths look at */
   uint64_t clock;		/* stamps of the entries */
+  struct mm_tc *all_next, *all_prev;	/* every thread's cache (fork) */
+  struct mm_slab *remote;	/* a slab of cur's heap whose rbits a free of
+				   ours has marked and whose rfree it has not
+				   counted yet (fork: the count is made anew
+				   if we are gone in a child) */
   struct mm_tce e[MM_TC_ENTRIES];	/* never moved (they are large) */
 };
 extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
@@ -522,6 +532,21 @@ MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
 MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
 MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
+MM_HIDDEN int mm_tc_after_fork (void);
+MM_HIDDEN void mm_slab_adopt (struct mm_desc *d, struct mm_slab *s);
+
+/* In a fork child, the owner tokens of the threads that do not exist there:
+   every token up to mm_dead_max but the forking thread's, mm_dead_self (set
+   by mm_tc_after_fork; 0 in a process that never forked).  Their slabs are
+   taken back (mm_slab_adopt) when a free comes to one.  */
+extern MM_HIDDEN uint32_t mm_dead_max, mm_dead_self;
+
+static inline int
+mm_owner_dead (uint32_t owner)
+{
+  return owner && owner <= __atomic_load_n (&mm_dead_max, __ATOMIC_SEQ_CST)
+    && owner != mm_dead_self;
+}
 MM_HIDDEN uint64_t mm_new_gen (void);
 MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
 MM_HIDDEN void mm_slab_merge (struct mm_slab *s);
@@ -597,18 +622,13 @@ MM_HIDDEN void mm_kp_hit (void);
 
 /* --- Locks ----------------------------------------------------------------
 
-   Every lock of the library is taken through mm_lock, which counts the locks
-   this thread holds: a fork from a signal handler that interrupted us must not
-   wait for a lock its own thread holds (malloc.c).  */
-extern MM_HIDDEN __thread int mm_locks_held __attribute__ ((tls_model ("initial-exec")));
+   Every lock of the library is taken through mm_lock.  No lock is held
+   across fork: the child finds each lock as the instant of the fork left it,
+   and fork.c makes them anew (a heap whose lock was held is rebuilt).  */
 
-/* The count covers the whole of each call, waiting included: a signal can
-   come between the lock and the count.  */
 static inline void
 mm_lock (pthread_mutex_t *m)
 {
-  mm_locks_held++;
-  __atomic_signal_fence (__ATOMIC_SEQ_CST);
   pthread_mutex_lock (m);
 }
 
@@ -616,8 +636,15 @@ static inline void
 mm_unlock (pthread_mutex_t *m)
 {
   pthread_mutex_unlock (m);
-  __atomic_signal_fence (__ATOMIC_SEQ_CST);
-  mm_locks_held--;
+}
+
+/* In a fork child: make lock M anew; 1 if it was held at the fork.  */
+static inline int
+mm_lock_reset (pthread_mutex_t *m)
+{
+  int held = pthread_mutex_trylock (m) != 0;
+  pthread_mutex_init (m, NULL);
+  return held;
 }
 
 /* --- Inline helpers ------------------------------------------------------- */

@@ -18,6 +18,7 @@ mm_default (void)
   struct mm_desc *d = __atomic_load_n (&default_desc, __ATOMIC_ACQUIRE);
   if (MM_LIKELY (d))
     return d;
+  mm_fork_init ();		/* before our lock: it may call malloc */
   mm_lock (&mm_default_lock);
   d = default_desc;
   if (!d && (d = mm_attach (-1, NULL)))

@@ -26,12 +26,15 @@
 #include <string.h>
 
 __thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
-__thread int mm_locks_held __attribute__ ((tls_model ("initial-exec")));
 
 static uint32_t next_id;
 static uint64_t next_gen;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+/* Every thread's cache, for a fork child (mm_tc_after_fork).  */
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mm_tc *tc_all;
+uint32_t mm_dead_max, mm_dead_self;
 
 /* A descriptor no entry can match: empty entries point here.  */
 static struct mm_desc no_desc = { .gen = UINT64_MAX };
@@ -206,6 +209,7 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
       if (!locked)
 	mm_lock (&d->class_lock[c]);
       give_up (d, s);
+      e->nowned--;
       if (!locked)
 	mm_unlock (&d->class_lock[c]);
       return 0;
@@ -220,6 +224,14 @@ tc_destroy (void *arg)
   struct mm_tc *tc = arg;
   for (int i = 0; i < MM_TC_ENTRIES; i++)
     entry_release (&tc->e[i]);
+  mm_lock (&tc_lock);
+  if (tc->all_prev)
+    tc->all_prev->all_next = tc->all_next;
+  else
+    tc_all = tc->all_next;
+  if (tc->all_next)
+    tc->all_next->all_prev = tc->all_prev;
+  mm_unlock (&tc_lock);
   mm_tc_self = NULL;
   mm_os_unmap (tc, sizeof *tc);
 }
@@ -241,6 +253,10 @@ tc_create (void)
   tc->id = __atomic_add_fetch (&next_id, 1, __ATOMIC_RELAXED);
   if (!tc->id)			/* 2^32 threads later */
     tc->id = __atomic_add_fetch (&next_id, 1, __ATOMIC_RELAXED);
+  /* Tokens wrapped round to those of threads gone at a fork: forget those
+     (their slabs stay theirs) before this one owns anything.  */
+  if (tc->id <= __atomic_load_n (&mm_dead_max, __ATOMIC_SEQ_CST))
+    __atomic_store_n (&mm_dead_max, 0, __ATOMIC_SEQ_CST);
   for (int i = 0; i < MM_TC_ENTRIES; i++)
     entry_clear (&tc->e[i]);
   tc->cur = &tc->e[0];
@@ -249,6 +265,13 @@ tc_create (void)
       mm_os_unmap (tc, sizeof *tc);
       return NULL;
     }
+  mm_lock (&tc_lock);
+  tc->all_prev = NULL;
+  tc->all_next = tc_all;
+  if (tc_all)
+    tc_all->all_prev = tc;
+  tc_all = tc;
+  mm_unlock (&tc_lock);
   mm_tc_self = tc;
   return tc;
 }
@@ -305,18 +328,24 @@ acquire (struct mm_tce *e, unsigned cls)
       return NULL;
     }
   uint64_t off = d->hdr->cls[cls].partial[0];
+  struct mm_slab *s;
   if (!off)
-    return mm_slab_new (d, cls, 0, mm_tc_self->id);
-  struct mm_slab *s = (struct mm_slab *) mm_at (d, off);
-  if (!mm_partial_head_ok (d, off, cls, 0))
+    s = mm_slab_new (d, cls, 0, mm_tc_self->id);
+  else
     {
-      mm_damage (d, "partial slab list", off);
-      return NULL;
+      s = (struct mm_slab *) mm_at (d, off);
+      if (!mm_partial_head_ok (d, off, cls, 0))
+	{
+	  mm_damage (d, "partial slab list", off);
+	  return NULL;
+	}
+      mm_partial_pull (d, s);
+      __atomic_store_n (&s->owner, mm_tc_self->id, __ATOMIC_SEQ_CST);
+      __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
+      MM_KP ();
     }
-  mm_partial_pull (d, s);
-  __atomic_store_n (&s->owner, mm_tc_self->id, __ATOMIC_SEQ_CST);
-  __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
-  MM_KP ();
+  if (s)
+    e->nowned++;
   return s;
 }
 
@@ -392,9 +421,100 @@ mm_tc_drop_heap (struct mm_desc *d)
 	  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
 	  n = mm_classes[PM_SLAB_CLS (e)].pages;
 	  if (s->owner && mm_slab_ok (d, pg << MM_PAGE_SHIFT, PM_SLAB_CLS (e)))
-	    mm_slab_unowned (d, s);
+	    {
+	      if (mm_owner_dead (s->owner))
+		mm_slab_adopt (d, s);	/* its counts may be half made */
+	      else
+		mm_slab_unowned (d, s);
+	    }
 	}
       pg += n ? n : 1;
     }
   mm_set_limit (d, limit);
+}
+
+/* --- fork ------------------------------------------------------------------ */
+
+/* Is S, which an entry of the thread with token ID names, a whole slab of
+   D's class CLS still owned by that thread?  */
+static int
+owned_by_dead (struct mm_desc *d, uint32_t id, unsigned cls, struct mm_slab *s)
+{
+  return s && (char *) s > d->base && mm_slab_ok (d, mm_off (d, s), cls) && s->owner == id;
+}
+
+/* The slabs with room of E, an entry of the thread with token ID that is
+   gone: its current slabs and its avail lists.  The thread may have stopped
+   in the middle of a change of its lists, whose links it writes without a
+   lock: every slab is checked, and one that is missed stays the dead
+   thread's until a free comes to it (mfree.c).  Its full lists wait for
+   such frees too: following them would touch every full slab.  */
+static void
+entry_take_dead (struct mm_tce *e, uint32_t id)
+{
+  struct mm_desc *d = e->d;	/* NULL while entry_clear runs */
+  if (!d || d == &no_desc || d->magic != MM_DESC_MAGIC || e->gen != d->gen
+      || !mm_writable (d) || d->damaged)
+    return;
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    {
+      if (owned_by_dead (d, id, c, e->slab[c]))
+	mm_slab_adopt (d, e->slab[c]);
+      /* Each slab taken loses its owner: a cycle ends at the first one
+	 seen again.  */
+      for (struct mm_slab *s = e->avail[c]; owned_by_dead (d, id, c, s);)
+	{
+	  uint64_t next = s->next;
+	  mm_slab_adopt (d, s);
+	  s = next && mm_link_ok (d, next) ? (struct mm_slab *) mm_at (d, next) : NULL;
+	}
+    }
+}
+
+/* TC, of a thread that is gone, may have stopped in a free between the
+   rbits and the rfree of a slab: count that slab's rfree anew.  */
+static void
+remote_count (struct mm_tc *tc)
+{
+  struct mm_slab *s = tc->remote;
+  struct mm_desc *d = tc->cur ? tc->cur->d : NULL;
+  if (!s || !d || d == &no_desc || d->magic != MM_DESC_MAGIC || !mm_writable (d)
+      || (char *) s <= d->base || !mm_link_ok (d, mm_off (d, s)))
+    return;
+  uint32_t e = mm_pm_get (d, mm_off (d, s) >> MM_PAGE_SHIFT);
+  if (!mm_slab_ok (d, mm_off (d, s), PM_SLAB_CLS (e)))
+    return;
+  uint32_t n = 0;
+  const uint64_t *rb = mm_rbits (s);
+  for (uint32_t w = 0; w < mm_classes[s->cls].words; w++)
+    n += (uint32_t) __builtin_popcountll (rb[w]);
+  s->rfree = n;
+}
+
+/* In a fork child, alone: the threads of the parent but the forking one are
+   gone.  Their tokens are marked dead, their slabs with room taken back,
+   their caches unmapped.  0; -1 if a thread was adding or removing its
+   cache at the instant of the fork: the others' caches are then unknown,
+   and the caller must find their slabs another way.  */
+int
+mm_tc_after_fork (void)
+{
+  struct mm_tc *self = mm_tc_self;
+  int held = mm_lock_reset (&tc_lock);
+  mm_dead_max = next_id;
+  mm_dead_self = self ? self->id : 0;
+  for (struct mm_tc *tc = held ? NULL : tc_all, *next; tc; tc = next)
+    {
+      next = tc->all_next;
+      if (tc == self)
+	continue;
+      remote_count (tc);
+      for (int i = 0; i < MM_TC_ENTRIES; i++)
+	entry_take_dead (&tc->e[i], tc->id);
+      mm_os_unmap (tc, sizeof *tc);
+    }
+  tc_all = self;
+  if (self)
+    self->all_next = self->all_prev = NULL;
+  return held ? -1 : 0;
 }

@@ -130,6 +130,17 @@ tu_new_heap (void)
   return md;
 }
 
+/* A new heap in the new file NAME of the test directory.  */
+static inline void *
+tu_new_file_heap (const char *name)
+{
+  int fd = tu_newfile (name);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  return md;
+}
+
 static inline void
 tu_end_heap (void *md)
 {

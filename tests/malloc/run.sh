@@ -9,7 +9,7 @@
 #   NAME-preload  linked with nothing of mmalloc's (-DMT_PRELOAD), run with
 #                 LD_PRELOAD=$B/libmmalloc-malloc.so.1 (it checks that its
 #                 malloc is the preloaded one), and again with
-#                 MMALLOC_OPTIONS=check as well (but test-fork, test-rlimit).
+#                 MMALLOC_OPTIONS=check as well (but test-rlimit).
 # A build failure, a failed cmocka test, a program that crashes or exits
 # non-zero without a cmocka verdict, and a program that leaves files in its
 # private TMPDIR or its working directory (../leftover.sh) all count as
@@ -122,13 +122,13 @@ for src in "$here"/test-*.c "$here"/test-*.cc; do
     # The long fork test runs in full once, shorter under LD_PRELOAD.
     run "./$name-preload" "$name (LD_PRELOAD=libmmalloc-malloc.so.1)" \
       LD_PRELOAD="$lib_so" MTEST_SIGFORKS=15 MTEST_PAGEFORKS=2
-    # Once more with every block checked (the runtime option), except the
-    # tests of processes: fork's are long, and rlimit's children must start
-    # without a heap, which the option makes at once.
+    # Once more with every block checked (the runtime option), except
+    # rlimit's: its children must start without a heap, which the option
+    # makes at once.
     case $name in
-      test-fork | test-rlimit) ;;
+      test-rlimit) ;;
       *) run "./$name-preload" "$name (LD_PRELOAD, MMALLOC_OPTIONS=check)" \
-	   LD_PRELOAD="$lib_so" MMALLOC_OPTIONS=check ;;
+	   LD_PRELOAD="$lib_so" MMALLOC_OPTIONS=check MTEST_SIGFORKS=15 MTEST_PAGEFORKS=2 ;;
     esac
   fi
 done
