@@ -3,8 +3,9 @@
    Owns the header's validation, the choice of base addresses and the address
    reservation.  A heap reserves the start of its span before anything is
    mapped, only where the kernel's answer to a hint shows the range free, so
-   it never maps over memory that it does not own and never moves.  A file is refused with a distinct error for
-   each way it can be wrong, before any of it is mapped.  */
+   it never maps over memory that it does not own and never moves.  A file
+   is refused with a distinct error for each way it can be wrong, before any
+   of it is mapped.  */
 
 #include "mmprivate.h"
 
@@ -250,8 +251,8 @@ attach_fail (struct mm_desc *d, int err)
    the system lets us map that much, and reserved when growth reaches it
    (mm_region_extend), which fails with ENOMEM when the limit says so or
    something else was mapped there in the meantime: never over it.  A heap
-   that shrank to less than half of what it holds gives the rest back
-   (mm_region_trim).  */
+   that shrank, and holds more than twice what it would reserve at its new
+   size, gives back all beyond that (mm_region_trim).  */
 
 /* Round N up to a multiple of the system's page size.  */
 static uint64_t
@@ -273,11 +274,11 @@ resv_want (uint64_t used, uint64_t span)
 }
 
 /* Hold [*AT, *AT + LEN) (*AT NULL: wherever the kernel puts it), having
-   checked, when the system lets us map that much, that all SPAN bytes from
-   there are free; where the system refuses the address space (ENOMEM under
-   RLIMIT_AS, EINVAL from tools such as valgrind that limit it), hold the
-   first MIN bytes only.  MIN <= LEN <= SPAN.  Sets *AT and *HELD; 0,
-   EEXIST when the range is taken, or an errno value.  */
+   checked that all SPAN bytes from there are free.  Where the system
+   refuses that much address space (ENOMEM under RLIMIT_AS, EINVAL from
+   tools such as valgrind that limit it), hold LEN bytes unchecked beyond,
+   or if that is refused too, MIN.  MIN <= LEN <= SPAN.  Sets *AT and
+   *HELD; 0, EEXIST when the range is taken, or an errno value.  */
 static int
 hold (char **at, uint64_t span, uint64_t len, uint64_t min, uint64_t *held)
 {

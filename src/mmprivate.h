@@ -345,8 +345,9 @@ MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
-/* The heap in D will use END bytes: reserve up to there (0 or ENOMEM), or
-   give back what it holds beyond twice what it wants.  Page lock held.  */
+/* The heap in D will use END bytes: reserve up to there (0 or ENOMEM); or,
+   after a shrink, if it holds more than twice what it would reserve for
+   END, give back all beyond that.  Page lock held.  */
 MM_HIDDEN int mm_region_extend (struct mm_desc *d, uint64_t end);
 MM_HIDDEN void mm_region_trim (struct mm_desc *d, uint64_t end);
 MM_HIDDEN struct mm_desc *mm_attach (int fd, void *baseaddr);
