@@ -28,17 +28,27 @@ mm_hdr_sum (const struct mm_header *h)
   return s;
 }
 
-/* A fingerprint of the page-map directory, kept in the header: on a clean
-   file it stands for checking every leaf (which would cost a fault per leaf
-   at each attach).  */
+/* A fingerprint of the page-map directory DIR, kept in the header: on a
+   clean file it stands for checking every leaf (which would cost a fault
+   per leaf at each attach).  FNV-1a over every entry; the zeros after the
+   last entry in use (nearly all of them) only multiply by the prime, so
+   they are folded into one power of it.  */
+uint64_t
+mm_dir_sum_at (const uint32_t *dir)
+{
+  uint64_t n = mm_dir_used (dir), s = 14695981039346656037ULL, p = 1099511628211ULL;
+  for (uint64_t w = 0; w < n; w++)
+    s = (s ^ dir[w]) * p;
+  for (uint64_t k = MM_DIR_ENTRIES - n; k; k >>= 1, p *= p)
+    if (k & 1)
+      s *= p;
+  return s;
+}
+
 uint64_t
 mm_dir_sum (const struct mm_desc *d)
 {
-  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
-  uint64_t s = 14695981039346656037ULL;
-  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
-    s = (s ^ dir[w]) * 1099511628211ULL;
-  return s;
+  return mm_dir_sum_at ((const uint32_t *) (d->base + MM_PAGE));
 }
 
 /* 0 if H describes a heap this library can use whose file has FILE_SIZE bytes
@@ -87,7 +97,7 @@ region_validate (struct mm_desc *d)
   /* A file that was not detached may be caught in the middle of an update
      that recovery completes; the rest holds only for a clean one.  */
   int clean = h->state == MM_CLEAN;
-  int e = mm_dir_validate (d, !clean, NULL);
+  int e = mm_dir_validate (d, !clean);
   if (e)
     return e;
   if (clean && h->dir_sum != mm_dir_sum (d))

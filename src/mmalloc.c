@@ -337,6 +337,12 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
     mm_partial_push (d, s);
   if ((s->prev || s->next) && s->used == 0 && !(s->flags & MM_SLAB_POISON))
     {
+      /* The count is derived: the pages go only if the bitmaps agree.  */
+      if (mm_slab_used (s))
+	{
+	  mm_damage (d, "slab count", mm_off (d, s));
+	  return;
+	}
       struct mm_class_state *cs = &d->hdr->cls[s->cls];
       mm_partial_pull (d, s);
       cs->nslabs--;

@@ -799,7 +799,7 @@ mmalloc_check (void *md)
       walk_counters (&w);
       /* The leaves: where the directory says, in order, outside every block
          (the walks above take any META page for one).  */
-      if (mm_dir_validate (d, 0, NULL))
+      if (mm_dir_validate (d, 0))
 	problem (&w, "page-map directory: a leaf out of order or beyond the top", 1);
       else if (!w.problems && mm_pages_walk (d, 1, NULL, NULL))
 	problem (&w, "page map: a leaf that is not marked, or a page marked as one", 1);

@@ -342,6 +342,7 @@ MM_HIDDEN void mm_os_fail_at (long n, int err);
 MM_HIDDEN struct mm_desc *mm_default (void);
 MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
 MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
+MM_HIDDEN uint64_t mm_dir_sum_at (const uint32_t *dir);
 MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
 MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
 MM_HIDDEN void mm_desc_free (struct mm_desc *d);
@@ -397,7 +398,8 @@ MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
 MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_recover (struct mm_desc *d);
-MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty, uint64_t *stale);
+MM_HIDDEN uint64_t mm_dir_used (const uint32_t *dir);
+MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty);
 MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
 					   void *), void *arg);

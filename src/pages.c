@@ -671,6 +671,36 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
    (region_validate) and before recovery; links of free runs and slabs where
    they are followed (bin_insert, bin_remove, mm_slab_ok).  */
 
+/* The entries of directory DIR up to its last that is not 0.  In a heap the
+   entries in use come first and the rest (nearly all) are 0: those are
+   compared a page at a time.  */
+static uint64_t
+mm_dir_used_slow (const uint32_t *dir)
+{
+  uint64_t n = MM_DIR_ENTRIES;
+  while (n && !dir[n - 1])
+    n--;
+  return n;
+}
+
+uint64_t
+mm_dir_used (const uint32_t *dir)
+{
+  static const uint32_t zeros[MM_PAGE / 4];
+  const uint64_t per = MM_PAGE / 4;
+  uint64_t n = 0;
+  while (n < MM_DIR_ENTRIES && dir[n])
+    n++;
+  uint64_t chunk = (n + per - 1) / per * per;	/* past N's page */
+  for (uint64_t w = n; w < chunk && w < MM_DIR_ENTRIES; w++)
+    if (dir[w])
+      return mm_dir_used_slow (dir);
+  for (uint64_t w = chunk; w < MM_DIR_ENTRIES; w += per)
+    if (memcmp (dir + w, zeros, sizeof zeros))
+      return mm_dir_used_slow (dir);
+  return n;
+}
+
 /* Check the page-map directory: 0 or MMALLOC_ECORRUPT.  A leaf is made at the
    start of the growth that first reaches its window and is never freed, so
    the entries that are not 0 come first, one for every window below `top'
@@ -678,15 +708,18 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
    first page (the header aside), and each wholly below `top' (its pages are
    marked META before `top' covers them).  Where a growth died before moving
    `top', the windows it reached name leaves wholly at or above `top': with
-   DIRTY these are allowed (recovery clears them) and counted in *STALE.  */
+   DIRTY these are allowed (recovery clears them).  */
 int
-mm_dir_validate (const struct mm_desc *d, int dirty, uint64_t *stale)
+mm_dir_validate (const struct mm_desc *d, int dirty)
 {
   const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
   uint64_t top = d->hdr->top, wins = ((top - 1) >> MM_WIN_SHIFT) + 1;
-  uint64_t span = d->hdr->span >> MM_PAGE_SHIFT, next = MM_HDR_PAGES, n = 0;
+  uint64_t span = d->hdr->span >> MM_PAGE_SHIFT, next = MM_HDR_PAGES;
+  uint64_t used = mm_dir_used (dir);
   int ended = 0;
-  for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
+  if (used < wins)
+    return MMALLOC_ECORRUPT;
+  for (uint64_t w = 0; w < used; w++)
     {
       uint64_t leaf = dir[w], first = w << MM_WIN_SHIFT;
       if (!leaf)
@@ -702,13 +735,28 @@ mm_dir_validate (const struct mm_desc *d, int dirty, uint64_t *stale)
 	{
 	  if (!dirty || w < wins || leaf < top || leaf + MM_LEAF_PAGES > span)
 	    return MMALLOC_ECORRUPT;
-	  n++;
 	}
       next = leaf + MM_LEAF_PAGES;
     }
-  if (stale)
-    *stale = n;
   return 0;
+}
+
+/* Are the page-map entries of pages [FROM, TO) all 0?  A window's entries lie
+   together in its leaf: compared a page of them at a time.  */
+static int
+pm_zero (const struct mm_desc *d, uint64_t from, uint64_t to)
+{
+  static const uint32_t zeros[MM_PAGE / 4];
+  while (from < to)
+    {
+      uint64_t wend = (from | (MM_WIN_PAGES - 1)) + 1, n = (to < wend ? to : wend) - from;
+      if (n > MM_PAGE / 4)
+	n = MM_PAGE / 4;
+      if (memcmp (mm_pm (d, from), zeros, n * 4))
+	return 0;
+      from += n;
+    }
+  return 1;
 }
 
 /* Is the run mark E at PG (below TOP) the head of a whole run of its kind:
@@ -725,10 +773,7 @@ whole_run (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top, int s
     return (e & PM_END) ? 1 : 0;
   if ((e & PM_END) || mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END))
     return 0;
-  for (uint64_t i = pg + 1; strict && i + 1 < pg + n; i++)
-    if (mm_pm_get (d, i))
-      return 0;
-  return n;
+  return !strict || pm_zero (d, pg + 1, pg + n - 1) ? n : 0;
 }
 
 /* Is there a whole slab at PG (below TOP), its first page marked E: its

@@ -81,12 +81,7 @@ put_heap (const char *name, struct file *f, int clean)
   assert_true (fd >= 0);
   wr (fd, f->dir, sizeof f->dir, MM_PAGE);
   if (clean)
-    {
-      uint64_t s = 14695981039346656037ULL;	/* FNV-1a, as mm_dir_sum */
-      for (uint64_t w = 0; w < MM_DIR_ENTRIES; w++)
-	s = (s ^ f->dir[w]) * 1099511628211ULL;
-      f->h.dir_sum = s;
-    }
+    f->h.dir_sum = mm_dir_sum_at (f->dir);
   else
     f->h.state = MM_DIRTY;
   wr (fd, &f->h, sizeof f->h, 0);
@@ -339,6 +334,57 @@ partial_list_names_a_block (void **state)
   assert_int_equal (attach_and_work ("partial.heap"), 0);
 }
 
+/* A slab of plain blocks on its class's list, its header saying it holds
+   checked ones (a flag flipped): taking a slot from it would hand out a
+   block that mfree and mmalloc_usable_size then call a bad pointer.  */
+static void
+use_mislabelled_slab (void *arg)
+{
+  (void) arg;
+  int fd = open (tu_path ("label.heap"), O_RDWR);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  if (!md)
+    _exit (3);
+  for (int i = 0; i < 8; i++)
+    {
+      char *p = mmalloc (md, 100);
+      if (p && mmalloc_usable_size (md, p) < 100)
+	_exit (4);
+      mfree (md, p);
+    }
+  mmalloc_detach (md);
+}
+
+static void
+slab_on_the_list_of_the_other_kind (void **state)
+{
+  (void) state;
+  int fd = tu_newfile ("label.heap");
+  void *md = mmalloc_attach (fd, NULL);
+  assert_non_null (md);
+  void *p[3];
+  for (int i = 0; i < 3; i++)
+    assert_non_null (p[i] = mmalloc (md, 100));
+  mfree (md, p[1]);
+  assert_null (mmalloc_detach (md));
+  struct mm_header h;
+  rd (fd, &h, sizeof h, 0);
+  close (fd);
+  uint64_t slab = h.cls[mm_size_class (100)].partial[0];
+  assert_true (slab != 0);
+  uint16_t flags;
+  fd = open (tu_path ("label.heap"), O_RDWR);
+  rd (fd, &flags, sizeof flags, slab + offsetof (struct mm_slab, flags));
+  flags |= MM_SLAB_CHECKED;
+  wr (fd, &flags, sizeof flags, slab + offsetof (struct mm_slab, flags));
+  close (fd);
+  char err[512];
+  int st = tu_child (use_mislabelled_slab, NULL, err, sizeof err);
+  assert_true (WIFEXITED (st));
+  assert_int_equal (WEXITSTATUS (st), 0);
+}
+
 static int
 cleanup (void **state)
 {
@@ -362,6 +408,7 @@ main (void)
     cmocka_unit_test (bin_heads_name_a_block),
     cmocka_unit_test (free_run_links_to_a_block),
     cmocka_unit_test (partial_list_names_a_block),
+    cmocka_unit_test (slab_on_the_list_of_the_other_kind),
   };
   return cmocka_run_group_tests (tests, NULL, cleanup);
 }

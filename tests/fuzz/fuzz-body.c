@@ -43,51 +43,7 @@
 
 #define NIMAGES 4
 
-struct image
-{
-  uint8_t *data;
-  size_t size;
-  uint32_t *pages;		/* the pages that are not all zeros */
-  size_t npages;
-};
-
-static struct image images[NIMAGES];
-
-static void
-die (const char *what)
-{
-  fprintf (stderr, "fuzz-body: cannot build the seed heaps: %s: %s\n", what, strerror (errno));
-  exit (2);
-}
-
-/* Read back the heap file FD into IMG.  */
-static void
-take_image (int fd, struct image *img)
-{
-  struct stat st;
-  if (fstat (fd, &st))
-    die ("fstat");
-  img->size = (size_t) st.st_size;
-  img->data = malloc (img->size);
-  if (!img->data)
-    die ("malloc");
-  size_t got = 0;
-  while (got < img->size)
-    {
-      ssize_t r = pread (fd, img->data + got, img->size - got, (off_t) got);
-      if (r <= 0)
-	die ("pread");
-      got += (size_t) r;
-    }
-}
-
-static void *
-must (void *p, const char *what)
-{
-  if (!p)
-    die (what);
-  return p;
-}
+static struct fz_image images[NIMAGES];
 
 /* Fill a heap with a mix of blocks, frees and keys.  */
 static void
@@ -99,7 +55,7 @@ populate (void *md, int big)
   for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
     for (int j = 0; j < 6; j++)
       {
-	void *p = must (mmalloc (md, small[i]), "mmalloc small");
+	void *p = fz_must (mmalloc (md, small[i]), "mmalloc small");
 	memset (p, (int) i, small[i]);
 	if (j % 3 == 1)
 	  mfree (md, p);
@@ -109,29 +65,29 @@ populate (void *md, int big)
   /* One full slab of 16-byte slots, not on a partial list.  */
   size_t n16 = mm_classes[0].nobj;
   for (size_t j = 0; j < n16; j++)
-    must (mmalloc (md, 16), "mmalloc fill");
-  void *l1 = must (mmalloc (md, 20000), "large");
-  void *l2 = must (mmalloc (md, 70000), "large");
-  void *l3 = must (mmalloc (md, 300000), "large");	/* released when freed */
-  void *l4 = must (mmemalign (md, 65536, 5000), "aligned");
-  void *l5 = must (mmalloc (md, 40000), "large");
-  void *v = must (mvalloc (md, 100), "mvalloc");
+    fz_must (mmalloc (md, 16), "mmalloc fill");
+  void *l1 = fz_must (mmalloc (md, 20000), "large");
+  void *l2 = fz_must (mmalloc (md, 70000), "large");
+  void *l3 = fz_must (mmalloc (md, 300000), "large");	/* released when freed */
+  void *l4 = fz_must (mmemalign (md, 65536, 5000), "aligned");
+  void *l5 = fz_must (mmalloc (md, 40000), "large");
+  void *v = fz_must (mvalloc (md, 100), "mvalloc");
   memset (l1, 1, 20000);
   memset (l3, 3, 4096);
   mfree (md, l2);
   mfree (md, l3);
-  l5 = must (mrealloc (md, l5, 60000), "mrealloc");
+  l5 = fz_must (mrealloc (md, l5, 60000), "mrealloc");
   mmalloc_setkey (md, 0, keep[0]);
   mmalloc_setkey (md, 3, l4);
   mmalloc_setkey (md, 7, v);
   mmalloc_setkey (md, 15, (void *) (uintptr_t) 0x1234567);
   if (big)
     {
-      void *g = must (mmalloc (md, (size_t) 17 << 20), "huge");
+      void *g = fz_must (mmalloc (md, (size_t) 17 << 20), "huge");
       mmalloc_setkey (md, 1, g);
-      void *after = must (mmalloc (md, 100000), "after huge");
+      void *after = fz_must (mmalloc (md, 100000), "after huge");
       mmalloc_setkey (md, 2, after);
-      void *s = must (mmalloc (md, 30), "small after huge");
+      void *s = fz_must (mmalloc (md, 30), "small after huge");
       (void) s;
     }
   for (int i = 2; i < nk; i += 5)
@@ -139,35 +95,21 @@ populate (void *md, int big)
 }
 
 static void
-build (struct image *img, int checked, int big)
+build (struct fz_image *img, int checked, int big)
 {
   int fd = fz_fd_from ((const uint8_t *) "", 0);
   if (fd < 0)
-    die ("memfd");
-  void *md = must (mmalloc_attach (fd, NULL), "mmalloc_attach");
+    fz_die ("memfd");
+  void *md = fz_must (mmalloc_attach (fd, NULL), "mmalloc_attach");
   if (checked && !mmcheck (md, NULL))
-    die ("mmcheck");
+    fz_die ("mmcheck");
   populate (md, big);
   if (mmalloc_check (md))
-    die ("the seed heap fails mmalloc_check");
+    fz_die ("the seed heap fails mmalloc_check");
   if (mmalloc_detach (md))
-    die ("mmalloc_detach");
-  take_image (fd, img);
+    fz_die ("mmalloc_detach");
+  fz_take_image (fd, img);
   close (fd);
-}
-
-static void
-index_pages (struct image *img)
-{
-  size_t n = (img->size + MM_PAGE - 1) / MM_PAGE;
-  img->pages = must (malloc (n * sizeof *img->pages + 1), "malloc");
-  img->npages = 0;
-  for (size_t i = 0; i < n; i++)
-    {
-      size_t off = i * MM_PAGE, len = img->size - off < MM_PAGE ? img->size - off : MM_PAGE;
-      if (!fz_zero (img->data + off, len))
-	img->pages[img->npages++] = (uint32_t) i;
-    }
 }
 
 int
@@ -176,15 +118,15 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   (void) argc;
   (void) argv;
   fz_init_common ();
+  fz_name = "fuzz-body";
   build (&images[0], 0, 0);
   images[1].size = images[0].size;
-  images[1].data = must (malloc (images[0].size), "malloc");
+  images[1].data = fz_must (malloc (images[0].size), "malloc");
   memcpy (images[1].data, images[0].data, images[0].size);
   ((struct mm_header *) images[1].data)->state = MM_DIRTY;
+  fz_index_pages (&images[1]);
   build (&images[2], 1, 0);
   build (&images[3], 0, 1);
-  for (int i = 0; i < NIMAGES; i++)
-    index_pages (&images[i]);
   return 0;
 }
 
@@ -200,38 +142,12 @@ pm_offset (const uint8_t *img, size_t size, uint64_t pg)
   return off + 4 <= size ? off : 0;
 }
 
-/* A new file holding IMG: its size, then only its pages that are not zeros.
-   The descriptor, or -1.  */
-static int
-image_fd (const struct image *img)
-{
-  int fd = fz_fd_from ((const uint8_t *) "", 0);
-  if (fd < 0)
-    return -1;
-  if (ftruncate (fd, (off_t) img->size) != 0)
-    {
-      close (fd);
-      return -1;
-    }
-  for (size_t i = 0; i < img->npages; i++)
-    {
-      size_t off = (size_t) img->pages[i] * MM_PAGE;
-      size_t len = img->size - off < MM_PAGE ? img->size - off : MM_PAGE;
-      if (fz_pwrite_all (fd, img->data + off, len, (off_t) off) < 0)
-	{
-	  close (fd);
-	  return -1;
-	}
-    }
-  return fd;
-}
-
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   if (size < 2)
     return 0;
-  const struct image *img = &images[data[0] % NIMAGES];
+  const struct fz_image *img = &images[data[0] % NIMAGES];
   size_t nops = data[1] % 65;
   if (nops > size - 2)
     nops = size - 2;
@@ -239,7 +155,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   const uint8_t *p = data + 2, *end = ops;
 
   int low = fz_lowest_fd ();
-  int fd = image_fd (img);
+  int fd = fz_image_fd (img);
   if (fd < 0)
     return 0;
   const struct mm_header *h0 = (const struct mm_header *) img->data;

@@ -1,14 +1,20 @@
-/* fuzz-common.h -- what the two libFuzzer harnesses share.
+/* fuzz-common.h -- what the libFuzzer harnesses share.
 
    - fz_fd_from (): a memfd (a temp file where memfd_create fails) holding
      a given image, written sparsely: pages of zeros are left as holes;
+   - struct fz_image, fz_take_image (), fz_image_fd (): a heap file kept in
+     memory, and a new file made of it;  fz_die (), fz_must (): the seed
+     heaps cannot be built;
    - fz_attach_errno_ok (): is E one of the codes mmalloc_attach documents;
    - fz_exercise (): the attached-heap workout: check, stats, keys, a short
      deterministic sequence of allocations, resizes and frees driven by the
      input, check again; every pointer it frees is one mmalloc handed out in
      this same call, so any abort (a reported misuse) is a bug;
    - fz_range_free (): leak checks: the heap's reservation must be gone after
-     detach (or after a failed attach), and no descriptor may stay open.
+     detach (or after a failed attach), and no descriptor may stay open;
+   - fz_guards, fz_nguards: blocks of the heap file that the program still
+     holds (fuzz-struct): no allocation may overlap one;  fz_small: large
+     sizes stay small (fuzz-struct's small heaps).
 
    Oracles that stop the run (__builtin_trap, after one line on the saved
    stderr): a failed attach with an undocumented errno; an allocation that
@@ -150,6 +156,104 @@ fz_fd_from (const uint8_t *data, size_t size)
   return fd;
 }
 
+/* The seed heaps of a harness cannot be built (fuzz-body, fuzz-struct):
+   say why, as FZ_NAME, and stop.  */
+static const char *fz_name = "fuzz";
+
+static void
+fz_die (const char *what)
+{
+  fprintf (stderr, "%s: cannot build the seed heaps: %s: %s\n", fz_name, what, strerror (errno));
+  exit (2);
+}
+
+static void *
+fz_must (void *p, const char *what)
+{
+  if (!p)
+    fz_die (what);
+  return p;
+}
+
+/* A heap file kept in memory (fuzz-body, fuzz-struct): its bytes, and the
+   pages that are not all zeros, the only ones written to make it again.  */
+struct fz_image
+{
+  uint8_t *data;
+  size_t size;
+  uint32_t *pages;
+  size_t npages;
+};
+
+static void
+fz_index_pages (struct fz_image *img)
+{
+  size_t n = (img->size + MM_PAGE - 1) / MM_PAGE;
+  img->pages = fz_must (malloc (n * sizeof *img->pages + 1), "malloc");
+  img->npages = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      size_t off = i * MM_PAGE, len = img->size - off < MM_PAGE ? img->size - off : MM_PAGE;
+      if (!fz_zero (img->data + off, len))
+	img->pages[img->npages++] = (uint32_t) i;
+    }
+}
+
+/* Read the heap file FD into IMG; only its data is read (a heap that spans
+   windows is mostly holes).  */
+static void
+fz_take_image (int fd, struct fz_image *img)
+{
+  struct stat st;
+  if (fstat (fd, &st))
+    fz_die ("fstat");
+  img->size = (size_t) st.st_size;
+  img->data = fz_must (calloc (1, img->size + 1), "calloc");
+  for (off_t off = 0; (size_t) off < img->size;)
+    {
+      off = lseek (fd, off, SEEK_DATA);
+      if (off < 0)
+	break;
+      off_t end = lseek (fd, off, SEEK_HOLE);
+      if (end < 0 || (size_t) end > img->size)
+	end = (off_t) img->size;
+      for (off_t o = off; o < end;)
+	{
+	  ssize_t r = pread (fd, img->data + o, (size_t) (end - o), o);
+	  if (r <= 0)
+	    fz_die ("pread");
+	  o += r;
+	}
+      off = end;
+    }
+  fz_index_pages (img);
+}
+
+/* A new file holding IMG.  The descriptor, or -1.  */
+static int
+fz_image_fd (const struct fz_image *img)
+{
+  int fd = fz_fd_from ((const uint8_t *) "", 0);
+  if (fd < 0)
+    return -1;
+  if (ftruncate (fd, (off_t) img->size) != 0)
+    {
+      close (fd);
+      return -1;
+    }
+  for (size_t i = 0; i < img->npages; i++)
+    {
+      size_t off = (size_t) img->pages[i] * MM_PAGE;
+      size_t len = img->size - off < MM_PAGE ? img->size - off : MM_PAGE;
+      if (fz_pwrite_all (fd, img->data + off, len, (off_t) off) < 0)
+	{
+	  close (fd);
+	  return -1;
+	}
+    }
+  return fd;
+}
+
 static int
 fz_attach_errno_ok (int e)
 {
@@ -227,6 +331,9 @@ struct fz_run
   int consistent;		/* mmalloc_check found nothing at attach */
 };
 
+/* Small heaps (fuzz-struct): large sizes stay below 90 KiB.  */
+static int fz_small;
+
 /* Size for argument byte A: tiny, small, around the small limit, large.  */
 static size_t
 fz_size (uint8_t a)
@@ -241,7 +348,7 @@ fz_size (uint8_t a)
     case 2:
       return v * 512 + 100;
     default:
-      return v * 16384 + 20000;
+      return fz_small ? v * 1024 + 20000 : v * 16384 + 20000;
     }
 }
 
@@ -276,6 +383,17 @@ fz_touch (struct fz_run *r, int slot)
     FZ_FAIL ("strict: the contents of a live block changed");
 }
 
+/* Blocks of the heap file that the program still holds (fuzz-struct): no
+   allocation may overlap them.  */
+struct fz_guard
+{
+  char *p;
+  uint64_t size;
+  int tag;
+};
+static const struct fz_guard *fz_guards;
+static int fz_nguards;
+
 /* P was just returned for SIZE bytes aligned to ALIGN: check it, write it.  */
 static void
 fz_took (struct fz_run *r, int slot, void *ptr, size_t size, size_t align)
@@ -297,6 +415,9 @@ fz_took (struct fz_run *r, int slot, void *ptr, size_t size, size_t align)
 	if (p < q + qs && q < p + ps)
 	  FZ_FAIL ("allocation returned a block overlapping a live block");
       }
+  for (int i = 0; i < fz_nguards; i++)
+    if (p < fz_guards[i].p + fz_guards[i].size && fz_guards[i].p < p + (size ? size : 1))
+      FZ_FAIL ("allocation returned a block overlapping a live block of the file");
   size_t u = mmalloc_usable_size (r->md, p);
   if (u < size && !d->damaged)
     FZ_FAIL ("usable size below the size asked for");

@@ -19,7 +19,9 @@
    the free run at the top is cut off (its page-map marks too) and, but for
    dirty, the file recovered, to keep seeds small.
    BODYDIR (optional) gets a few inputs for fuzz-body (see its layout): each
-   image with no patch and some operations.  */
+   image with no patch and some operations.  STRUCTDIR (optional) gets
+   inputs for fuzz-struct: each image with no mutation, then with one
+   mutation of each kind, and some operations.  */
 
 #include "mmprivate.h"
 
@@ -310,7 +312,7 @@ main (int argc, char **argv)
 {
   if (argc < 2)
     {
-      fprintf (stderr, "usage: mkseed DIR [BODYDIR]\n");
+      fprintf (stderr, "usage: mkseed DIR [BODYDIR [STRUCTDIR]]\n");
       return 2;
     }
   dir = argv[1];
@@ -366,6 +368,35 @@ main (int argc, char **argv)
 	  snprintf (name, sizeof name, "image%d", img);
 	  spit (argv[2], name, in, n);
 	}
+    }
+  if (argc > 3)
+    {
+      mkdir (argv[3], 0755);
+      static const unsigned char ops[16] = {
+	0x00, 0x05, 0x08, 0x45, 0x10, 0x90, 0x18, 0xc3, 0x22, 0x20, 0x2b, 0x81,
+	0x34, 0x48, 0x06, 0x00
+      };
+      for (int img = 0; img < 6; img++)
+	for (int kind = -1; kind < 8; kind++)
+	  {
+	    unsigned char in[3 + 4 + sizeof ops];
+	    size_t n = 0;
+	    in[n++] = (unsigned char) img;
+	    in[n++] = 1;		/* the directory's sum made right */
+	    in[n++] = kind < 0 ? 0 : 1;
+	    if (kind >= 0)
+	      {
+		in[n++] = (unsigned char) kind;
+		in[n++] = (unsigned char) (7 * kind + img);
+		in[n++] = (unsigned char) (13 * kind + 3);
+		in[n++] = (unsigned char) (29 * kind + 1);
+	      }
+	    memcpy (in + n, ops, sizeof ops);
+	    n += sizeof ops;
+	    char name[32];
+	    snprintf (name, sizeof name, "image%d-kind%d", img, kind);
+	    spit (argv[3], name, in, n);
+	  }
     }
   return 0;
 }

@@ -3,9 +3,11 @@
 #
 #   FUZZ_SECONDS=60 sh tests/fuzz/run.sh
 #
-# Builds fuzz-attach and fuzz-body (ASan + UBSan + libFuzzer, the library's
-# sources compiled in), makes the seed corpus with mkseed, and runs each
-# fuzzer for half of FUZZ_SECONDS in build/fuzz/.  The corpora grow across
+# Builds fuzz-attach, fuzz-body and fuzz-struct (ASan + UBSan + libFuzzer,
+# the library's sources compiled in), makes the seed corpus with mkseed, and
+# runs them in build/fuzz/: fuzz-struct (structure-aware mutations of small
+# heaps, the fastest and the one that reaches deepest) for half of
+# FUZZ_SECONDS, the other two for a quarter each.  The corpora grow across
 # runs (build/fuzz/corpus-*); the reproducers in tests/fuzz/crashes/ are run
 # first, one by one, and count as a failure of their fuzzer if they still
 # crash.  Environment: FUZZ_SECONDS (default 60), FUZZ_STRICT=1 (stricter
@@ -19,8 +21,8 @@ ROOT=$(pwd)
 OUT=$ROOT/build/fuzz
 CC_FUZZ=${CC_FUZZ:-clang}
 SECONDS_ALL=${FUZZ_SECONDS:-60}
-PER=$((SECONDS_ALL / 2))
-[ "$PER" -ge 1 ] || PER=1
+QUARTER=$((SECONDS_ALL / 4))
+[ "$QUARTER" -ge 1 ] || QUARTER=1
 
 mkdir -p "$OUT" || exit 1
 
@@ -44,7 +46,7 @@ if ! have_libfuzzer; then
   if ! have_libfuzzer; then
     echo "fuzz: clang with libFuzzer is missing: install it, e.g." \
       "'apt-get install clang libclang-rt-dev' (Debian/Ubuntu), then run again" >&2
-    echo "fuzz: 0 passed, 2 failed"
+    echo "fuzz: 0 passed, 3 failed"
     exit 1
   fi
 fi
@@ -59,22 +61,32 @@ for src in src/*.c; do
   [ "$src" = src/malloc.c ] || LIBSRCS="$LIBSRCS $src"
 done
 echo "fuzz: building in $OUT"
-rm -rf "$OUT/obj"
-mkdir -p "$OUT/obj" || exit 1
+rm -rf "$OUT/obj" "$OUT/obj-fast"
+mkdir -p "$OUT/obj" "$OUT/obj-fast" || exit 1
+# obj-fast, for fuzz-struct: the library without comparison tracing, which
+# would cost most of an execution in its loops over the 8192 directory
+# entries (the harness, which decodes the input, keeps it), and tuned for
+# small heaps: growth, release, shrinking and disk reservations by a few
+# pages, so that a heap of a few dozen pages goes through all of them.
+SMALL="-DMM_RESERVE_AHEAD=4 -DMM_GROW_MIN=8 -DMM_RELEASE_MIN=8 -DMM_SHRINK_MIN=16"
 for src in $LIBSRCS; do
-  obj=$OUT/obj/$(basename "$src" .c).o
-  "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj" || exit 1
+  obj=$(basename "$src" .c).o
+  "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$OUT/obj/$obj" &&
+    "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer-no-link \
+      -fno-sanitize-coverage=trace-cmp $SMALL -c "$src" -o "$OUT/obj-fast/$obj" || exit 1
 done
-for f in fuzz-attach fuzz-body; do
+for f in fuzz-attach fuzz-body fuzz-struct; do
+  objs=obj
+  [ $f = fuzz-struct ] && objs=obj-fast
   "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer -o "$OUT/$f" \
-    "tests/fuzz/$f.c" "$OUT"/obj/*.o -lpthread || exit 1
+    "tests/fuzz/$f.c" "$OUT/$objs"/*.o -lpthread || exit 1
 done
 cc $CFLAGS_COMMON -o "$OUT/mkseed" tests/fuzz/mkseed.c $LIBSRCS -lpthread || exit 1
 
 # --- seeds -----------------------------------------------------------------
 mkdir -p "$OUT/seeds-attach" "$OUT/seeds-body" "$OUT/corpus-attach" "$OUT/corpus-body" \
-  "$OUT/artifacts" || exit 1
-"$OUT/mkseed" "$OUT/seeds-attach" "$OUT/seeds-body" || exit 1
+  "$OUT/seeds-struct" "$OUT/corpus-struct" "$OUT/artifacts" || exit 1
+"$OUT/mkseed" "$OUT/seeds-attach" "$OUT/seeds-body" "$OUT/seeds-struct" || exit 1
 
 # --- run -------------------------------------------------------------------
 passed=0
@@ -86,7 +98,7 @@ UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
 
 run_one () {
-  name=$1 seeds=$2 corpus=$3
+  name=$1 seeds=$2 corpus=$3 secs=$4
   bin=$OUT/$name
   log=$OUT/$name.log
   : > "$log"
@@ -107,7 +119,8 @@ run_one () {
   done
   max_len=""
   [ "$name" = fuzz-body ] && max_len="-max_len=4096"
-  (cd "$OUT" && "$bin" -max_total_time="$PER" -rss_limit_mb=2048 -timeout=10 \
+  [ "$name" = fuzz-struct ] && max_len="-max_len=128"
+  (cd "$OUT" && "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
      -close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$name-" \
      $max_len ${FUZZ_ARGS:-} \
      "$corpus" "$seeds") >>"$log" 2>&1
@@ -125,9 +138,10 @@ run_one () {
   if [ $ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
-echo "fuzz: running each fuzzer for ${PER}s"
-run_one fuzz-attach "$OUT/seeds-attach" "$OUT/corpus-attach"
-run_one fuzz-body "$OUT/seeds-body" "$OUT/corpus-body"
+echo "fuzz: running fuzz-struct for $((2 * QUARTER))s, the others for ${QUARTER}s each"
+run_one fuzz-struct "$OUT/seeds-struct" "$OUT/corpus-struct" $((2 * QUARTER))
+run_one fuzz-attach "$OUT/seeds-attach" "$OUT/corpus-attach" "$QUARTER"
+run_one fuzz-body "$OUT/seeds-body" "$OUT/corpus-body" "$QUARTER"
 
 echo "fuzz: $passed passed, $failed failed"
 [ $failed -eq 0 ]
