@@ -57,10 +57,21 @@ entry_clear (struct mm_tce *e)
 
 /* --- the owner's lists, linked through the slabs' next/prev offsets ------ */
 
+/* The slab a list link OFF of class C names, or NULL.  The link was read
+   from a slab's header, which a damaged file may have made, with its owner
+   ours by chance: it is followed, and written through, only to a whole
+   slab of the class.  */
 static struct mm_slab *
-link_at (struct mm_desc *d, uint64_t off)
+link_at (struct mm_desc *d, uint64_t off, unsigned c)
 {
-  return off ? (struct mm_slab *) mm_at (d, off) : NULL;
+  if (!off)
+    return NULL;
+  if (!mm_slab_ok (d, off, c))
+    {
+      mm_damage (d, "thread's slab list", off);
+      return NULL;
+    }
+  return (struct mm_slab *) mm_at (d, off);
 }
 
 static void
@@ -83,7 +94,7 @@ avail_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
 static void
 avail_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
 {
-  struct mm_slab *p = link_at (d, s->prev), *n = link_at (d, s->next);
+  struct mm_slab *p = link_at (d, s->prev, c), *n = link_at (d, s->next, c);
   if (p)
     p->next = s->next;
   else
@@ -112,7 +123,7 @@ full_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
 static void
 full_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
 {
-  struct mm_slab *p = link_at (d, s->prev), *n = link_at (d, s->next);
+  struct mm_slab *p = link_at (d, s->prev, c), *n = link_at (d, s->next, c);
   if (p)
     p->next = s->next;
   else
@@ -195,7 +206,7 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
 	 whose blocks come and go does not make and unmake slabs.  */
       struct mm_slab *o = e->avail[c];
       int other_empty = 0;
-      for (int k = 0; o && k < 4; k++, o = link_at (d, o->next))
+      for (int k = 0; o && k < 4; k++, o = link_at (d, o->next, c))
 	if (o != s && o->used == 0)
 	  other_empty = 1;
       if (!other_empty)

@@ -385,6 +385,63 @@ slab_on_the_list_of_the_other_kind (void **state)
   assert_int_equal (WEXITSTATUS (st), 0);
 }
 
+/* A full slab whose header names this thread as its owner (a token a file
+   can hold by chance or by design) and links to the pattern block: the
+   thread's free of one of its slots follows the link of its list of full
+   slabs.  */
+static void
+free_into_forged_owned_slab (void *arg)
+{
+  void *victim = arg;
+  int fd = open (tu_path ("owner.heap"), O_RDWR);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  if (!md)
+    _exit (3);
+  mfree (md, mmalloc (md, 16));	/* this thread's cache now serves the heap */
+  mfree (md, victim);
+  if (!intact (mmalloc_getkey (md, 0)))
+    _exit (5);
+  mmalloc_detach (md);
+}
+
+static void
+slab_owned_by_this_thread_in_a_file (void **state)
+{
+  (void) state;
+  struct file f;
+  make_heap ("owner.heap", &f);
+  int fd = open (tu_path ("owner.heap"), O_RDWR);
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  unsigned cls = mm_size_class (100);
+  char *first = NULL;
+  for (uint32_t i = 0; i < mm_classes[cls].nobj; i++)
+    {
+      char *p = mmalloc (md, 100);
+      assert_non_null (p);
+      if (!first)
+	first = p;
+    }
+  assert_null (mmalloc_detach (md));
+  uint64_t slab = (uint64_t) (uintptr_t) first - f.h.base - mm_classes[cls].objoff;
+  assert_int_equal (slab % MM_PAGE, 0);
+  uint32_t owner = mm_tc_self->id;
+  uint16_t flags;
+  fd = open (tu_path ("owner.heap"), O_RDWR);
+  rd (fd, &flags, sizeof flags, slab + offsetof (struct mm_slab, flags));
+  flags |= MM_SLAB_FULL;
+  wr (fd, &flags, sizeof flags, slab + offsetof (struct mm_slab, flags));
+  wr (fd, &owner, sizeof owner, slab + offsetof (struct mm_slab, owner));
+  wr (fd, &f.block, sizeof f.block, slab + offsetof (struct mm_slab, prev));
+  close (fd);
+  char err[512];
+  int st = tu_child (free_into_forged_owned_slab, first, err, sizeof err);
+  assert_true (WIFEXITED (st));
+  assert_int_equal (WEXITSTATUS (st), 0);
+}
+
 static int
 cleanup (void **state)
 {
@@ -409,6 +466,7 @@ main (void)
     cmocka_unit_test (free_run_links_to_a_block),
     cmocka_unit_test (partial_list_names_a_block),
     cmocka_unit_test (slab_on_the_list_of_the_other_kind),
+    cmocka_unit_test (slab_owned_by_this_thread_in_a_file),
   };
   return cmocka_run_group_tests (tests, NULL, cleanup);
 }
