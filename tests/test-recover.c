@@ -7,7 +7,8 @@
    published block is allocated with its contents intact.  The same again on
    a heap under mmcheck, mutated by two threads at once: a check header or
    guard caught half written must not read as damage, and at the end every
-   published block frees without a report.  */
+   published block frees without a report; while damage the program did
+   before it died (writes past and before blocks) stays reported.  */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -216,12 +217,75 @@ checked_heap_survives_kill9_at_random_moments (void **state)
   kill_trials (1);
 }
 
+/* Recovery repairs only what the library leaves half written: a program's
+   write past a block or before it, in a heap whose process died, is still
+   reported after the attach that recovers the heap, by mmalloc_check and by
+   mfree.  */
+static void
+recovery_leaves_the_program_s_damage_reported (void **state)
+{
+  (void) state;
+  static const size_t sizes[] = { 24, 100, 3000, 20000, 100000 };
+  enum { N = sizeof sizes / sizeof sizes[0] };
+  const char *path = tu_path ("misused.heap");
+  int fd = tu_newfile ("misused.heap");
+  void *md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char **t = mcalloc (md, 2 * N, sizeof *t);
+  assert_non_null (t);
+  assert_int_equal (mmalloc_setkey (md, 0, t), 1);
+  for (int i = 0; i < 2 * N; i++)
+    {
+      size_t n = sizes[i % N];
+      t[i] = mmalloc (md, n);
+      assert_non_null (t[i]);
+      memset (t[i], 0x42, n);
+    }
+  assert_null (mmalloc_detach (md));
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {				/* misuse, and die attached */
+      fd = open (path, O_RDWR);
+      md = mmalloc_attach (fd, NULL);
+      if (!md)
+	_exit (3);
+      t = mmalloc_getkey (md, 0);
+      for (int i = 0; i < N; i++)
+	{
+	  t[i][sizes[i]] = 'x';	/* one byte past the end */
+	  t[N + i][-8] ^= 0x5a;	/* into the header's mark */
+	}
+      kill (getpid (), SIGKILL);
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  fd = open (path, O_RDWR);
+  md = mmalloc_attach (fd, NULL);
+  close (fd);
+  assert_non_null (md);
+  assert_int_equal (mmalloc_check (md), 2 * N);
+  reports = 0;
+  assert_int_equal (mmcheck (md, count_report), 1);
+  t = mmalloc_getkey (md, 0);
+  for (int i = 0; i < 2 * N; i++)
+    mfree (md, t[i]);
+  assert_int_equal (reports, 2 * N);
+  assert_null (mmalloc_detach (md));
+  unlink (path);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (heap_survives_kill9_at_random_moments),
     cmocka_unit_test (checked_heap_survives_kill9_at_random_moments),
+    cmocka_unit_test (recovery_leaves_the_program_s_damage_reported),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
