@@ -61,7 +61,7 @@ mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi)
   hi->st.bytes_used = hi->large_bytes = (size_t) (h->large_pages << MM_PAGE_SHIFT);
   hi->st.chunks_free = hi->runs = (size_t) h->nruns;
   hi->st.bytes_free = hi->run_bytes = (size_t) (h->run_pages << MM_PAGE_SHIFT);
-  hi->reserved = d->span;
+  hi->reserved = d->held;
   count_pages (d, hi);
   mm_quar_stats (d, hi);	/* freed, though still allocated */
   mm_unlock_all (d);

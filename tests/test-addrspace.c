@@ -374,18 +374,31 @@ limit_lowered_after_heaps_exist (void **state)
   unlink (tu_path ("lowered.heap"));
 }
 
-/* A heap that grew and shrank gives the address space back.  */
+/* The address space the heap says it reserved (malloc_info's aspace).  */
+static uint64_t
+reserved (void *md)
+{
+  struct mm_heapinfo hi;
+  mm_heapinfo (mm_desc_of (md), &hi);
+  return hi.reserved;
+}
+
+/* A heap that grew and shrank gives the address space back, and reports
+   what it holds.  */
 static void
 shrunk_heap_gives_address_space_back (void **state)
 {
   (void) state;
   void *md = tu_new_heap ();
   size_t before = tu_vm_size ();
+  assert_true (reserved (md) < ((uint64_t) 64 << 20));
   void *big = mmalloc (md, (size_t) 1 << 30);
   assert_non_null (big);
   assert_true (tu_vm_size () >= before + ((size_t) 1 << 30));
+  assert_true (reserved (md) >= ((uint64_t) 1 << 30));
   mfree (md, big);
   assert_true (tu_vm_size () < before + ((size_t) 64 << 20));
+  assert_true (reserved (md) < ((uint64_t) 64 << 20));
   big = mmalloc (md, (size_t) 1 << 30);	/* and takes it again */
   assert_non_null (big);
   mfree (md, big);
