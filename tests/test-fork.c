@@ -88,11 +88,7 @@ load_thread (void *arg)
 }
 
 /* The child: every heap serves and takes back blocks of every size at once,
-   and checks clean.  Not yet checked heaps: a checked large block is armed
-   (header and guards written) after the page lock is dropped, so a block a
-   thread was arming at the instant of the fork is reported by the child's
-   check until recovery learns to arm such blocks again.  */
-static int checked_heaps;
+   and checks clean.  */
 
 static int
 child_uses_heaps (uint64_t seed)
@@ -113,7 +109,7 @@ child_uses_heaps (uint64_t seed)
 	return 3;
       mfree (heaps[h], p);
       mfree (heaps[h], q);
-      if (!checked_heaps && mmalloc_check (heaps[h]) != 0)
+      if (mmalloc_check (heaps[h]) != 0)
 	return 4;
     }
   return 0;
@@ -125,7 +121,6 @@ child_uses_heaps (uint64_t seed)
 static void
 forks_under_load (int forks, double seconds, int checked)
 {
-  checked_heaps = checked;
   for (int h = 0; h < nheaps; h++)
     {
       heaps[h] = tu_new_heap ();
