@@ -118,6 +118,12 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(STLIB) | $(B)/tests
 $(B)/tests/test-killpoints: tests/test-killpoints.c tests/testutil.h $(KP_LIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(KP_LIB) -lcmocka -lpthread
 
+# test-handles stops a thread inside the library between the check of its
+# descriptor and what it does with it: the library's calls of mm_desc_of go
+# through the test's wrapper.
+$(B)/tests/test-handles: tests/test-handles.c tests/testutil.h $(STLIB) | $(B)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS) -Wl,--wrap=mm_desc_of
+
 check-deps:
 	@sh tests/need-cmocka.sh
 

@@ -14,9 +14,17 @@ mmalloc_detach (void *md)
   if (!md)
     return NULL;			/* the default heap lives as long as the process */
   struct mm_desc *d = mm_desc_of (md);	/* no handle names the default heap */
+  /* Revoke MD in one atomic step with proving that it still names D: of
+     threads that detach one handle at once, exactly one goes on.  Another,
+     checked before the first revoked, would detach D again after it was
+     given to another heap, and put it back in the pool twice.  The others
+     are refused (and reported) as for a heap already detached.  */
+  uintptr_t h = (uintptr_t) md;
+  if (d && !__atomic_compare_exchange_n (&d->handle, &h, 0, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+    d = mm_desc_of (md);	/* MD is no handle now: NULL */
   if (!d)
     return md;
-  mm_handle_revoke (d);		/* refused from now on */
   if (mm_writable (d) && !d->damaged)
     mm_quar_flush (d);		/* quarantined blocks are given back */
   mm_lock_all (d);

@@ -11,7 +11,38 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdint.h>
+
+/* --- a thread held inside the library after its descriptor was checked ---
+
+   This program is linked with --wrap=mm_desc_of (see the Makefile): every
+   call of the library's entry points to mm_desc_of comes here.  Once armed
+   for a thread, the first check of that thread that accepts its descriptor
+   stops it until the test lets it go on, so that the test can act in
+   between as another thread might.  */
+
+struct mm_desc *__real_mm_desc_of (void *md);
+struct mm_desc *__wrap_mm_desc_of (void *md);
+
+static pthread_t hold_thread;
+static int hold_armed;
+static sem_t held, release;
+
+struct mm_desc *
+__wrap_mm_desc_of (void *md)
+{
+  struct mm_desc *d = __real_mm_desc_of (md);
+  if (d && __atomic_load_n (&hold_armed, __ATOMIC_ACQUIRE)
+      && pthread_equal (pthread_self (), hold_thread))
+    {
+      __atomic_store_n (&hold_armed, 0, __ATOMIC_RELEASE);
+      sem_post (&held);
+      while (sem_wait (&release))
+	;
+    }
+  return d;
+}
 
 /* --- stderr captured to a file ---------------------------------------------- */
 
@@ -349,6 +380,65 @@ concurrent_attaches_keep_descriptors_apart (void **state)
   assert_int_equal (count_lines_with (err, "(its heap was detached)"), RACERS * ROUNDS);
 }
 
+/* Two threads detach one heap at once, the first checked but stopped before
+   it acts: the second detaches it, and another heap is attached in the
+   descriptor the library got back.  When the first goes on, it is refused
+   (the heap it named is gone) and neither detaches the new heap nor gives
+   its descriptor back to the pool a second time.  */
+struct detacher
+{
+  void *md, *ret;
+  int err;
+};
+
+static void *
+detach_held (void *arg)
+{
+  struct detacher *t = arg;
+  hold_thread = pthread_self ();
+  __atomic_store_n (&hold_armed, 1, __ATOMIC_RELEASE);
+  t->ret = mmalloc_detach (t->md);
+  t->err = errno;
+  return NULL;
+}
+
+static void
+racing_detaches_of_one_heap_detach_it_once (void **state)
+{
+  (void) state;
+  void *a = tu_new_heap ();
+  struct mm_desc *da = mm_desc_of (a);
+  assert_non_null (mmalloc (a, 64));
+  struct detacher t = { .md = a };
+  assert_int_equal (sem_init (&held, 0, 0), 0);
+  assert_int_equal (sem_init (&release, 0, 0), 0);
+  pthread_t th;
+  assert_int_equal (pthread_create (&th, NULL, detach_held, &t), 0);
+  while (sem_wait (&held))	/* T has checked A's descriptor */
+    ;
+  assert_null (mmalloc_detach (a));
+  struct victim b;
+  victim_make (&b, tu_new_heap ());
+  assert_ptr_equal (mm_desc_of (b.md), da);	/* the case in point: reused */
+  capture_begin ();
+  sem_post (&release);
+  assert_int_equal (pthread_join (th, NULL), 0);
+  const char *err = capture_end ();
+  assert_ptr_equal (t.ret, a);
+  assert_int_equal (t.err, MMALLOC_EBADDESC);
+  assert_int_equal (count_lines_with (err, "invalid heap descriptor (its heap was detached)"), 1);
+  victim_intact (&b);
+  /* The descriptor went back to the pool once: the next heap has another.  */
+  struct victim c;
+  victim_make (&c, tu_new_heap ());
+  assert_ptr_not_equal (mm_desc_of (c.md), da);
+  victim_intact (&b);
+  victim_end (&c);
+  victim_end (&b);
+  sem_destroy (&held);
+  sem_destroy (&release);
+}
+
 /* --- values that never were descriptors ----------------------------------- */
 
 static void
@@ -433,6 +523,7 @@ main (int argc, char **argv)
     cmocka_unit_test (a_slot_whose_serials_run_out_is_retired),
     cmocka_unit_test (free_through_a_stale_descriptor_aborts),
     cmocka_unit_test (concurrent_attaches_keep_descriptors_apart),
+    cmocka_unit_test (racing_detaches_of_one_heap_detach_it_once),
     cmocka_unit_test (wild_descriptors_are_refused),
     cmocka_unit_test (heap_base_is_not_a_descriptor),
     cmocka_unit_test (free_through_a_wild_descriptor_aborts),
