@@ -599,6 +599,9 @@ fz_exercise (void *md, const uint8_t *ops, size_t nops)
     }
 }
 
+/* Called with each heap that attaches, before it is exercised (fuzz-struct).  */
+static void (*fz_after_attach) (void *md);
+
 /* Attach FD, a file whose header names the range BASE, SPAN, and close FD.
    A refusal must come with a documented errno and leave the range as free
    as it was; a heap that attaches is exercised with OPS and detached, and
@@ -626,6 +629,8 @@ fz_attach_exercise (int fd, uint64_t base, uint64_t span, const uint8_t *ops, si
 	fz_range_free (base, span, 0);
       return;
     }
+  if (fz_after_attach)
+    fz_after_attach (md);
   struct mm_desc *d = mm_desc_of (md);
   uint64_t dbase = (uint64_t) (uintptr_t) d->base, dspan = d->span;
   fz_exercise (md, ops, nops);

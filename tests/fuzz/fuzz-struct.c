@@ -29,7 +29,8 @@
    mutations (mod 9); then 4 bytes per mutation (kind, a, b, v); the rest
    codes the operations of fz_ops.
 
-   Oracle: the heap is attached, exercised (fz_exercise: allocations, frees,
+   Oracle: the heap is attached (a misuse report returns: see
+   misuse_reported), exercised (fz_exercise: allocations, frees,
    resizes, checks) and detached; then every recorded block whose own
    metadata no mutation touched (its pages' page-map entries, its slab's
    header and bitmaps, its bytes and check header, the directory entry of
@@ -291,6 +292,22 @@ build (struct image *img, int kind)
   index_image (img, img->h.base);
 }
 
+/* Under mmcheck, a free slot whose poison a mutation changed, or a live
+   slot whose bit a mutation cleared, is reported as a write after free
+   when it is handed out again: the damage looks like misuse, and is
+   reported so.  Reports return here instead of aborting; the oracle on
+   the blocks still holds.  */
+static void
+misuse_reported (void)
+{
+}
+
+static void
+after_attach (void *md)
+{
+  (void) mmcheck (md, misuse_reported);	/* checked heaps: the function only */
+}
+
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
@@ -299,6 +316,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   fz_init_common ();
   fz_name = "fuzz-struct";
   fz_small = 1;
+  fz_after_attach = after_attach;
   mm_classes_init ();
   build (&images[0], 0);
   build (&images[2], 2);
@@ -484,16 +502,28 @@ mutate (const struct image *img, const uint8_t *m)
 	poke_val (img, at, val, len);
       }
       break;
-    case 6:			/* a check header, or the bytes just before a block */
+    case 6:			/* a check header, or a plain block's last bytes */
       {
 	const struct blk *bk = &img->b[a % img->nb];
-	uint64_t at = bk->off + (bk->checked ? 0 : bk->size) + (b % 4) * 4;
+	uint64_t at = bk->off + (bk->checked || bk->size < 16 ? 0 : bk->size - 16) + (b % 4) * 4;
 	poke_val (img, at, peek (at, 4) ^ ((uint64_t) v << (8 * (b >> 6))), 4);
       }
       break;
-    default:			/* any byte of a page of interest */
+    default:			/* a byte of metadata in a page of interest */
       {
-	uint64_t at = (pick_pg (img, a) << MM_PAGE_SHIFT) + (uint64_t) b * 16 + (v & 15);
+	/* Not the bytes of free slots and runs: under mmcheck they hold a
+	   poison whose change is reported as a write after free (misuse).  */
+	uint64_t pg = pick_pg (img, a), room = MM_PAGE;
+	uint32_t e = pg < top ? pm_get (img, pg) : 0;
+	if (PM_KIND (e) == PM_SLAB)
+	  room = PM_SLAB_OFF (e) ? 0 : mm_classes[PM_SLAB_CLS (e)].objoff;
+	else if (PM_KIND (e) == PM_FREE)
+	  room = (e & PM_HEAD) ? sizeof (struct mm_run) : 0;
+	else if (PM_KIND (e) == PM_LARGE || (pg >= MM_HDR_PAGES && PM_KIND (e) != PM_META))
+	  room = 0;
+	if (!room)
+	  break;
+	uint64_t at = (pg << MM_PAGE_SHIFT) + ((uint64_t) b * 16 + (v & 15)) % room;
 	uint8_t x = (uint8_t) (peek (at, 1) ^ ((v >> 4) | 1));
 	poke (img, at, &x, 1);
       }
