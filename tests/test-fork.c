@@ -49,7 +49,7 @@ some_size (uint64_t *s)
 enum { MAXHEAPS = 200, WIN = 64, NLOAD = 3 };
 static void *heaps[MAXHEAPS];
 static int nheaps;
-static volatile int stop_load;
+static int stop_load;		/* atomic */
 
 /* Replace a random block of a window of live blocks, in a random heap.  */
 static int
@@ -79,7 +79,7 @@ load_thread (void *arg)
   void *win[WIN] = { 0 };
   int where[WIN];
   long bad = 0;
-  while (!stop_load)
+  while (!__atomic_load_n (&stop_load, __ATOMIC_RELAXED))
     bad += churn (win, where, &s);
   for (int i = 0; i < WIN; i++)
     if (win[i])
@@ -128,7 +128,7 @@ forks_under_load (int forks, double seconds, int checked)
 	assert_int_equal (mmcheckf (heaps[h], NULL, 1), 1);
     }
   pthread_t t[NLOAD];
-  stop_load = 0;
+  __atomic_store_n (&stop_load, 0, __ATOMIC_RELAXED);
   for (int i = 0; i < NLOAD; i++)
     assert_int_equal (pthread_create (&t[i], NULL, load_thread, (void *) (uintptr_t) (i + 1)), 0);
   int bad = 0, done = 0;
@@ -151,7 +151,7 @@ forks_under_load (int forks, double seconds, int checked)
 	  bad++;
 	}
     }
-  stop_load = 1;
+  __atomic_store_n (&stop_load, 1, __ATOMIC_RELAXED);
   long errors = 0;
   for (int i = 0; i < NLOAD; i++)
     {
