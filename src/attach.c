@@ -18,10 +18,15 @@
 pthread_mutex_t mm_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_desc *registry;
 
+/* FNV-1a of the fixed fields of H, its version read as MM_FORMAT_V1 (the
+   version rises in place: see mm_format_need).  */
 uint64_t
 mm_hdr_sum (const struct mm_header *h)
 {
-  const unsigned char *p = (const unsigned char *) h;
+  unsigned char p[offsetof (struct mm_header, hdr_sum)];
+  uint32_t v1 = MM_FORMAT_V1;
+  memcpy (p, h, sizeof p);
+  memcpy (p + offsetof (struct mm_header, version), &v1, sizeof v1);
   uint64_t s = 14695981039346656037ULL;
   for (size_t i = 0; i < offsetof (struct mm_header, hdr_sum); i++)
     s = (s ^ p[i]) * 1099511628211ULL;
@@ -61,7 +66,7 @@ mm_header_validate (const struct mm_header *h, uint64_t file_size)
   if (h->byte_order != MM_BYTE_ORDER)
     return h->byte_order == __builtin_bswap32 (MM_BYTE_ORDER)
       ? MMALLOC_EMACHINE : MMALLOC_ECORRUPT;
-  if (h->version != MM_FORMAT_VERSION)
+  if (h->version < MM_FORMAT_V1 || h->version > MM_FORMAT_VERSION)
     return MMALLOC_EVERSION;
   if (h->word_size != sizeof (void *) || h->page_size != MM_PAGE)
     return MMALLOC_EMACHINE;
@@ -453,7 +458,7 @@ create (struct mm_desc *d)
   memset (h, 0, MM_HDR_PAGES * MM_PAGE);
   memcpy (h->magic, MM_MAGIC, 8);
   h->byte_order = MM_BYTE_ORDER;
-  h->version = MM_FORMAT_VERSION;
+  h->version = MM_FORMAT_V1;	/* until it holds newer records */
   h->hdr_size = sizeof (struct mm_header);
   h->word_size = sizeof (void *);
   h->page_size = MM_PAGE;

@@ -364,6 +364,8 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
   int checked = arm != NULL;
   struct mm_class_state *cs = &d->hdr->cls[cls];
   const struct mm_class *c = &mm_classes[cls];
+  if (checked)			/* its slab is or becomes MM_SLAB_POISON */
+    mm_format_need (d, MM_FORMAT_V2);
   mm_lock (&d->class_lock[cls]);
   struct mm_slab *s;
   uint64_t off = cs->partial[checked];
@@ -402,6 +404,8 @@ void *
 mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm)
 {
   uint64_t skew = arm && arm->lead == MM_PAGE;
+  if (arm && arm->lead > sizeof (struct mm_chk))	/* a lead record */
+    mm_format_need (d, MM_FORMAT_V2);
   mm_lock (&d->page_lock);
   uint64_t pg = mm_pages_take (d, npages, align, skew);
   char *p = pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;

@@ -414,9 +414,11 @@ void
 mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
 {
   struct mm_chk *c = (struct mm_chk *) ptr - 1;
+  int keep = b->room <= MM_QUAR_BLOCK_MAX;
+  if (keep)			/* a freed block that stays allocated */
+    mm_format_need (d, MM_FORMAT_V2);
   __atomic_store_n (&c->magic, MM_CHK_FREE, __ATOMIC_RELEASE);
   MM_KP ();
-  int keep = b->room <= MM_QUAR_BLOCK_MAX;
   if (keep)
     memset (ptr, MM_CHK_POISON, b->room - CHK);
   void *spill = NULL;

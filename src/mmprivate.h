@@ -85,7 +85,18 @@
 
 /* --- Format constants (changing one changes MM_FORMAT_VERSION) ----------- */
 
-#define MM_FORMAT_VERSION 1
+/* A file's version is the oldest format that says all it holds: readers of
+   an older format refuse it (they accept only their own number), readers of
+   a newer one read it.  A new file is MM_FORMAT_V1; it becomes MM_FORMAT_V2
+   just before it first holds a record of that format (mm_format_need), and
+   never goes back.  hdr_sum reads the version as MM_FORMAT_V1, so that the
+   rise is one store, which a kill cannot separate from the sum.  */
+#define MM_FORMAT_V1 1		/* the first format */
+#define MM_FORMAT_V2 2		/* V1 and mmcheck's lead records (aligned
+				   blocks), poisoned slabs (MM_SLAB_POISON)
+				   and blocks in quarantine (freed headers in
+				   allocated blocks) */
+#define MM_FORMAT_VERSION MM_FORMAT_V2	/* the newest this build reads */
 #define MM_MAGIC "MMALLOC\x1a"	/* 8 bytes, byte-order free: "not a heap" */
 #define MM_BYTE_ORDER 0x01020304u	/* native order: foreign files read reversed */
 #define MM_PAGE_SHIFT 12
@@ -144,7 +155,8 @@ struct mm_header
   /* Fixed at creation; covered by hdr_sum.  */
   char magic[8];
   uint32_t byte_order;
-  uint32_t version;		/* MM_FORMAT_VERSION */
+  uint32_t version;		/* MM_FORMAT_V1 .. MM_FORMAT_VERSION: the
+				   oldest format that reads this file */
   uint32_t hdr_size;		/* sizeof (struct mm_header) */
   uint32_t word_size;		/* sizeof (void *) */
   uint32_t page_size;		/* MM_PAGE */
@@ -703,6 +715,21 @@ mm_set_top (struct mm_desc *d, uint64_t top)
 {
   __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
   mm_set_limit (d, top << MM_PAGE_SHIFT);
+}
+
+/* D's file is about to hold a record of format VERSION: raise its version
+   first if it is older, so that a library that cannot read the record
+   refuses the file.  Never lowers it (threads may race here).  */
+static inline void
+mm_format_need (struct mm_desc *d, uint32_t version)
+{
+  uint32_t v = __atomic_load_n (&d->hdr->version, __ATOMIC_RELAXED);
+  while (MM_UNLIKELY (v < version)
+	 && !__atomic_compare_exchange_n (&d->hdr->version, &v, version, 0,
+					  __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+    ;
+  /* The record is written after the version, also as a kill sees the file.  */
+  __atomic_signal_fence (__ATOMIC_SEQ_CST);
 }
 
 static inline uint64_t

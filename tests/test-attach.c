@@ -64,11 +64,14 @@ file_header (const char *path)
   return h;
 }
 
-/* FNV-1a over the fixed fields, as the format defines hdr_sum.  */
+/* FNV-1a over the fixed fields, as the format defines hdr_sum: the version
+   read as 1 (a file's version rises in place).  */
 static uint64_t
 fnv_header (const struct mm_header *h)
 {
-  const unsigned char *p = (const unsigned char *) h;
+  struct mm_header v1 = *h;
+  v1.version = 1;
+  const unsigned char *p = (const unsigned char *) &v1;
   uint64_t s = 14695981039346656037ULL;
   for (size_t i = 0; i < offsetof (struct mm_header, hdr_sum); i++)
     s = (s ^ p[i]) * 1099511628211ULL;
@@ -283,7 +286,7 @@ new_file_at_a_library_chosen_base (void **state)
   const char *path = make_heap ("libbase.heap");
   struct mm_header h = file_header (path);
   assert_int_equal (h.byte_order, MM_BYTE_ORDER);
-  assert_int_equal (h.version, MM_FORMAT_VERSION);
+  assert_int_equal (h.version, 1);	/* nothing of format 2 in it */
   assert_int_equal (h.word_size, sizeof (void *));
   assert_int_equal (h.page_size, MM_PAGE);
   assert_int_equal (h.hdr_size, sizeof (struct mm_header));
@@ -909,6 +912,129 @@ strerror_of_an_unknown_code_stays_valid (void **state)
   assert_string_equal (mmalloc_strerror (-5), copy);
 }
 
+/* The format version that PATH's header says, its sum checked (while the
+   heap is attached too: the file is mapped shared).  */
+static uint32_t
+file_version (const char *path)
+{
+  struct mm_header h = file_header (path);
+  assert_int_equal (h.hdr_sum, fnv_header (&h));
+  return h.version;
+}
+
+/* Attach the heap file NAME of the private directory: a new one if NEW.  */
+static void *
+attach_name (const char *name, int new)
+{
+  int fd = new ? tu_newfile (name) : open (tu_path (name), O_RDWR);
+  assert_true (fd >= 0);
+  void *md = attach_ok (fd, NULL);
+  assert_int_equal (close (fd), 0);
+  return md;
+}
+
+/* A file says format 1 until it holds a record of format 2: unchecked heaps
+   never do, whatever they allocate; a checked one does at its first small
+   block (poisoned slab), aligned block (lead record) or block in quarantine.
+   Libraries of format 1 refuse every other version, so they never read one
+   of those records as damage.  */
+static void
+new_files_rise_to_format_2_at_its_first_record (void **state)
+{
+  (void) state;
+  void *md = attach_name ("plain.heap", 1);
+  void *keep[8];
+  keep[0] = mmalloc (md, 10);
+  keep[1] = mmalloc (md, 100000);
+  keep[2] = mmemalign (md, 64, 100);
+  keep[3] = mmemalign (md, 4096, 50000);
+  keep[4] = mvalloc (md, 3000);
+  keep[5] = mcalloc (md, 10, 10);
+  keep[6] = mrealloc (md, mmalloc (md, 20), 5000);
+  keep[7] = mmemalign (md, 65536, 10);
+  for (int i = 0; i < 8; i++)
+    assert_non_null (keep[i]);
+  for (int i = 0; i < 8; i += 2)
+    mfree (md, keep[i]);
+  assert_int_equal (file_version (tu_path ("plain.heap")), 1);
+  assert_null (mmalloc_detach (md));
+  assert_int_equal (file_version (tu_path ("plain.heap")), 1);
+
+  /* A checked large block of 16-byte alignment is of format 1; its free
+     puts it in quarantine, a record of format 2.  */
+  md = attach_name ("large.heap", 1);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char *p = mmalloc (md, 100000);
+  assert_non_null (p);
+  assert_int_equal (file_version (tu_path ("large.heap")), 1);
+  mfree (md, p);
+  assert_int_equal (file_version (tu_path ("large.heap")), MM_FORMAT_V2);
+  assert_null (mmalloc_detach (md));
+
+  static const struct { const char *name; size_t align, size; } first[] = {
+    { "small.heap", 0, 10 }, { "aligned.heap", 64, 40000 },
+    { "page.heap", 4096, 100000 }, { "valloc.heap", 1, 5000 },
+  };
+  for (unsigned i = 0; i < sizeof first / sizeof first[0]; i++)
+    {
+      md = attach_name (first[i].name, 1);
+      assert_int_equal (mmcheck (md, NULL), 1);
+      assert_int_equal (file_version (tu_path (first[i].name)), 1);
+      p = first[i].align == 0 ? mmalloc (md, first[i].size)
+	: first[i].align == 1 ? mvalloc (md, first[i].size)
+	: mmemalign (md, first[i].align, first[i].size);
+      assert_non_null (p);
+      memset (p, 'v', first[i].size);
+      assert_int_equal (mmalloc_setkey (md, 0, p), 1);
+      assert_int_equal (file_version (tu_path (first[i].name)), MM_FORMAT_V2);
+      assert_null (mmalloc_detach (md));
+      /* This library reads it back.  */
+      md = attach_name (first[i].name, 0);
+      p = mmalloc_getkey (md, 0);
+      for (size_t k = 0; k < first[i].size; k++)
+	assert_int_equal (p[k], 'v');
+      assert_heap_ok (md);
+      mfree (md, p);
+      assert_heap_ok (md);
+      assert_null (mmalloc_detach (md));
+      assert_int_equal (file_version (tu_path (first[i].name)), MM_FORMAT_V2);
+    }
+}
+
+/* A file of format 1 with checked blocks, as a library of format 1 left it,
+   attaches; reading it and freeing nothing keeps it at format 1, and it
+   rises when it first holds a record of format 2.  */
+static void
+a_format_1_file_attaches_and_rises_only_when_it_must (void **state)
+{
+  (void) state;
+  void *md = attach_name ("v1.heap", 1);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char *p = mmalloc (md, 70000);
+  assert_non_null (p);
+  memset (p, 'o', 70000);
+  assert_int_equal (mmalloc_setkey (md, 0, p), 1);
+  assert_null (mmalloc_detach (md));
+  assert_int_equal (file_version (tu_path ("v1.heap")), 1);
+
+  md = attach_name ("v1.heap", 0);
+  p = mmalloc_getkey (md, 0);
+  for (size_t k = 0; k < 70000; k += 7)
+    assert_int_equal (p[k], 'o');
+  assert_heap_ok (md);
+  p = mrealloc (md, p, 90000);	/* a checked block resized: format 1 */
+  assert_non_null (p);
+  assert_int_equal (mmalloc_setkey (md, 0, p), 1);
+  assert_null (mmalloc_detach (md));
+  assert_int_equal (file_version (tu_path ("v1.heap")), 1);
+
+  md = attach_name ("v1.heap", 0);
+  mfree (md, mmalloc_getkey (md, 0));
+  assert_int_equal (file_version (tu_path ("v1.heap")), MM_FORMAT_V2);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+}
+
 static void
 version_string_matches_the_header (void **state)
 {
@@ -936,6 +1062,8 @@ main (void)
     cmocka_unit_test (bad_descriptor_is_ebadf),
     cmocka_unit_test (random_bytes_are_not_a_heap),
     cmocka_unit_test (changed_version_is_eversion),
+    cmocka_unit_test (new_files_rise_to_format_2_at_its_first_record),
+    cmocka_unit_test (a_format_1_file_attaches_and_rises_only_when_it_must),
     cmocka_unit_test (swapped_byte_order_is_emachine),
     cmocka_unit_test (other_word_or_page_size_is_emachine),
     cmocka_unit_test (layout_fields_are_checked_after_the_sum),

@@ -325,9 +325,10 @@ make_killed (void)
   assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
 }
 
-/* Make the checked template's slabs look as a version before the poisoning
-   of freed blocks left them: not marked MM_SLAB_POISON, free slots holding
-   whatever was there (zeros, for slots never used).  */
+/* Make the checked template look as a version before the poisoning of
+   freed blocks left it: a file of format 1, whose slabs are not marked
+   MM_SLAB_POISON, free slots holding whatever was there (zeros, for slots
+   never used).  */
 static void
 age_template (void)
 {
@@ -336,6 +337,7 @@ age_template (void)
   close (fd);
   assert_non_null (md);
   struct mm_desc *d = mm_desc_of (md);
+  d->hdr->version = MM_FORMAT_V1;	/* hdr_sum reads it as that anyway */
   for (uint64_t pg = MM_HDR_PAGES; pg < d->hdr->top; pg++)
     {
       uint32_t e = mm_pm_get (d, pg);
