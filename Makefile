@@ -118,6 +118,8 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(STLIB) | $(B)/tests
 $(B)/tests/test-killpoints: tests/test-killpoints.c tests/testutil.h $(KP_LIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(KP_LIB) -lcmocka -lpthread
 
+$(B)/tests/test-compat: include/mmalloc-compat.h
+
 # test-handles stops a thread inside the library between the check of its
 # descriptor and what it does with it: the library's calls of mm_desc_of go
 # through the test's wrapper.
