@@ -258,10 +258,6 @@ mm_chk_begin (char *start)
   MM_KP ();
 }
 
-/* Guard bytes verified after a block, and before an aligned one's header:
-   all of them up to this many.  */
-#define CHK_TAIL_MAX 256
-
 /* What is wrong with the checked block B, of the user pointer PTR, as MODE
    asks (MM_CHK_PEEK, ...): 0 if nothing.  */
 const char *
@@ -275,12 +271,14 @@ mm_chk_verify (const void *ptr, const struct mm_block *b, int mode)
     return "block header clobbered (write before the block?)";
   if (mode == MM_CHK_PEEK)
     return 0;
+  /* Every guard byte: a write far past the end (or into an aligned block's
+     lead) is as much an overrun as one at the end.  They are fewer than a
+     page for a large block, and fewer than the slot for a small one, which
+     free poisons whole anyway.  */
   size_t n = b->room - CHK - (size_t) c->size;
-  if (!chk_all ((const unsigned char *) ptr + c->size, n < CHK_TAIL_MAX ? n : CHK_TAIL_MAX,
-		MM_CHK_BYTE))
+  if (!chk_all ((const unsigned char *) ptr + c->size, n, MM_CHK_BYTE))
     return "write past the end of a block";
   n = b->lead > CHK ? b->lead - 2 * CHK : 0;
-  n = n < CHK_TAIL_MAX ? n : CHK_TAIL_MAX;
   if (!chk_all ((const unsigned char *) c - n, n, MM_CHK_BYTE))
     return "block header clobbered (write before the block?)";
   return 0;

@@ -31,8 +31,12 @@ enum op
 {
   OVERRUN,			/* p[size] changed, then free */
   OVERRUN_WORD,			/* the 8 bytes after p[size - 1] zeroed, then free */
+  OVERRUN_FAR,			/* p[size + 300] changed (a guard byte far
+				   from the end), then free */
   UNDERRUN,			/* p[-1] changed, then free */
   UNDERRUN_FAR,			/* p[-16] changed, then free */
+  UNDERRUN_LEAD,		/* p[-1000] changed (in a page-aligned block's
+				   lead), then free */
   DOUBLE,			/* free, free */
   DOUBLE_REUSED,		/* free, allocate the same size, free the old pointer */
   DOUBLE_CHURN,			/* free, 50 allocations and frees of the size, free */
@@ -58,6 +62,7 @@ enum op
   USABLE_FREED,			/* free, then mmalloc_usable_size p */
   CHECK_OVERRUN,		/* p[size] changed, then mmalloc_check */
   CHECK_UNDERRUN,		/* p[-1] changed, then mmalloc_check */
+  CHECK_OVERRUN_FAR,		/* p[size + 300] changed, then mmalloc_check */
   CHECK_WAF,			/* free, p[size / 2] changed, then mmalloc_check */
   FREE_STACK,			/* free the address of a local */
   FREE_GLOBAL,			/* free the address of a static object */
@@ -133,6 +138,9 @@ static const struct mcase cases[] = {
   { OVERRUN, MK_ALIGN, 100, 4096, PAST },
   { OVERRUN, MK_ALIGN, 10000, 8192, PAST },
   { OVERRUN_WORD, MK_MALLOC, 15, 0, PAST },
+  { OVERRUN_FAR, MK_MALLOC, 20000, 0, PAST },	/* slot of 20480 bytes */
+  { OVERRUN_FAR, MK_MALLOC, 100000, 0, PAST },
+  { OVERRUN_FAR, MK_ALIGN, 100, 4096, PAST },
   { OVERRUN_WORD, MK_ALIGN, 24, 64, PAST },
   { FREE_NEIGHBOUR_OVERRUN, MK_MALLOC, 100, 0, BEFORE },
   { REALLOC_OVERRUN, MK_MALLOC, 100, 0, PAST },
@@ -144,6 +152,8 @@ static const struct mcase cases[] = {
   { UNDERRUN, MK_VALLOC, 100, 0, BEFORE },
   { UNDERRUN, MK_ALIGN, 100, 64, BEFORE },
   { UNDERRUN_FAR, MK_ALIGN, 100, 4096, BEFORE },
+  { UNDERRUN_LEAD, MK_ALIGN, 100, 4096, BEFORE },
+  { UNDERRUN_LEAD, MK_VALLOC, 100, 0, BEFORE },
   { UNDERRUN, MK_ALIGN, 100, 32, BEFORE },
   { UNDERRUN, MK_ALIGN, 100, 4096, BEFORE },
   { UNDERRUN, MK_GROWN, 3000, 0, BEFORE },
@@ -171,6 +181,8 @@ static const struct mcase cases[] = {
   { CHECK_OVERRUN, MK_ALIGN, 100, 64, PAST },
   { CHECK_OVERRUN, MK_VALLOC, 100, 0, PAST },
   { CHECK_UNDERRUN, MK_VALLOC, 100, 0, BEFORE },
+  { CHECK_OVERRUN_FAR, MK_MALLOC, 100000, 0, PAST },
+  { CHECK_OVERRUN_FAR, MK_ALIGN, 100, 4096, PAST },
   { CHECK_WAF, MK_MALLOC, 100, 0, AFTER_FREE },
   { CHECK_WAF, MK_MALLOC, 100000, 0, AFTER_FREE },
   { CHECK_WAF, MK_ALIGN, 100, 4096, AFTER_FREE },
@@ -182,6 +194,8 @@ static const char *const op_names[] = {
   [OVERRUN_WORD] = "overrun by a word",
   [UNDERRUN] = "underrun",
   [UNDERRUN_FAR] = "underrun far",
+  [UNDERRUN_LEAD] = "underrun into an aligned block's lead",
+  [OVERRUN_FAR] = "overrun far past the end",
   [DOUBLE] = "double free",
   [DOUBLE_REUSED] = "double free after reuse",
   [DOUBLE_CHURN] = "double free after churn",
@@ -204,6 +218,7 @@ static const char *const op_names[] = {
   [USABLE_FREED] = "usable size of a freed block",
   [CHECK_OVERRUN] = "overrun found by mmalloc_check",
   [CHECK_UNDERRUN] = "underrun found by mmalloc_check",
+  [CHECK_OVERRUN_FAR] = "far overrun found by mmalloc_check",
   [CHECK_WAF] = "write after free found by mmalloc_check",
   [FREE_STACK] = "free of a stack address",
   [FREE_GLOBAL] = "free of a static object",
@@ -319,8 +334,9 @@ misuse (void *arg)
   switch (c->op)
     {
     case OVERRUN:
+    case OVERRUN_FAR:
       say_ptr (p);
-      p[n] ^= 0x40;
+      p[c->op == OVERRUN ? n : n + 300] ^= 0x40;
       mfree (md, p);
       break;
     case OVERRUN_WORD:
@@ -330,8 +346,9 @@ misuse (void *arg)
       break;
     case UNDERRUN:
     case UNDERRUN_FAR:
+    case UNDERRUN_LEAD:
       say_ptr (p);
-      p[c->op == UNDERRUN ? -1 : -16] ^= 0x40;
+      p[c->op == UNDERRUN ? -1 : c->op == UNDERRUN_FAR ? -16 : -1000] ^= 0x40;
       mfree (md, p);
       break;
     case FREE_NEIGHBOUR_OVERRUN:
@@ -455,11 +472,14 @@ misuse (void *arg)
 	_exit (97);
       break;
     case CHECK_OVERRUN:
+    case CHECK_OVERRUN_FAR:
     case CHECK_UNDERRUN:
     case CHECK_WAF:
       say_ptr (p);
       if (c->op == CHECK_OVERRUN)
 	p[n] ^= 0x40;
+      else if (c->op == CHECK_OVERRUN_FAR)
+	p[n + 300] ^= 0x40;
       else if (c->op == CHECK_UNDERRUN)
 	p[-1] ^= 0x40;
       else
@@ -498,7 +518,8 @@ static const char *
 run (const struct mcase *c, char *err, size_t errlen)
 {
   int st = tu_child (misuse, (void *) c, err, errlen);
-  int check = c->op == CHECK_OVERRUN || c->op == CHECK_UNDERRUN || c->op == CHECK_WAF;
+  int check = c->op == CHECK_OVERRUN || c->op == CHECK_OVERRUN_FAR
+    || c->op == CHECK_UNDERRUN || c->op == CHECK_WAF;
   uintmax_t ptr;
   int used = 0;
   if (sscanf (err, "ptr 0x%jx\n%n", &ptr, &used) != 1 || !used)
