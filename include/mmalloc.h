@@ -104,6 +104,17 @@ int mmalloc_errno (void *md);
    (also for anonymous heaps), or -1 with errno (EIO, ENOSPC...).  */
 int mmalloc_sync (void *md);
 
+/* Give the heap's free pages back to the system now (and a file's disk
+   blocks): all but PAD bytes of the free run at the top, and every other free
+   run but its first page.  1 if memory was given back, 0 if none could be;
+   -1 (mmalloc_errno: MMALLOC_EBADDESC) if MD is refused.  */
+int mmalloc_trim (void *md, size_t pad);
+
+/* Keep the pages of freed memory for MS milliseconds before giving them back
+   to the system (the default is 250; 0 gives them back as they are freed).
+   0, or -1 with errno EINVAL for a negative MS, or a refused MD.  */
+int mmalloc_setdecay (void *md, long ms);
+
 /* --- Allocation ----------------------------------------------------------- */
 
 /* SIZE bytes aligned to max_align_t; SIZE 0 gives a unique pointer.  NULL with

@@ -177,6 +177,10 @@ desc_new (void)
   d->nowned = 0;
   d->resv_lo = d->resv_hi = 0;
   d->trim_min = d->trim_keep = 0;
+  d->decay_ms = __atomic_load_n (&mm_decay_default, __ATOMIC_RELAXED);
+  d->decay_last = 0;		/* the first look counts the dirty pages */
+  d->dirty = 0;
+  d->stale_above = 1;		/* until mm_pages_setup makes a new region */
   d->fd = -1;
   d->err = 0;
   d->damaged = 0;

@@ -30,6 +30,9 @@ mmalloc_detach (void *md)
   mm_lock_all (d);
   if (mm_writable (d) && !d->damaged)
     mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */
+  /* What decay would give back later goes back now: the file's blocks.  */
+  if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
+    (void) mm_pages_purge (d, 1);
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
@@ -66,5 +69,39 @@ mmalloc_sync (void *md)
       errno = e;
       return mm_fail (d, e);
     }
+  return 0;
+}
+
+int
+mmalloc_trim (void *md, size_t pad)
+{
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return -1;
+  if (!mm_writable (d))
+    return 0;
+  mm_quar_flush (d);
+  mm_lock (&d->page_lock);
+  uint64_t given = mm_pages_trim (d, pad / MM_PAGE + (pad % MM_PAGE != 0));
+  mm_unlock (&d->page_lock);
+  return given != 0;
+}
+
+int
+mmalloc_setdecay (void *md, long ms)
+{
+  if (ms < 0)
+    {
+      errno = EINVAL;
+      return -1;
+    }
+  struct mm_desc *d = mm_desc_of (md);
+  if (!d)
+    return -1;
+  mm_lock (&d->page_lock);
+  d->decay_ms = (uint64_t) ms;
+  if (!ms && mm_writable (d))
+    (void) mm_pages_purge (d, 1);	/* nothing waits from now on */
+  mm_unlock (&d->page_lock);
   return 0;
 }

@@ -362,8 +362,11 @@ mallopt (int param, int value)
 }
 
 /* Options from MMALLOC_OPTIONS, a comma-separated list: "check" (mmcheck on
-   the default heap), "trace" (mmtrace: MMALLOC_TRACE names the file).  Read
-   with secure_getenv, so ignored in set-user-ID programs.  */
+   the default heap), "trace" (mmtrace: MMALLOC_TRACE names the file),
+   "decay=MS" (how long freed pages are kept before they go back to the
+   system, in milliseconds: 0 gives them back at once; for the default heap
+   and every heap attached after).  Read with secure_getenv, so ignored in
+   set-user-ID programs.  */
 static void
 read_options (void)
 {
@@ -377,6 +380,14 @@ read_options (void)
 	mmcheck (NULL, NULL);
       else if (n == 5 && !strncmp (o, "trace", 5))
 	mmtrace ();
+      else if (n > 6 && !strncmp (o, "decay=", 6) && o[6] >= '0' && o[6] <= '9')
+	{
+	  unsigned long ms = 0;
+	  for (size_t i = 6; i < n && o[i] >= '0' && o[i] <= '9' && ms < 1000000000; i++)
+	    ms = ms * 10 + (unsigned long) (o[i] - '0');
+	  __atomic_store_n (&mm_decay_default, (uint64_t) ms, __ATOMIC_RELAXED);
+	  (void) mmalloc_setdecay (NULL, (long) ms);
+	}
       o += n + (o[n] == ',');
     }
 }

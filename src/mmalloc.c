@@ -399,15 +399,17 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
 
 /* NPAGES pages aligned to ALIGN pages; with ARM, a checked block set up as
    ARM says, whose user pointer is aligned instead when its lead is a page.
-   It is set up before the page map shows it (see mmcheck.c).  */
+   It is set up before the page map shows it (see mmcheck.c).  With ZERO
+   (and no ARM), *ZERO tells whether the block is known to read zero.  */
 void *
-mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm)
+mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm,
+		int *zero)
 {
   uint64_t skew = arm && arm->lead == MM_PAGE;
   if (arm && arm->lead > sizeof (struct mm_chk))	/* a lead record */
     mm_format_need (d, MM_FORMAT_V2);
   mm_lock (&d->page_lock);
-  uint64_t pg = mm_pages_take (d, npages, align, skew);
+  uint64_t pg = mm_pages_take (d, npages, align, skew, arm ? NULL : zero);
   char *p = pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
   if (p && arm)
     mm_chk_claim (NULL, p, (size_t) npages << MM_PAGE_SHIFT, arm);
@@ -433,10 +435,13 @@ note_used (struct mm_desc *d)
     __atomic_or_fetch (&d->hdr->flags, MM_F_USED, __ATOMIC_RELAXED);
 }
 
-/* Allocate SIZE bytes; NULL with errno set.  */
+/* Allocate SIZE bytes; NULL with errno set.  With ZERO, *ZERO tells
+   whether the block is known to read zero (then it was not written).  */
 void *
-mm_alloc (struct mm_desc *d, size_t size)
+mm_alloc (struct mm_desc *d, size_t size, int *zero)
 {
+  if (zero)
+    *zero = 0;
   if (MM_UNLIKELY (!mm_writable (d) || d->damaged))
     {
       errno = d->damaged ? MMALLOC_ECORRUPT : EROFS;
@@ -460,7 +465,7 @@ mm_alloc (struct mm_desc *d, size_t size)
       uint64_t n = pages_for (need);
       if (!n)
 	goto nomem;
-      p = mm_alloc_large (d, n, 1, checked ? &arm : NULL);
+      p = mm_alloc_large (d, n, 1, checked ? &arm : NULL, zero);
     }
   return checked ? mm_chk_armed (d, p, &arm) : p;
 nomem:
@@ -488,7 +493,7 @@ mmalloc_slow (void *md, size_t size)
 	  /* E went stale meanwhile (checking turned on, say): the locked path.  */
 	}
     }
-  return mm_alloc_done (d, mm_alloc (d, size), size);
+  return mm_alloc_done (d, mm_alloc (d, size, NULL), size);
 }
 
 /* mmalloc's fast path found no slot: refill through the entry E, which is

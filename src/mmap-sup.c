@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef MM_KILLPOINTS
@@ -311,4 +312,15 @@ mm_os_alloc (size_t len, void **out)
     return errno;
   *out = p;
   return 0;
+}
+
+/* Milliseconds on a cheap monotonic clock (decay's: a coarse clock is
+   enough, and costs no system call).  */
+uint64_t
+mm_os_now_ms (void)
+{
+  struct timespec t;
+  if (clock_gettime (CLOCK_MONOTONIC_COARSE, &t))
+    return 0;
+  return (uint64_t) t.tv_sec * 1000 + (uint64_t) t.tv_nsec / 1000000;
 }

@@ -18,7 +18,7 @@ void *
 mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size)
 {
   if (align <= MM_ALIGN)
-    return mm_alloc (d, size);
+    return mm_alloc (d, size, NULL);
   if (!mm_writable (d))
     {
       errno = EROFS;
@@ -48,7 +48,7 @@ mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size)
   if (!n)
     n = 1;
   uint64_t ap = align > MM_PAGE ? align >> MM_PAGE_SHIFT : 1;
-  p = mm_alloc_large (d, n, ap, a);
+  p = mm_alloc_large (d, n, ap, a, NULL);
 done:
   return checked ? mm_chk_armed (d, p, &arm) : p;
 nomem:

@@ -65,6 +65,16 @@
 #ifndef MM_RELEASE_MIN
 #define MM_RELEASE_MIN 64
 #endif
+/* Decay (pages.c): the pages of a dirty free run go back to the OS once the
+   run has stayed free MM_DECAY_MS milliseconds (0: at once, as it is freed),
+   checked on the page lock's paths; and all of them at once when the dirty
+   pages exceed a quarter of the heap and MM_DIRTY_MIN pages (32 MiB).  */
+#ifndef MM_DECAY_MS
+#define MM_DECAY_MS 250
+#endif
+#ifndef MM_DIRTY_MIN
+#define MM_DIRTY_MIN 8192
+#endif
 /* A free run at the top of MM_SHRINK_MIN + MM_GROW_MIN pages or more shrinks
    the heap, keeping MM_GROW_MIN pages (1 MiB + 256 KiB).  */
 #ifndef MM_SHRINK_MIN
@@ -195,9 +205,20 @@ struct mm_run
 {
   uint64_t magic;		/* MM_RUN_MAGIC */
   uint64_t next, prev;		/* byte offsets within the bin, 0 = none */
-  uint64_t released;		/* 1: pages after this one were given back (file
-				   holes): reserve them again before use */
+  uint64_t released;		/* MM_RUN_HOLES, MM_RUN_ZERO */
+  uint64_t since;		/* when its oldest part became free: ms on the
+				   clock of the process that freed it
+				   (mm_os_now_ms); a time to come is taken
+				   for now */
 };
+/* Bits of a run's `released': pages after the first were given back (file
+   holes), so a heap file reserves blocks for them again before use; pages
+   after the first are known to read zero and hold no memory (fresh from the
+   kernel, or given back since they were last written).  A run without
+   MM_RUN_ZERO is dirty: its pages may be resident, and decay gives them
+   back (pages.c).  */
+#define MM_RUN_HOLES 1u
+#define MM_RUN_ZERO 2u
 #define MM_RUN_MAGIC 0x6e75722d6d6dULL
 
 /* The in-band header of a slab, at its start; slots follow at objoff.  */
@@ -304,6 +325,13 @@ struct mm_desc
   uint64_t trim_min, trim_keep;	/* a free run of trim_min pages at the top
 				   shrinks the heap, keeping trim_keep of
 				   them; 0: the defaults (page lock) */
+  uint64_t decay_ms;		/* how long dirty runs stay (page lock) */
+  uint64_t decay_last;		/* when decay last looked at the runs, ms */
+  uint64_t dirty;		/* pages of dirty runs of MM_RELEASE_MIN pages
+				   or more, not counting their first pages;
+				   counted again by each look (page lock) */
+  int stale_above;		/* pages above top may hold old data (a failed
+				   shrink, or a file not made by us) */
   int err;			/* last error code */
   uint32_t slot;		/* in the table of descriptors (handle.c) */
   uintptr_t serial;		/* attachments made in this slot so far */
@@ -340,6 +368,7 @@ MM_HIDDEN int mm_os_file_resize (int fd, uint64_t size);
 MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
 MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
 MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);
+MM_HIDDEN uint64_t mm_os_now_ms (void);
 MM_HIDDEN int mm_os_lock (int fd, int exclusive);
 MM_HIDDEN int mm_os_dup (int fd, int *out, int *rdonly);
 MM_HIDDEN void mm_os_close (int fd);
@@ -397,11 +426,14 @@ MM_HIDDEN void mm_fork_init (void);
 MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
 				   uint64_t skew, uint32_t kind, uint32_t bits);
 MM_HIDDEN uint64_t mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align,
-				  uint64_t skew);
+				  uint64_t skew, int *zero);
 MM_HIDDEN void mm_pages_mark (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind,
 			      uint32_t bits);
 MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
 MM_HIDDEN uint64_t mm_pages_trim (struct mm_desc *d, uint64_t keep);
+MM_HIDDEN uint64_t mm_pages_purge (struct mm_desc *d, int all);
+/* The delay of heaps attached from now on (MMALLOC_OPTIONS decay=).  */
+extern MM_HIDDEN uint64_t mm_decay_default;
 MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
 MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
@@ -423,7 +455,7 @@ MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 extern MM_HIDDEN struct mm_class mm_classes[256];
 MM_HIDDEN void mm_classes_init (void);
 MM_HIDDEN uint32_t mm_classes_sum (void);
-MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size);
+MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size, int *zero);
 MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
 /* A checked block to set up while its lock is held: the size asked for and
    the offset of the user's pointer from the block's start (16, or the
@@ -438,7 +470,7 @@ struct mm_arm
 };
 MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm);
 MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
-				struct mm_arm *arm);
+				struct mm_arm *arm, int *zero);
 MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
 MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
 MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);

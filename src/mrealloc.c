@@ -71,7 +71,7 @@ mrealloc (void *md, void *ptr, size_t size)
   void *p = ptr;
   if (!r)
     {
-      p = mm_alloc (d, size);
+      p = mm_alloc (d, size, NULL);
       if (!p)
 	{
 	  mm_fail (d, errno);

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+uint64_t mm_decay_default = MM_DECAY_MS;
+
 unsigned
 mm_bin_of (uint64_t n)
 {
@@ -80,14 +82,32 @@ run_link_ok (struct mm_desc *d, uint64_t off, unsigned b, int prev, uint64_t bac
     && mm_bin_of (n) == b && r->magic == MM_RUN_MAGIC && (prev ? r->next : r->prev) == back;
 }
 
+/* Pages of the run that decay may give back: those after the first of a
+   dirty run of MM_RELEASE_MIN pages or more.  */
+static uint64_t
+dirty_pages (uint64_t n, uint64_t released)
+{
+  return !(released & MM_RUN_ZERO) && n >= MM_RELEASE_MIN ? n - 1 : 0;
+}
+
+/* A run of N pages marked RELEASED is no longer dirty.  */
 static void
-bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
+undirty (struct mm_desc *d, uint64_t n, uint64_t released)
+{
+  uint64_t dp = dirty_pages (n, released);
+  d->dirty -= dp < d->dirty ? dp : d->dirty;	/* counted anew by each look */
+}
+
+static void
+bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released, uint64_t since)
 {
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
   r->magic = MM_RUN_MAGIC;
   r->released = released;
+  r->since = since;
+  d->dirty += dirty_pages (n, released);
   r->prev = 0;
   r->next = h->bin_head[b];
   if (!run_link_ok (d, r->next, b, 0, 0))
@@ -105,9 +125,11 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released)
   h->run_pages += n;
 }
 
-/* Take the run at PG out of its bin; returns its `released' mark.  */
+/* Take the run at PG out of its bin; returns its `released' mark, and in
+   *SINCE (if not NULL) its `since'.  A damaged run counts as having holes
+   and dirty pages.  */
 static uint64_t
-bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
+bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t *since)
 {
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
@@ -118,7 +140,9 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
       || !run_link_ok (d, r->next, b, 0, off))
     {
       mm_damage (d, "free run links", pg << MM_PAGE_SHIFT);
-      return 1;
+      if (since)
+	*since = mm_os_now_ms ();
+      return MM_RUN_HOLES;
     }
   if (r->prev)
     ((struct mm_run *) mm_at (d, r->prev))->next = r->next;
@@ -134,12 +158,15 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n)
   h->nruns--;
   h->run_pages -= n;
   MM_KP ();
+  undirty (d, n, r->released);
+  if (since)
+    *since = r->since;
   return r->released;
 }
 
 /* Give the pages [PG, PG+N) back to the OS: dropped from anonymous memory,
    punched out of a file.  A failure only costs memory.  Returns the bytes
-   given back.  */
+   given back: N pages when all of them now read zero.  */
 static uint64_t
 release (struct mm_desc *d, uint64_t pg, uint64_t n)
 {
@@ -186,14 +213,33 @@ unrelease (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t end)
   return 0;
 }
 
-/* Add the free run [PG, PG+N), merging with the runs on either side.  Pages
-   of a run of MM_RELEASE_MIN pages or more go back to the OS, all but the
-   run's first page, which holds its links; FRESH pages (just grown) stay.
-   Returns the first page of the merged run.  */
+/* Give back the pages of the dirty run at PG, N pages long, all but its
+   first, which holds its links; it is then known to read zero where every
+   page went.  Returns the bytes given back.  */
+static uint64_t
+release_run (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  struct mm_run *r = run_at (d, pg);
+  uint64_t given = release (d, pg + 1, n - 1);
+  undirty (d, n, r->released);
+  r->released |= MM_RUN_HOLES;
+  if (given == (n - 1) << MM_PAGE_SHIFT)
+    r->released |= MM_RUN_ZERO;
+  MM_KP ();
+  return given;
+}
+
+/* Add the free run [PG, PG+N), merging with the runs on either side.  FRESH
+   pages (just grown) read zero and need blocks reserved in a file, unless
+   pages above `top' may hold old data.  Other pages are dirty: the merged
+   run is dirty then, free since the time its oldest part was freed, and
+   decay gives its pages back later (with a delay of 0, now).  Returns the
+   first page of the merged run.  */
 static uint64_t
 run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
 {
   uint64_t top = d->hdr->top, lpg = pg, ln = 0, rn = 0, lrel = 0, rrel = 0;
+  uint64_t now = mm_os_now_ms (), since = now, t;
   if (pg > 0)
     {
       uint32_t l = mm_pm_get (d, pg - 1);
@@ -208,7 +254,8 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
       if (PM_KIND (l) == PM_FREE && (l & PM_END))
 	{
 	  lpg = pg - ln;
-	  lrel = bin_remove (d, lpg, ln);
+	  lrel = bin_remove (d, lpg, ln, &t);
+	  since = t < since ? t : since;
 	  clear_run (d, lpg, ln);
 	}
       else
@@ -225,27 +272,39 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
 	}
       if (PM_KIND (r) == PM_FREE && (r & PM_HEAD))
 	{
-	  rrel = bin_remove (d, pg + n, rn);
+	  rrel = bin_remove (d, pg + n, rn, &t);
+	  since = t < since ? t : since;
 	  clear_run (d, pg + n, rn);
 	}
       else
 	rn = 0;
     }
-  uint64_t total = ln + n + rn, released = lrel | rrel;
-  if (fresh)
-    released = 1;		/* never written: nothing to give back */
-  else if (total >= MM_RELEASE_MIN)
-    {				/* give back what is not given back yet: one range,
-				   from after the merged run's first page */
-      uint64_t from = ln ? (lrel ? pg : lpg + 1) : pg + 1;
-      uint64_t to = pg + n + (rn ? (rrel ? 1 : rn) : 0);
-      if (to > from)
-	release (d, from, to - from);
-      released = 1;
-    }
+  uint64_t total = ln + n + rn;
+  /* Zero where every part is: the right run's header page is not.  */
+  uint64_t zero = fresh && !d->stale_above && (!ln || (lrel & MM_RUN_ZERO)) && !rn;
+  uint64_t released = ((lrel | rrel) & MM_RUN_HOLES) | (fresh ? MM_RUN_HOLES : 0)
+    | (zero ? MM_RUN_ZERO : 0);
   mark_run (d, lpg, total, PM_FREE, 0);
-  bin_insert (d, lpg, total, released);
+  bin_insert (d, lpg, total, released, since);
+  if (!d->decay_ms && !zero && total >= MM_RELEASE_MIN)
+    release_run (d, lpg, total);
   return lpg;
+}
+
+static void decay (struct mm_desc *d);
+
+/* A heap file found its disk full (errno): punch out the dirty runs that
+   decay would give back later, so that their blocks can serve.  1 if
+   something was given back (then try again), else 0 with errno kept.  */
+static int
+reclaim (struct mm_desc *d)
+{
+  int e = errno;
+  if (!(d->mode & MM_MODE_FILE) || (e != ENOSPC && e != EDQUOT) || d->damaged)
+    return 0;
+  uint64_t given = mm_pages_purge (d, 1);
+  errno = e;
+  return given != 0;
 }
 
 /* First page S >= PG with S + BASEPG a multiple of ALIGN (pages).  */
@@ -316,10 +375,12 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint64_t
 /* Take N pages (placed so that the address of their page SKEW, below N, is a
    multiple of ALIGN pages) out of the free runs, unmarked: mm_pages_mark
    gives them their kind before the page lock is dropped, and until then
-   recovery takes them for free pages.  Returns the first page, or 0 with
-   errno set.  */
+   recovery takes them for free pages.  With ZERO, *ZERO tells whether the
+   pages are known to read zero: those of a run whose pages were never
+   written since the kernel gave them (the run's header page aside, which is
+   then cleared here).  Returns the first page, or 0 with errno set.  */
 uint64_t
-mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew)
+mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, int *zero)
 {
   uint64_t run, s;
   if (d->damaged)
@@ -332,33 +393,46 @@ mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew)
       errno = ENOMEM;
       return 0;
     }
-  if (!run_find (d, n, align, skew, &run, &s))
+  decay (d);
+  for (int again = 0;; again = 1)
     {
-      if (d->damaged)
-	return 0;
-      if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
-	return 0;
       if (!run_find (d, n, align, skew, &run, &s))
 	{
-	  errno = ENOMEM;
-	  return 0;
+	  if (d->damaged)
+	    return 0;
+	  if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
+	    {
+	      if (!again && reclaim (d))
+		continue;
+	      return 0;
+	    }
+	  if (!run_find (d, n, align, skew, &run, &s))
+	    {
+	      errno = ENOMEM;
+	      return 0;
+	    }
 	}
+      uint64_t len = mm_pm_get (d, run) & PM_NMASK;
+      uint64_t end = s + n < run + len ? s + n + 1 : s + n;	/* and the trail's head */
+      if (!(run_at (d, run)->released & MM_RUN_HOLES) || unrelease (d, s, end - s, run + len) == 0)
+	break;
+      if (again || !reclaim (d))
+	return 0;
     }
   uint64_t len = mm_pm_get (d, run) & PM_NMASK;
-  uint64_t end = s + n < run + len ? s + n + 1 : s + n;	/* and the trail's head */
-  if (run_at (d, run)->released && unrelease (d, s, end - s, run + len) < 0)
-    return 0;
-  uint64_t rel = bin_remove (d, run, len);
+  uint64_t since, rel = bin_remove (d, run, len, &since);
   clear_run (d, run, len);
+  if (zero && (*zero = (rel & MM_RUN_ZERO) != 0) && s == run)
+    memset (run_at (d, run), 0, MM_PAGE);
   if (s > run)
     {
       mark_run (d, run, s - run, PM_FREE, 0);
-      bin_insert (d, run, s - run, rel);
+      bin_insert (d, run, s - run, rel, since);
     }
   if (s + n < run + len)
     {
       mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
-      bin_insert (d, s + n, run + len - (s + n), rel);
+      bin_insert (d, s + n, run + len - (s + n), rel, since);
     }
   return s;
 }
@@ -384,7 +458,7 @@ uint64_t
 mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint32_t kind,
 		uint32_t bits)
 {
-  uint64_t pg = mm_pages_take (d, n, align, skew);
+  uint64_t pg = mm_pages_take (d, n, align, skew, NULL);
   if (pg)
     mm_pages_mark (d, pg, n, kind, bits);
   return pg;
@@ -412,42 +486,116 @@ shrink_to (struct mm_desc *d, uint64_t min, uint64_t keep)
       return 0;
     }
   uint64_t head = top - n, newtop = head + keep;
-  uint64_t rel = bin_remove (d, head, n);
+  uint64_t since, rel = bin_remove (d, head, n, &since);
   clear_run (d, head, n);
   mark_run (d, head, keep, PM_FREE, 0);
-  bin_insert (d, head, keep, rel);
+  bin_insert (d, head, keep, rel, since);
   mm_set_top (d, newtop);
   MM_KP ();
   char *a = d->base + (newtop << MM_PAGE_SHIFT);
   size_t len = (size_t) ((top - newtop) << MM_PAGE_SHIFT);
   if (d->resv_hi > newtop)
     d->resv_lo = d->resv_hi = 0;
-  /* Failures leave memory mapped beyond top, which growth maps again.  */
+  /* Failures leave memory mapped beyond top, which growth maps again: its
+     pages may then hold old data.  */
   if (mm_os_decommit (a, len))
-    return 0;
+    {
+      d->stale_above = 1;
+      return 0;
+    }
   if (d->mode & MM_MODE_FILE)
-    (void) mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
+    d->stale_above = mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT) != 0;
   mm_region_trim (d, newtop << MM_PAGE_SHIFT);
   return len;
 }
 
-/* The shrink after every free: a run of MM_SHRINK_MIN + MM_GROW_MIN pages
-   at the top goes back but for MM_GROW_MIN pages, so that a heap that
+/* The shrink of the heap at its top: a run of MM_SHRINK_MIN + MM_GROW_MIN
+   pages at the top goes back but for MM_GROW_MIN pages, so that a heap that
    frees and allocates around the same size does not shrink and grow each
-   time (the drop-in's mallopt may set other figures: trim_min, trim_keep).  */
-static void
+   time (the drop-in's mallopt may set other figures: trim_min, trim_keep).
+   Decay does it once the run has stayed free for the delay.  */
+static uint64_t
 shrink (struct mm_desc *d)
 {
-  (void) shrink_to (d, d->trim_min ? d->trim_min : MM_SHRINK_MIN + MM_GROW_MIN,
+  return shrink_to (d, d->trim_min ? d->trim_min : MM_SHRINK_MIN + MM_GROW_MIN,
 		    d->trim_keep ? d->trim_keep : MM_GROW_MIN);
 }
 
+/* Give back the pages of the dirty free runs of MM_RELEASE_MIN pages or
+   more that have stayed free for the delay (ALL: every one), and shrink the
+   heap at its top if its run has stayed free that long too.  The runs are
+   found in their bins, whose lists are checked as run_find checks them.
+   Counts the dirty pages left anew.  Returns the bytes given back.  */
+uint64_t
+mm_pages_purge (struct mm_desc *d, int all)
+{
+  struct mm_header *h = d->hdr;
+  uint64_t now = mm_os_now_ms (), given = 0, dirty = 0;
+  d->decay_last = now;
+  if (d->damaged)
+    return 0;
+  uint32_t e = mm_pm_get (d, h->top - 1);
+  uint64_t n = e & PM_NMASK;
+  if (PM_KIND (e) == PM_FREE && (e & PM_END) && n && n <= h->top - MM_HDR_PAGES
+      && run_at (d, h->top - n)->magic == MM_RUN_MAGIC)
+    {
+      uint64_t since = run_at (d, h->top - n)->since;
+      if (all || since > now || now - since >= d->decay_ms)
+	given += shrink (d);
+    }
+  for (unsigned b = bin_next (h, mm_bin_of (MM_RELEASE_MIN)); b < MM_NBINS && !d->damaged;
+       b = bin_next (h, b + 1))
+    {
+      uint64_t walk = 0, bound = (h->nruns < h->top ? h->nruns : h->top) + 1;
+      for (uint64_t off = h->bin_head[b]; off; walk++)
+	{
+	  uint64_t pg = off >> MM_PAGE_SHIFT;
+	  e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
+	  n = e & PM_NMASK;
+	  if (walk > bound || PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !n
+	      || n > h->top - pg || run_at (d, pg)->magic != MM_RUN_MAGIC)
+	    {
+	      mm_damage (d, "bin list", off);
+	      break;
+	    }
+	  struct mm_run *r = run_at (d, pg);
+	  if (r->since > now)
+	    r->since = now;	/* a time of another process */
+	  if (dirty_pages (n, r->released) && (all || now - r->since >= d->decay_ms))
+	    given += release_run (d, pg, n);
+	  dirty += dirty_pages (n, r->released);
+	  off = r->next;
+	}
+    }
+  d->dirty = dirty;
+  return given;
+}
+
+/* Decay, on the page lock's paths: with a delay, give back what stayed
+   dirty that long (looked for every quarter of the delay), and everything
+   when the dirty pages exceed their bound; without one, or with a trim
+   threshold set by the drop-in's mallopt (as the C library's free trims),
+   shrink the top at once.  */
+static void
+decay (struct mm_desc *d)
+{
+  if (!d->decay_ms || d->trim_min)
+    (void) shrink (d);		/* mallopt's threshold asks for it at once */
+  if (!d->decay_ms)
+    return;
+  uint64_t bound = d->hdr->top / 4 > MM_DIRTY_MIN ? d->hdr->top / 4 : MM_DIRTY_MIN;
+  if (d->dirty > bound)
+    (void) mm_pages_purge (d, 1);
+  else if (mm_os_now_ms () - d->decay_last >= d->decay_ms / 4 + 1)
+    (void) mm_pages_purge (d, 0);
+}
+
 /* Give back to the OS what free memory can be given (the drop-in's
-   malloc_trim): the top's free run but for KEEP pages (at least 1), and the
-   pages of every free run below that were not given back yet, all but each
-   run's first page, which holds its links.  The runs are found by a walk of
-   the page map that stops at the first mark that makes no sense.  Returns
-   the bytes given back.  */
+   malloc_trim, mmalloc_trim): the top's free run but for KEEP pages (at
+   least 1), and the pages of every free run below that were not given back
+   yet, all but each run's first page, which holds its links.  The runs are
+   found by a walk of the page map that stops at the first mark that makes
+   no sense.  Returns the bytes given back.  */
 uint64_t
 mm_pages_trim (struct mm_desc *d, uint64_t keep)
 {
@@ -467,17 +615,16 @@ mm_pages_trim (struct mm_desc *d, uint64_t keep)
 	  break;
 	}
       struct mm_run *r = run_at (d, pg);
-      if (PM_KIND (e) != PM_FREE || n < 2 || r->released)
+      if (PM_KIND (e) != PM_FREE || n < 2 || (r->released & MM_RUN_ZERO))
 	continue;
       if (r->magic != MM_RUN_MAGIC)
 	{
 	  mm_damage (d, "free run", pg << MM_PAGE_SHIFT);
 	  break;
 	}
-      given += release (d, pg + 1, n - 1);
-      r->released = 1;
-      MM_KP ();
+      given += release_run (d, pg, n);
     }
+  d->decay_last = mm_os_now_ms ();
   return given;
 }
 
@@ -504,7 +651,7 @@ mm_pages_free (struct mm_desc *d, uint64_t pg)
       h->large_pages -= n;
     }
   run_add (d, pg, n, 0);
-  shrink (d);
+  decay (d);
 }
 
 /* Set the marks of the large block at PG to N pages, from OLD pages.  The new
@@ -542,7 +689,7 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
       remark_large (d, pg, old, n, flags);
       h->large_pages -= old - n;
       run_add (d, pg + n, old - n, 0);
-      shrink (d);
+      decay (d);
       return 0;
     }
   uint64_t need = n - old, next = pg + old;
@@ -557,13 +704,13 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (run_at (d, next)->released
       && unrelease (d, next, rn > need ? need + 1 : need, next + rn) < 0)
     return -1;
-  uint64_t rel = bin_remove (d, next, rn);
+  uint64_t since, rel = bin_remove (d, next, rn, &since);
   clear_run (d, next, rn);
   remark_large (d, pg, old, n, flags);
   if (rn > need)
     {
       mark_run (d, next + need, rn - need, PM_FREE, 0);
-      bin_insert (d, next + need, rn - need, rel);
+      bin_insert (d, next + need, rn - need, rel, since);
     }
   h->large_pages += need;
   return 0;
@@ -857,6 +1004,7 @@ mm_pages_walk (struct mm_desc *d, int strict,
 int
 mm_pages_setup (struct mm_desc *d)
 {
+  d->stale_above = 0;		/* a new region: nothing is above */
   if (mm_pages_grow (d, 1) < 0)
     return -1;
   for (uint64_t i = 0; i < MM_HDR_PAGES; i++)
@@ -884,6 +1032,6 @@ mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
   if (unrelease (d, pg, 1, pg + 1) < 0)
     return -1;
   mark_run (d, pg, n, PM_FREE, 0);
-  bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) != 0);
+  bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) ? MM_RUN_HOLES : 0, mm_os_now_ms ());
   return 0;
 }

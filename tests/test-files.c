@@ -203,6 +203,7 @@ file_space_is_given_back_after_freeing_everything (void **state)
   for (int i = 0; i < N; i++)
     mfree (md, p[i]);
   assert_heap_ok (md);
+  mmalloc_trim (md, 0);		/* not waiting for the decay delay */
   fstat (fd, &st);
   uint64_t after = (uint64_t) st.st_blocks * 512;
   print_message ("file blocks: peak %llu MiB, after freeing all %llu KiB (%.2f%%)\n",
@@ -252,11 +253,12 @@ full_disk_gives_enospc_and_no_sigbus (void **state)
   assert_int_equal (mmalloc_errno (md), ENOSPC);
   assert_heap_ok (md);
   for (int i = 0; i < n; i += 2)
-    mfree (md, p[i]);		/* frees the 64 KiB blocks: holes punched */
+    mfree (md, p[i]);		/* frees the 64 KiB blocks: kept for reuse */
   assert_heap_ok (md);
   for (int i = 0; i < n; i += 2)
     {
-      p[i] = mmalloc (md, 65536);	/* reuses them: blocks reserved again */
+      p[i] = mmalloc (md, 65536);	/* reuses them, or punches them out to reserve
+					   blocks elsewhere */
       assert_non_null (p[i]);
       memset (p[i], 4, 65536);
     }
