@@ -39,6 +39,9 @@ note () { printf '%s\n' "$*" >>"$NOTES"; say "$*"; }
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${BENCH_ROUNDS:-3}
+  BB_ROUNDS=3
+  BB_SCALE=4
+  BB_RSS_MIB=128
   PY_ROUNDS=2
   PY_N=1
   CHURN_OPS=300000
@@ -52,6 +55,9 @@ if [ "$QUICK" = 1 ]; then
   FP_N=100000
 else
   ROUNDS=${BENCH_ROUNDS:-15}
+  BB_ROUNDS=7
+  BB_SCALE=1
+  BB_RSS_MIB=512
   PY_ROUNDS=7
   PY_N=3
   CHURN_OPS=2000000
@@ -130,7 +136,7 @@ build () {
 }
 
 say "building the programs"
-for p in churn prodcons larson heapfile_mm reattach waste fastpath forkcost; do
+for p in churn prodcons larson heapfile_mm reattach waste fastpath forkcost bigblocks; do
   build $p $CC $CFLAGS -o "$OUT/$p" "bench/$p.c" "$OUT/libmmalloc.a" -lpthread -lm -ldl \
     || { say "cannot build bench/$p.c (see $LOG)"; tail -20 "$LOG" >&2; exit 1; }
 done
@@ -454,6 +460,51 @@ else
   note "valgrind missing: instructions per pair skipped"
 fi
 
+# --- large blocks (issue 11): loops, sparse calloc, RSS after freeing ----------
+
+# bigblocks: a block allocated, every page written, freed, in a loop; calloc
+# of large blocks used sparsely; RSS of a working set freed (at once, after
+# 400 ms and a call, after the explicit trim).  mmalloc/glibc of each round:
+# min, median and max over the rounds, printed under the table.
+say "large blocks: $BB_ROUNDS rounds of $MALLOCS"
+for r in $(seq 1 "$BB_ROUNDS"); do
+  for al in $(rotated "$r" $MALLOCS); do
+    pre=$(preload "$al")
+    run_one bb256 "$al" "$r" "$pre" "$OUT/bigblocks" "$al" loop 256 $((4000 / BB_SCALE))
+    run_one bb1m "$al" "$r" "$pre" "$OUT/bigblocks" "$al" loop 1024 $((1000 / BB_SCALE))
+    run_one bb4m "$al" "$r" "$pre" "$OUT/bigblocks" "$al" loop 4096 $((200 / BB_SCALE))
+    run_one bbcalloc "$al" "$r" "$pre" "$OUT/bigblocks" "$al" calloc 64 $((16 / BB_SCALE))
+    run_one bbcalloc16 "$al" "$r" "$pre" "$OUT/bigblocks" "$al" calloc 16 $((64 / BB_SCALE))
+    run_one bbrss "$al" "$r" "$pre" "$OUT/bigblocks" "$al" rss "$BB_RSS_MIB" 400
+  done
+done
+spec bb256 time_ms "malloc, touch, free 256 KiB, $((4000 / BB_SCALE)) times" ms 1 mm -
+spec bb1m time_ms "malloc, touch, free 1 MiB, $((1000 / BB_SCALE)) times" ms 1 mm -
+spec bb4m time_ms "malloc, touch, free 4 MiB, $((200 / BB_SCALE)) times" ms 1 mm -
+spec bbcalloc time_ms "calloc 64 MiB, sparse use, $((16 / BB_SCALE)) times" ms 1 mm -
+spec bbcalloc hwm_kb "calloc 64 MiB, sparse use: peak RSS" KiB 0 mm -
+spec bbcalloc16 time_ms "calloc 16 MiB, sparse use, $((64 / BB_SCALE)) times" ms 1 mm -
+spec bbrss peak_kb "$BB_RSS_MIB MiB working set: RSS live" KiB 0 mm -
+spec bbrss freed_kb "$BB_RSS_MIB MiB working set: RSS just freed" KiB 0 mm -
+spec bbrss decay_kb "$BB_RSS_MIB MiB working set: RSS 400 ms later" KiB 0 mm -
+spec bbrss trim_kb "$BB_RSS_MIB MiB working set: RSS after trim" KiB 0 mm -
+
+# mmalloc / glibc per round, its spread: "group metric min median max".
+SPREAD=$OUT/spread.txt
+awk '$1 ~ /^bb/ && ($2 == "mmalloc" || $2 == "glibc") { v[$1 " " $4 " " $3 " " $2] = $5; k[$1 " " $4] = 1; r[$3] = 1 }
+     END {
+       for (g in k) {
+	 n = 0
+	 for (i in r)
+	   if ((g " " i " glibc") in v && (g " " i " mmalloc") in v && v[g " " i " glibc"] > 0)
+	     x[++n] = v[g " " i " mmalloc"] / v[g " " i " glibc"]
+	 for (i = 1; i <= n; i++)
+	   for (j = i + 1; j <= n; j++)
+	     if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+	 if (n)
+	   printf "%-20s %8.3f %8.3f %8.3f\n", g, x[1], (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2), x[n]
+       } }' "$RAW" | sort >"$SPREAD"
+
 # --- the table -------------------------------------------------------------------------
 
 TABLE=$OUT/table.md
@@ -482,6 +533,12 @@ cpu=$(awk -F ': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "are mmalloc only, their ratio is to the 1 MiB heap.  See bench/README."
   echo
   cat "$TABLE"
+  if [ -s "$SPREAD" ]; then
+    echo
+    echo "Large blocks, mmalloc / glibc per round (min, median, max):"
+    echo
+    sed 's/^/    /' "$SPREAD"
+  fi
   if [ -s "$NOTES" ]; then
     echo
     echo "Notes:"
@@ -495,6 +552,11 @@ cat "$TABLE"
 if [ -s "$NOTES" ]; then
   echo
   sed 's/^/note: /' "$NOTES"
+fi
+if [ -s "$SPREAD" ]; then
+  echo
+  echo "large blocks, mmalloc / glibc per round:  min  median  max"
+  cat "$SPREAD"
 fi
 echo
 echo "($mode, $((END - START)) s; with the machine: build/bench/results.md)"
