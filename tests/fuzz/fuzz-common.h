@@ -17,7 +17,8 @@
      sizes stay small (fuzz-struct's small heaps).
 
    Oracles that stop the run (__builtin_trap, after one line on the saved
-   stderr): a failed attach with an undocumented errno; an allocation that
+   stderr; a misuse reported on a checked heap returns, see
+   fz_misuse_reported): a failed attach with an undocumented errno; an allocation that
    returns NULL with errno 0, or a pointer that is misaligned, outside the
    heap's body or overlapping another live block; a block whose usable size is
    below what was asked; a live block that can no longer be read and written
@@ -599,8 +600,15 @@ fz_exercise (void *md, const uint8_t *ops, size_t nops)
     }
 }
 
-/* Called with each heap that attaches, before it is exercised (fuzz-struct).  */
-static void (*fz_after_attach) (void *md);
+/* Under mmcheck, a free slot's poison that the input changed, or a live
+   slot whose bit it cleared, is reported as a write after free when the
+   slot is handed out again: damage that looks like misuse, and is
+   reported so.  On a checked heap such a report returns here instead of
+   aborting (the call is abandoned); the other oracles still hold.  */
+static void
+fz_misuse_reported (void)
+{
+}
 
 /* Attach FD, a file whose header names the range BASE, SPAN, and close FD.
    A refusal must come with a documented errno and leave the range as free
@@ -629,9 +637,9 @@ fz_attach_exercise (int fd, uint64_t base, uint64_t span, const uint8_t *ops, si
 	fz_range_free (base, span, 0);
       return;
     }
-  if (fz_after_attach)
-    fz_after_attach (md);
   struct mm_desc *d = mm_desc_of (md);
+  if (d->hdr->flags & MM_F_CHECKED)
+    (void) mmcheck (md, fz_misuse_reported);	/* the function only */
   uint64_t dbase = (uint64_t) (uintptr_t) d->base, dspan = d->span;
   fz_exercise (md, ops, nops);
   uint64_t top = d->hdr->top;

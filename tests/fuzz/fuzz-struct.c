@@ -29,8 +29,8 @@
    mutations (mod 9); then 4 bytes per mutation (kind, a, b, v); the rest
    codes the operations of fz_ops.
 
-   Oracle: the heap is attached (a misuse report returns: see
-   misuse_reported), exercised (fz_exercise: allocations, frees,
+   Oracle: the heap is attached (a misuse report on a checked heap returns:
+   see fz_misuse_reported), exercised (fz_exercise: allocations, frees,
    resizes, checks) and detached; then every recorded block whose own
    metadata no mutation touched (its pages' page-map entries, its slab's
    header and bitmaps, its bytes and check header, the directory entry of
@@ -292,22 +292,6 @@ build (struct image *img, int kind)
   index_image (img, img->h.base);
 }
 
-/* Under mmcheck, a free slot whose poison a mutation changed, or a live
-   slot whose bit a mutation cleared, is reported as a write after free
-   when it is handed out again: the damage looks like misuse, and is
-   reported so.  Reports return here instead of aborting; the oracle on
-   the blocks still holds.  */
-static void
-misuse_reported (void)
-{
-}
-
-static void
-after_attach (void *md)
-{
-  (void) mmcheck (md, misuse_reported);	/* checked heaps: the function only */
-}
-
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
@@ -316,7 +300,6 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   fz_init_common ();
   fz_name = "fuzz-struct";
   fz_small = 1;
-  fz_after_attach = after_attach;
   mm_classes_init ();
   build (&images[0], 0);
   build (&images[2], 2);
