@@ -173,7 +173,9 @@ desc_new (void)
   d->hdr = NULL;
   d->span = 0;
   d->held = 0;
-  d->limit = 0;
+  /* limit and damaged atomically: stale thread caches of an earlier heap
+     on this descriptor may read them (mfree's fast path, mm_tc_entry).  */
+  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);
   d->nowned = 0;
   d->resv_lo = d->resv_hi = 0;
   d->trim_min = d->trim_keep = 0;
@@ -183,7 +185,7 @@ desc_new (void)
   d->stale_above = 1;		/* until mm_pages_setup makes a new region */
   d->fd = -1;
   d->err = 0;
-  d->damaged = 0;
+  __atomic_store_n (&d->damaged, 0, __ATOMIC_RELAXED);
   d->abortfunc = NULL;
   d->next = NULL;
   mm_quar_reset (d);

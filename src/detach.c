@@ -25,18 +25,18 @@ mmalloc_detach (void *md)
     d = mm_desc_of (md);	/* MD is no handle now: NULL */
   if (!d)
     return md;
-  if (mm_writable (d) && !d->damaged)
+  if (mm_writable (d) && !mm_damaged (d))
     mm_quar_flush (d);		/* quarantined blocks are given back */
   mm_lock_all (d);
-  if (mm_writable (d) && !d->damaged)
+  if (mm_writable (d) && !mm_damaged (d))
     mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */
   /* What decay would give back later goes back now: the file's blocks.  */
-  if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
+  if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !mm_damaged (d))
     (void) mm_pages_purge (d, 1);
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
-  if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !d->damaged)
+  if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !mm_damaged (d))
     {
       MM_KP ();
       __atomic_store_n (&d->hdr->state, MM_CLEAN, __ATOMIC_RELEASE);

@@ -45,7 +45,7 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
   struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
   if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
     return "damaged slab holds pointer";
-  int checked = s->flags & MM_SLAB_CHECKED;
+  int checked = mm_slab_flags (s) & MM_SLAB_CHECKED;
   uint64_t rel = off - (pg << MM_PAGE_SHIFT);
   size_t lead = 0;
   if (checked)
@@ -171,7 +171,7 @@ free_slot (struct mm_desc *d, struct mm_block *b)
     {
       __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
-      s->used--;
+      mm_slab_count (s, -1);
       struct mm_tce *e = owner ? mm_tc_find (d) : NULL;
       if (e)
 	mm_tc_freed (e, s, 1);
@@ -212,7 +212,7 @@ void
 mm_free (struct mm_desc *d, void *ptr)
 {
   struct mm_block b;
-  if (d->damaged)
+  if (mm_damaged (d))
     return;			/* see mm_damage */
   unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_FREEING);
   if (li == MM_BLOCK_BAD)
@@ -236,29 +236,84 @@ mm_block_release (struct mm_desc *d, struct mm_block *b)
     mm_pages_free (d, b->pg);
 }
 
+/* Frees by threads that do not own the slab, and the slab's lifetime.
+
+   Such a free marks its slot in rbits, then reads the slab's header (owner,
+   flags, used) to learn whether anyone must be told.  But once the bit is
+   in rbits, the owner or a holder of the class lock may fold it in, find
+   the slab empty and give its pages back: the header would become a free
+   run's, the pages another block, or inaccessible after a shrink
+   (mm_os_decommit), under the reader.  So the freer pins the slab (ref)
+   before it marks the bit, while its slot is still allocated and the slab
+   cannot be empty, and unpins it after its last access.
+   mm_slab_after_free, the only place that gives slabs back, gives back
+   only a slab with no pin; else it sets MM_SLAB_RETURN in ref and leaves
+   the slab to the last freer to unpin, which takes the class lock (pin
+   still held) and calls it again.  Pinning, unpinning and setting the mark
+   are read-modify-writes of the one word ref, so the giver and the last
+   freer cannot miss each other: if the mark comes first, the freer sees it
+   in its unpin; if the unpin comes first, the giver sees no pin and the
+   freer touches the slab no more.  A pin after the giver's test would need
+   a live slot in a slab the giver found empty under the class lock (its
+   bit folded in from rbits after the pin, since the pin comes first).  */
+
+/* Drop a pin of S, class lock held (which keeps S from now on), and clear
+   the mark: the caller calls mm_slab_after_free next, which sets it again
+   if S is still empty and pinned.  */
+static void
+slab_unpin_locked (struct mm_tc *tc, struct mm_slab *s)
+{
+  uint32_t r = __atomic_fetch_and (&s->ref, ~MM_SLAB_RETURN, __ATOMIC_RELAXED);
+  if (r & ~MM_SLAB_RETURN)	/* else a fork child dropped it (fork.c) */
+    __atomic_sub_fetch (&s->ref, 1, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+}
+
+/* Done with S's header after a free into it (pinned).  */
+static void
+slab_unpin (struct mm_tc *tc, struct mm_desc *d, struct mm_slab *s, unsigned cls)
+{
+  uint32_t r = __atomic_load_n (&s->ref, __ATOMIC_RELAXED);
+  do
+    if (r == (MM_SLAB_RETURN | 1))
+      {				/* the last pin of a slab found empty */
+	mm_lock (&d->class_lock[cls]);
+	slab_unpin_locked (tc, s);
+	mm_slab_after_free (d, s);
+	mm_unlock (&d->class_lock[cls]);
+	return;
+      }
+    else if (!(r & ~MM_SLAB_RETURN))
+      break;			/* dropped by a fork child (fork.c) */
+  while (!__atomic_compare_exchange_n (&s->ref, &r, r - 1, 1, __ATOMIC_SEQ_CST,
+				       __ATOMIC_RELAXED));
+  __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+}
+
 /* Free PTR, a slot of a plain slab of heap D, without a lock.  0 if PTR is
    anything else (the slow path then deals with it).  */
 static inline int
 free_fast (struct mm_desc *d, void *ptr)
 {
   uint64_t off = (uint64_t) ((char *) ptr - d->base);
-  if (off >= __atomic_load_n (&d->hdr->top, __ATOMIC_RELAXED) << MM_PAGE_SHIFT)
+  if (off >= mm_top (d) << MM_PAGE_SHIFT)
     return 0;
   uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
   if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) >= MM_NCLASSES)
     return 0;
-  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (e)];
+  unsigned cls = PM_SLAB_CLS (e);
+  const struct mm_class *c = &mm_classes[cls];
   uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e)) << MM_PAGE_SHIFT;
   struct mm_slab *s = (struct mm_slab *) (d->base + soff);
   uint64_t rel = off - soff - c->objoff;
-  if (s->magic != MM_SLAB_MAGIC || (s->flags & MM_SLAB_CHECKED)
+  if (s->magic != MM_SLAB_MAGIC || (mm_slab_flags (s) & MM_SLAB_CHECKED)
       || rel >= (uint64_t) c->nobj * c->size)
     return 0;
   uint64_t idx = (rel * c->recip) >> 40;
   if (idx * c->size != rel)
     return 0;
   uint64_t bit = 1ULL << (idx % 64), *rb = mm_rbits (s) + idx / 64, *bw = &s->bits[idx / 64];
-  uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_RELAXED);
+  uint32_t owner = mm_slab_owner (s);
   uint64_t b = __atomic_load_n (bw, __ATOMIC_RELAXED);
   if (MM_UNLIKELY (!(b & bit) || (__atomic_load_n (rb, __ATOMIC_RELAXED) & bit)))
     {
@@ -269,44 +324,42 @@ free_fast (struct mm_desc *d, void *ptr)
     {				/* ours: we alone write bits */
       __atomic_store_n (bw, b & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
-      s->used--;
-      if ((s->flags & MM_SLAB_FULL) || !s->used)
+      mm_slab_count (s, -1);
+      if ((mm_slab_flags (s) & MM_SLAB_FULL) || !s->used)
 	mm_tc_freed (mm_tc_self->cur, s, 0);
       return 1;
     }
   /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
-     writes bits next.  */
+     writes bits next, pinned (see above).  While pinned, the slab is our
+     remote one (fork.c: a child recounts its rfree and drops the pin).  */
   struct mm_tc *tc = mm_tc_self;
   __atomic_store_n (&tc->remote, s, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&s->ref, 1, __ATOMIC_SEQ_CST);
   uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (MM_UNLIKELY (old & bit))
     {
-      __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+      slab_unpin (tc, d, s, cls);
       mm_fault (d, "block is not allocated (freed twice?)", ptr);
       return 1;
     }
   uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
-  __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+  /* Owned: the owner folds it in.  Nobody's (or, in a fork child, the slab
+     of a thread that is gone): the lock is needed only to put it on its
+     partial list, or to give it back once every slot is free.  */
   owner = __atomic_load_n (&s->owner, __ATOMIC_SEQ_CST);
-  if (MM_LIKELY (owner != 0) && MM_LIKELY (!mm_owner_dead (owner)))
-    return 1;			/* the owner folds it in */
-  /* Nobody's slab (or, in a fork child, the slab of a thread that is gone):
-     the lock is needed only to put it on its partial list, or to give it
-     back once every slot is free.  */
-  if (!owner && (__atomic_load_n (&s->flags, __ATOMIC_RELAXED) & MM_SLAB_LISTED)
-      && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED))
-    return 1;
-  unsigned cls = PM_SLAB_CLS (e);
-  mm_lock (&d->class_lock[cls]);
-  /* Check it is still the slab it was: it may have been given back since.  */
-  if (mm_pm_get (d, soff >> MM_PAGE_SHIFT) == PM_MAKE (PM_SLAB, cls)
-      && s->magic == MM_SLAB_MAGIC)
+  if ((MM_LIKELY (owner != 0) && MM_LIKELY (!mm_owner_dead (owner)))
+      || (!owner && (mm_slab_flags (s) & MM_SLAB_LISTED)
+	  && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED)))
     {
-      if (mm_owner_dead (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST)))
-	mm_slab_adopt (d, s);
-      mm_slab_after_free (d, s);
+      slab_unpin (tc, d, s, cls);
+      return 1;
     }
+  mm_lock (&d->class_lock[cls]);
+  slab_unpin_locked (tc, s);
+  if (mm_owner_dead (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST)))
+    mm_slab_adopt (d, s);
+  mm_slab_after_free (d, s);
   mm_unlock (&d->class_lock[cls]);
   return 1;
 }
@@ -324,14 +377,14 @@ mfree_slow (void *md, void *ptr)
       if (md)			/* refused, reported: free has no error return */
 	abort ();
     }
-  else if (tc && tc->cur->md == md && tc->cur->d == d && tc->cur->gen == d->gen
-	   && !mm_trace_on && free_fast (d, ptr))
+  else if (tc && tc->cur->md == md && tc->cur->d == d && tc->cur->gen == mm_gen (d)
+	   && !mm_tracing () && free_fast (d, ptr))
     ;
   else if (MM_UNLIKELY (!mm_writable (d)))
     mm_fault (d, "free on a read-only heap", ptr);
   else
     {
-      if (MM_UNLIKELY (mm_trace_on))
+      if (MM_UNLIKELY (mm_tracing ()))
 	mm_trace ('-', ptr, 0);
       mm_free (d, ptr);
     }
@@ -379,16 +432,18 @@ mfree (void *md, void *ptr)
     {
       struct mm_tce *e = tc->cur;
       struct mm_desc *d = e->d;
-      uint64_t off = (uint64_t) ((char *) ptr - d->base);
-      if (MM_LIKELY (e->md == md && off < __atomic_load_n (&d->limit, __ATOMIC_RELAXED)
-		     && !mm_trace_on))
+      /* The bound first: while it is not 0, base is the attached heap's.  */
+      uint64_t limit = __atomic_load_n (&d->limit, __ATOMIC_ACQUIRE);
+      uint64_t off = (uint64_t) ((uintptr_t) ptr - (limit ? (uintptr_t) d->base : 0));
+      if (MM_LIKELY (e->md == md && off < limit && !mm_tracing ()))
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
 	  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
 	  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
 	  uint64_t rel = off - soff - c->objoff;	/* huge if below slot 0 */
-	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && rel < c->span && s->owner == tc->id))
+	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && rel < c->span
+			 && mm_slab_owner (s) == tc->id))
 	    {
 	      uint64_t idx = (rel * c->recip) >> 40;
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
@@ -398,10 +453,10 @@ mfree (void *md, void *ptr)
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b & ~bit, __ATOMIC_RELAXED);
 		  MM_KP ();
-		  uint32_t used = s->used - 1;
-		  s->used = used;
+		  mm_slab_count (s, -1);
+		  uint32_t used = s->used;
 		  unsigned cls = PM_SLAB_CLS (ent);
-		  if (MM_UNLIKELY ((s->flags & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls])))
+		  if (MM_UNLIKELY ((mm_slab_flags (s) & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls])))
 		    {
 		      freed_rare (e, s, ptr, idx);	/* a tail call: no frame here */
 		      return;

@@ -114,7 +114,7 @@ mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
   const struct mm_class *c = &mm_classes[cls];
   const struct mm_slab *s = mm_at (d, off);
   if (pg + c->pages > mm_top (d) || s->magic != MM_SLAB_MAGIC || s->cls != cls
-      || s->nobj != c->nobj || s->hint >= c->words)
+      || s->nobj != c->nobj || __atomic_load_n (&s->hint, __ATOMIC_RELAXED) >= c->words)
     return 0;
   for (uint32_t i = 0; i < c->pages; i++)
     if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (i << 8) | cls))
@@ -156,7 +156,7 @@ mm_partial_push (struct mm_desc *d, struct mm_slab *s)
   MM_KP ();
   cs->partial[k] = mm_off (d, s);
   MM_KP ();
-  __atomic_store_n (&s->flags, (uint16_t) (s->flags | MM_SLAB_LISTED), __ATOMIC_RELAXED);
+  mm_slab_set_flags (s, (uint16_t) (s->flags | MM_SLAB_LISTED));
   MM_KP ();
 }
 
@@ -178,7 +178,7 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
     ((struct mm_slab *) mm_at (d, s->next))->prev = s->prev;
   MM_KP ();
   s->next = s->prev = 0;
-  __atomic_store_n (&s->flags, (uint16_t) (s->flags & ~MM_SLAB_LISTED), __ATOMIC_RELAXED);
+  mm_slab_set_flags (s, (uint16_t) (s->flags & ~MM_SLAB_LISTED));
   MM_KP ();
 }
 
@@ -231,7 +231,7 @@ mm_slab_merge (struct mm_slab *s)
 	uint32_t k = (uint32_t) __builtin_popcountll (r);
 	__atomic_store_n (&s->bits[w], s->bits[w] & ~r, __ATOMIC_RELAXED);
 	MM_KP ();
-	s->used -= k;
+	mm_slab_count (s, -(int32_t) k);
 	__atomic_sub_fetch (&s->rfree, k, __ATOMIC_RELAXED);
       }
 }
@@ -252,8 +252,8 @@ mm_slab_take (struct mm_slab *s)
 	      unsigned bit = (unsigned) __builtin_ctzll (~b);
 	      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
 	      MM_KP ();
-	      s->hint = w;
-	      s->used++;
+	      mm_slab_set_hint (s, w);
+	      mm_slab_count (s, 1);
 	      return w * 64 + bit;
 	    }
 	}
@@ -297,8 +297,7 @@ mm_slab_unowned (struct mm_desc *d, struct mm_slab *s)
   mm_slab_merge (s);
   if (s->owner)
     __atomic_sub_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
-  __atomic_store_n (&s->flags, (uint16_t) (s->flags & ~(MM_SLAB_FULL | MM_SLAB_AVAIL)),
-		    __ATOMIC_RELAXED);
+  mm_slab_set_flags (s, (uint16_t) (s->flags & ~(MM_SLAB_FULL | MM_SLAB_AVAIL)));
   s->next = s->prev = 0;
   __atomic_store_n (&s->owner, 0, __ATOMIC_SEQ_CST);
   MM_KP ();
@@ -343,6 +342,10 @@ mm_slab_after_free (struct mm_desc *d, struct mm_slab *s)
 	  mm_damage (d, "slab count", mm_off (d, s));
 	  return;
 	}
+      /* Frees of other threads still reading the header (pinned): the last
+         of them gives it back (mfree.c).  */
+      if (__atomic_fetch_or (&s->ref, MM_SLAB_RETURN, __ATOMIC_SEQ_CST) & ~MM_SLAB_RETURN)
+	return;
       struct mm_class_state *cs = &d->hdr->cls[s->cls];
       mm_partial_pull (d, s);
       cs->nslabs--;
@@ -372,7 +375,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
   if (off)
     {
       s = (struct mm_slab *) mm_at (d, off);
-      if (!mm_partial_head_ok (d, off, cls, checked) || d->damaged)
+      if (!mm_partial_head_ok (d, off, cls, checked) || mm_damaged (d))
 	{
 	  mm_damage (d, "partial slab list", off);
 	  s = NULL;
@@ -442,9 +445,9 @@ mm_alloc (struct mm_desc *d, size_t size, int *zero)
 {
   if (zero)
     *zero = 0;
-  if (MM_UNLIKELY (!mm_writable (d) || d->damaged))
+  if (MM_UNLIKELY (!mm_writable (d) || mm_damaged (d)))
     {
-      errno = d->damaged ? MMALLOC_ECORRUPT : EROFS;
+      errno = mm_damaged (d) ? MMALLOC_ECORRUPT : EROFS;
       return NULL;
     }
   note_used (d);
@@ -514,7 +517,7 @@ mmalloc (void *md, size_t size)
   if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
       struct mm_tce *e = tc->cur;
-      if (MM_LIKELY (e->md == md && e->gen == e->d->gen && !mm_trace_on))
+      if (MM_LIKELY (e->md == md && e->gen == mm_gen (e->d) && !mm_tracing ()))
 	{
 	  unsigned cls = mm_size_class (size), n = e->nhint[cls];
 	  if (MM_LIKELY (n != 0))
@@ -528,7 +531,7 @@ mmalloc (void *md, size_t size)
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
 		  MM_KP ();
-		  s->used++;
+		  mm_slab_count (s, 1);
 		  return h->p;
 		}
 	    }
@@ -546,8 +549,8 @@ mmalloc (void *md, size_t size)
 		      unsigned bit = (unsigned) __builtin_ctzll (~b);
 		      __atomic_store_n (&s->bits[w], b | (1ULL << bit), __ATOMIC_RELAXED);
 		      MM_KP ();
-		      s->used++;
-		      s->hint = w;
+		      mm_slab_count (s, 1);
+		      mm_slab_set_hint (s, w);
 		      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
 		    }
 		}
@@ -567,7 +570,7 @@ mm_alloc_done (struct mm_desc *d, void *p, size_t size)
       mm_fail (d, errno);
       return NULL;
     }
-  if (MM_UNLIKELY (mm_trace_on))
+  if (MM_UNLIKELY (mm_tracing ()))
     mm_trace ('+', p, size);
   return p;
 }

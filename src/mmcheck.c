@@ -330,7 +330,7 @@ quar_release (struct mm_desc *d, void *p)
 {
   struct mm_block b;
   unsigned li = mm_block_lock (d, p);
-  const char *bad = d->damaged ? "" : mm_lookup (d, p, &b);
+  const char *bad = mm_damaged (d) ? "" : mm_lookup (d, p, &b);
   if (!bad && (b.cls != li || !b.checked))
     bad = "damaged page map holds pointer";
   if (bad)
@@ -469,7 +469,7 @@ mmcheckf (void *md, void (*abortfunc) (void), int force)
     }
   int ok = 1;
   mm_lock (&d->page_lock);
-  uint32_t fl = d->hdr->flags;
+  uint32_t fl = __atomic_load_n (&d->hdr->flags, __ATOMIC_RELAXED);	/* note_used: no lock */
   if (!(fl & MM_F_CHECKED) && (fl & MM_F_USED) && !force)
     ok = 0;
   else

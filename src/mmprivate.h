@@ -234,7 +234,8 @@ struct mm_slab
   uint32_t used;		/* bits set in bits (slots past nobj aside);
 				   written like bits */
   uint32_t rfree;		/* bits set in rbits (atomic; may lag) */
-  uint32_t pad;
+  uint32_t ref;			/* frees by non-owners reading this header
+				   now, | MM_SLAB_RETURN (atomic; mfree.c) */
   uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
   uint64_t bits[];		/* [words] then rbits[words] (mm_rbits).
 				   Slot i is allocated iff bits has i and rbits
@@ -245,7 +246,56 @@ struct mm_slab
 				   into bits by whoever writes bits.
 				   rbits is a subset of bits.  */
 };
-/* LISTED (on a partial list) implies owner == 0.  */
+/* LISTED (on a partial list) implies owner == 0.
+
+   Who may touch which field, and how (threads meet in a slab without a
+   lock: its owner, and other threads freeing its slots):
+   - magic, cls, nobj: set before the slab is reachable (magic last,
+     release) and cleared (magic) only when the slab is given back, under
+     the class lock; anyone holding the class lock or a live slot of the
+     slab (or a pin, ref) reads them plainly;
+   - bits, used, hint: written by whoever may write bits (the owner, or the
+     class lock's holder when there is none), with atomic stores, since
+     other threads read them (atomic loads) without the writer's lock;
+   - flags: FULL and AVAIL written by the owner, LISTED by the class lock's
+     holder while there is no owner: one writer at a time, atomic stores,
+     and atomic loads wherever another thread may be writing;
+   - owner: changed under the class lock, read without it (atomic);
+   - rbits, rfree, ref: atomic read-modify-writes only;
+   - next, prev: the owner's lists (owner only) or the partial list (class
+     lock).
+   Recovery, alone in the heap, writes them all plainly.  */
+
+static inline uint16_t
+mm_slab_flags (const struct mm_slab *s)
+{
+  return __atomic_load_n (&s->flags, __ATOMIC_RELAXED);
+}
+
+static inline void
+mm_slab_set_flags (struct mm_slab *s, uint16_t flags)
+{
+  __atomic_store_n (&s->flags, flags, __ATOMIC_RELAXED);
+}
+
+static inline uint32_t
+mm_slab_owner (const struct mm_slab *s)
+{
+  return __atomic_load_n (&s->owner, __ATOMIC_RELAXED);
+}
+
+/* The writer of S's bits changes used by DELTA (other threads may read it).  */
+static inline void
+mm_slab_count (struct mm_slab *s, int32_t delta)
+{
+  __atomic_store_n (&s->used, s->used + (uint32_t) delta, __ATOMIC_RELAXED);
+}
+
+static inline void
+mm_slab_set_hint (struct mm_slab *s, uint32_t w)
+{
+  __atomic_store_n (&s->hint, w, __ATOMIC_RELAXED);
+}
 
 static inline uint64_t *
 mm_rbits (const struct mm_slab *s)
@@ -260,6 +310,8 @@ mm_rbits (const struct mm_slab *s)
 #define MM_SLAB_POISON 16u	/* checked, and every free slot is kept poisoned
 				   (mmcheck.c); slabs of older files lack it
 				   until a slot of theirs is handed out */
+#define MM_SLAB_RETURN 0x80000000u	/* ref: found empty while pinned; the
+					   last to unpin gives the slab back */
 
 /* The header of a block under checking, just before the user's pointer.  A
    block aligned beyond 16 bytes starts with a lead record instead (magic
@@ -566,9 +618,10 @@ struct mm_tc
 				   only one the fast paths look at */
   uint64_t clock;		/* stamps of the entries */
   struct mm_tc *all_next, *all_prev;	/* every thread's cache (fork) */
-  struct mm_slab *remote;	/* a slab of cur's heap whose rbits a free of
-				   ours has marked and whose rfree it has not
-				   counted yet (fork: the count is made anew
+  struct mm_slab *remote;	/* a slab of cur's heap that a free of ours
+				   has pinned (mfree.c), maybe with its rbits
+				   marked and its rfree not counted yet (fork:
+				   the count is made anew and the pin dropped
 				   if we are gone in a child) */
   struct mm_tce e[MM_TC_ENTRIES];	/* never moved (they are large) */
 };
@@ -796,6 +849,27 @@ static inline int
 mm_writable (struct mm_desc *d)
 {
   return !(d->mode & MM_MODE_RDONLY);
+}
+
+/* Flags that one thread sets (atomically) while others run their paths:
+   read atomically too.  Relaxed: each is rechecked where it matters (under
+   a lock, or through d->limit and d->gen, which change after it).  */
+static inline int
+mm_damaged (const struct mm_desc *d)
+{
+  return __atomic_load_n (&d->damaged, __ATOMIC_RELAXED);
+}
+
+static inline int
+mm_tracing (void)
+{
+  return __atomic_load_n (&mm_trace_on, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+mm_gen (const struct mm_desc *d)
+{
+  return __atomic_load_n (&d->gen, __ATOMIC_RELAXED);
 }
 
 #endif /* MMPRIVATE_H */

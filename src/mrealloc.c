@@ -65,7 +65,7 @@ mrealloc (void *md, void *ptr, size_t size)
   int r = resize_in_place (d, ptr, size, &old);
   if (r < 0)
     {				/* reported: a bad pointer, or damage found */
-      mm_fail (d, d->damaged ? MMALLOC_ECORRUPT : EINVAL);
+      mm_fail (d, mm_damaged (d) ? MMALLOC_ECORRUPT : EINVAL);
       return NULL;
     }
   void *p = ptr;
@@ -81,7 +81,7 @@ mrealloc (void *md, void *ptr, size_t size)
     }
   /* Traced before the old block is freed: once it is, another thread may
      be given its address and trace that first.  */
-  if (MM_UNLIKELY (mm_trace_on))
+  if (MM_UNLIKELY (mm_tracing ()))
     {
       mm_trace ('<', ptr, 0);
       mm_trace ('>', p, size);

@@ -300,7 +300,7 @@ static int
 reclaim (struct mm_desc *d)
 {
   int e = errno;
-  if (!(d->mode & MM_MODE_FILE) || (e != ENOSPC && e != EDQUOT) || d->damaged)
+  if (!(d->mode & MM_MODE_FILE) || (e != ENOSPC && e != EDQUOT) || mm_damaged (d))
     return 0;
   uint64_t given = mm_pages_purge (d, 1);
   errno = e;
@@ -383,7 +383,7 @@ uint64_t
 mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, int *zero)
 {
   uint64_t run, s;
-  if (d->damaged)
+  if (mm_damaged (d))
     {
       errno = MMALLOC_ECORRUPT;
       return 0;
@@ -398,7 +398,7 @@ mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, int
     {
       if (!run_find (d, n, align, skew, &run, &s))
 	{
-	  if (d->damaged)
+	  if (mm_damaged (d))
 	    return 0;
 	  if (mm_pages_grow (d, n + (align > 1 ? align - 1 : 0)) < 0)
 	    {
@@ -476,7 +476,7 @@ shrink_to (struct mm_desc *d, uint64_t min, uint64_t keep)
   if (PM_KIND (e) != PM_FREE)
     return 0;
   uint64_t n = e & PM_NMASK;
-  if (n < min || n <= keep || d->damaged)
+  if (n < min || n <= keep || mm_damaged (d))
     return 0;
   if (!(e & PM_END) || n > top - MM_HDR_PAGES
       || mm_pm_get (d, top - n) != ((e & ~PM_END) | PM_HEAD)
@@ -532,7 +532,7 @@ mm_pages_purge (struct mm_desc *d, int all)
   struct mm_header *h = d->hdr;
   uint64_t now = mm_os_now_ms (), given = 0, dirty = 0;
   d->decay_last = now;
-  if (d->damaged)
+  if (mm_damaged (d))
     return 0;
   uint32_t e = mm_pm_get (d, h->top - 1);
   uint64_t n = e & PM_NMASK;
@@ -543,7 +543,7 @@ mm_pages_purge (struct mm_desc *d, int all)
       if (all || since > now || now - since >= d->decay_ms)
 	given += shrink (d);
     }
-  for (unsigned b = bin_next (h, mm_bin_of (MM_RELEASE_MIN)); b < MM_NBINS && !d->damaged;
+  for (unsigned b = bin_next (h, mm_bin_of (MM_RELEASE_MIN)); b < MM_NBINS && !mm_damaged (d);
        b = bin_next (h, b + 1))
     {
       uint64_t walk = 0, bound = (h->nruns < h->top ? h->nruns : h->top) + 1;
@@ -599,10 +599,10 @@ decay (struct mm_desc *d)
 uint64_t
 mm_pages_trim (struct mm_desc *d, uint64_t keep)
 {
-  if (d->damaged)
+  if (mm_damaged (d))
     return 0;
   uint64_t given = shrink_to (d, 0, keep ? keep : 1), top = d->hdr->top;
-  for (uint64_t pg = MM_HDR_PAGES, n; pg < top && !d->damaged; pg += n)
+  for (uint64_t pg = MM_HDR_PAGES, n; pg < top && !mm_damaged (d); pg += n)
     {
       uint32_t e = mm_pm_get (d, pg);
       n = 1;
@@ -635,7 +635,7 @@ mm_pages_free (struct mm_desc *d, uint64_t pg)
   struct mm_header *h = d->hdr;
   uint32_t e = mm_pm_get (d, pg);
   uint64_t n;
-  if (d->damaged)
+  if (mm_damaged (d))
     return;			/* leak rather than write through bad metadata */
   if (PM_KIND (e) == PM_SLAB)
     {
@@ -679,7 +679,7 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
   uint32_t flags = e & PM_CHECKED;
   if (n == old)
     return 0;
-  if (d->damaged)
+  if (mm_damaged (d))
     {
       errno = MMALLOC_ECORRUPT;
       return -1;

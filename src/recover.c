@@ -46,6 +46,7 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
     s->bits[words - 1] |= ~0ULL << (c->nobj % 64);
   s->owner = 0;
   s->rfree = 0;
+  s->ref = 0;
   s->used = mm_slab_used (s);
   s->hint = 0;
   s->flags &= MM_SLAB_CHECKED | MM_SLAB_POISON;

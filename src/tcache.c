@@ -3,8 +3,9 @@
    Per heap it uses (up to MM_TC_ENTRIES), a thread owns slabs (owner == its
    id): per class a current slab, an avail list (slabs it freed into since they
    filled) and a full list, all linked through the slabs' next/prev.  The owner
-   alone writes an owned slab's bits and used count, with plain stores: its
-   allocations and its own frees take no lock and no atomic instruction.
+   alone writes an owned slab's bits and used count, with plain (relaxed)
+   stores: its allocations and its own frees take no lock and no atomic
+   read-modify-write.
    Other threads' frees set bits in rbits (atomic OR) and count them in rfree;
    the owner folds them in when it needs slots.  Frees into a slab with no
    owner lock only to list it, or when it may be empty.  The owner keeps up
@@ -77,7 +78,7 @@ link_at (struct mm_desc *d, uint64_t off, unsigned c)
 static void
 set_flag (struct mm_slab *s, uint16_t set, uint16_t clear)
 {
-  __atomic_store_n (&s->flags, (uint16_t) ((s->flags & ~clear) | set), __ATOMIC_RELAXED);
+  mm_slab_set_flags (s, (uint16_t) ((s->flags & ~clear) | set));
 }
 
 static void
@@ -295,7 +296,7 @@ mm_tc_entry (void *md, struct mm_desc *d)
   /* The generation first: checking is switched on before the generation
      changes, so an entry made with the new one sees it.  */
   uint64_t gen = __atomic_load_n (&d->gen, __ATOMIC_SEQ_CST);
-  if (!mm_writable (d) || d->damaged || __atomic_load_n (&mm_trace_on, __ATOMIC_SEQ_CST)
+  if (!mm_writable (d) || mm_damaged (d) || __atomic_load_n (&mm_trace_on, __ATOMIC_SEQ_CST)
       || (__atomic_load_n (&d->hdr->flags, __ATOMIC_SEQ_CST) & MM_F_CHECKED))
     return NULL;
   struct mm_tc *tc = mm_tc_self;
@@ -482,8 +483,9 @@ entry_take_dead (struct mm_tce *e, uint32_t id)
     }
 }
 
-/* TC, of a thread that is gone, may have stopped in a free between the
-   rbits and the rfree of a slab: count that slab's rfree anew.  */
+/* TC, of a thread that is gone, may have stopped in a free into a slab it
+   had pinned (mfree.c), between the rbits and the rfree or after: count
+   that slab's rfree anew, and drop the pins of threads that are gone.  */
 static void
 remote_count (struct mm_tc *tc)
 {
@@ -500,6 +502,7 @@ remote_count (struct mm_tc *tc)
   for (uint32_t w = 0; w < mm_classes[s->cls].words; w++)
     n += (uint32_t) __builtin_popcountll (rb[w]);
   s->rfree = n;
+  s->ref = 0;
 }
 
 /* In a fork child, alone: the threads of the parent but the forking one are

@@ -5,6 +5,7 @@
    No cmocka assertion runs outside the main thread: workers count what went
    wrong and the main thread asserts on the counts.  */
 #include "testutil.h"
+#include "mmprivate.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -356,6 +357,122 @@ first_calls_on_null_descriptor_make_one_default_heap (void **state)
   assert_heap_ok (NULL);
 }
 
+/* --- a free into a slab that the next free empties ------------------------
+
+   Thread A leaves two blocks in one slab and one in a second slab of the
+   same class (so that the first is given back once empty, not kept as the
+   class's only partial slab), then exits: both slabs lose their owner.
+   B frees one of the two blocks, then C the other, which empties the slab
+   and gives its pages back.  B, which does not own the slab, reads its
+   header after marking its slot free; nothing but the allocator orders B's
+   free before C's (C waits on a relaxed flag, which orders nothing, and B
+   waits for C before it exits, since its exit takes locks C takes), so
+   under ThreadSanitizer (make tsan) a read of B's that the allocator lets
+   happen after the give-back is reported: that read could find the page a
+   free run's, another block's, or unmapped by a shrink.  */
+
+enum { EMPTY_SIZE = 1024 };
+
+struct emptying
+{
+  void *md;
+  void *two[2];			/* left by A in the first slab */
+  void *one;			/* left by A in the second slab */
+  int in_one_slab;		/* A's first slab held exactly its first blocks */
+  int b_done, c_done;		/* relaxed: they order nothing */
+  long errors;
+};
+
+static void *
+emptying_owner (void *arg)
+{
+  struct emptying *x = arg;
+  uint32_t nobj = mm_classes[mm_size_class (EMPTY_SIZE)].nobj;
+  char **p = calloc (nobj + 1, sizeof *p);
+  if (!p)
+    return (void *) 1;
+  for (uint32_t i = 0; i <= nobj; i++)
+    if (!(p[i] = mmalloc (x->md, EMPTY_SIZE)))
+      return (void *) 1;
+  /* A fresh heap and a new owner: the slab is filled in address order.  */
+  x->in_one_slab = p[nobj - 1] - p[0] == (ptrdiff_t) (nobj - 1) * EMPTY_SIZE;
+  for (uint32_t i = 2; i < nobj; i++)
+    mfree (x->md, p[i]);
+  x->two[0] = p[0];
+  x->two[1] = p[1];
+  x->one = p[nobj];
+  free (p);
+  return NULL;
+}
+
+/* Give the calling thread a cache entry for the heap, so that its frees
+   take the path of frees into other threads' slabs.  */
+static void
+make_cache_entry (struct emptying *x)
+{
+  void *mine = mmalloc (x->md, 16);
+  if (!mine)
+    __atomic_add_fetch (&x->errors, 1, __ATOMIC_RELAXED);
+  mfree (x->md, mine);
+}
+
+static void
+wait_for (int *flag)
+{
+  while (!__atomic_load_n (flag, __ATOMIC_RELAXED))
+    sched_yield ();
+}
+
+static void *
+emptying_first (void *arg)
+{
+  struct emptying *x = arg;
+  make_cache_entry (x);
+  mfree (x->md, x->two[0]);
+  __atomic_store_n (&x->b_done, 1, __ATOMIC_RELAXED);
+  wait_for (&x->c_done);
+  return NULL;
+}
+
+static void *
+emptying_second (void *arg)
+{
+  struct emptying *x = arg;
+  make_cache_entry (x);
+  wait_for (&x->b_done);
+  mfree (x->md, x->two[1]);
+  __atomic_store_n (&x->c_done, 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+static void
+free_that_empties_a_slab_after_a_remote_free (void **state)
+{
+  (void) state;
+  struct emptying x = { .md = mmalloc_attach (-1, NULL) };
+  assert_non_null (x.md);
+  struct mm_desc *d = mm_desc_of (x.md);
+  assert_non_null (d);
+  pthread_t a, b, c;
+  void *ret;
+  assert_int_equal (pthread_create (&a, NULL, emptying_owner, &x), 0);
+  assert_int_equal (pthread_join (a, &ret), 0);
+  assert_null (ret);
+  assert_true (x.in_one_slab);
+  uint64_t pg = (uint64_t) ((char *) x.two[0] - d->base) >> MM_PAGE_SHIFT;
+  assert_int_equal (PM_KIND (mm_pm_get (d, pg)), PM_SLAB);
+  assert_int_equal (pthread_create (&b, NULL, emptying_first, &x), 0);
+  assert_int_equal (pthread_create (&c, NULL, emptying_second, &x), 0);
+  assert_int_equal (pthread_join (b, NULL), 0);
+  assert_int_equal (pthread_join (c, NULL), 0);
+  assert_int_equal (x.errors, 0);
+  /* C's free gave the emptied slab's pages back.  */
+  assert_int_equal (PM_KIND (mm_pm_get (d, pg)), PM_FREE);
+  mfree (x.md, x.one);
+  assert_heap_ok (x.md);
+  assert_null (mmalloc_detach (x.md));
+}
+
 int
 main (void)
 {
@@ -364,6 +481,7 @@ main (void)
     cmocka_unit_test (first_calls_on_null_descriptor_make_one_default_heap),
     cmocka_unit_test (four_threads_share_one_heap_without_damage),
     cmocka_unit_test (blocks_freed_by_another_thread),
+    cmocka_unit_test (free_that_empties_a_slab_after_a_remote_free),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
