@@ -82,6 +82,21 @@ mt_require_preload (void)
 }
 #endif
 
+/* Built with MT_TSAN (make tsan), the program keeps the C library's malloc
+   and calls the default heap through the m* API instead: ThreadSanitizer's
+   runtime calls malloc while it starts, before instrumented code can run,
+   so an instrumented replacement of malloc cannot be the process's.  The
+   calls below are what malloc.c makes of each; every block of the program
+   still comes from the default heap.  */
+#ifdef MT_TSAN
+#define malloc(n) mmalloc (NULL, n)
+#define free(p) mfree (NULL, p)
+#define calloc(n, size) mcalloc (NULL, n, size)
+#define realloc(p, n) mrealloc (NULL, p, n)
+#define memalign(align, n) mmemalign (NULL, align, n)
+#define malloc_usable_size(p) mmalloc_usable_size (NULL, p)
+#endif
+
 /* Hidden from the optimiser, so that a call with a huge constant is made.  */
 static inline size_t
 mt_size (size_t n)

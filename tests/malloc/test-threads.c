@@ -403,14 +403,14 @@ struct racer
 };
 
 static void *volatile exchange[256];
-static volatile int race_stop;
+static int race_stop;		/* atomic: set by any thread, read by all */
 
 static void *
 racer_main (void *arg)
 {
   struct racer *r = arg;
   void *win[64] = { 0 };
-  while (!race_stop)
+  while (!__atomic_load_n (&race_stop, __ATOMIC_RELAXED))
     {
       uint64_t x = mt_next (&r->seed);
       size_t i = (size_t) (x % 64), n = (size_t) (x >> 40) % 2048;
@@ -422,7 +422,7 @@ racer_main (void *arg)
       if (!win[i])
 	{
 	  r->failed_errno = errno;
-	  race_stop = 1;
+	  __atomic_store_n (&race_stop, 1, __ATOMIC_RELAXED);
 	  break;
 	}
       /* Swap with the exchange: the block is freed by whichever thread
@@ -442,16 +442,16 @@ race (int aligned, double seconds)
   enum { N = 4 };
   struct racer r[N];
   pthread_t t[N];
-  race_stop = 0;
+  __atomic_store_n (&race_stop, 0, __ATOMIC_RELAXED);
   for (int i = 0; i < N; i++)
     {
       r[i] = (struct racer) { aligned, 0x2545f4914f6cdd1dULL * (uint64_t) (i + 1), 0, 0 };
       assert_int_equal (pthread_create (&t[i], NULL, racer_main, &r[i]), 0);
     }
   double t0 = mt_now ();
-  while (!race_stop && mt_now () - t0 < seconds)
+  while (!__atomic_load_n (&race_stop, __ATOMIC_RELAXED) && mt_now () - t0 < seconds)
     usleep (10000);
-  race_stop = 1;
+  __atomic_store_n (&race_stop, 1, __ATOMIC_RELAXED);
   unsigned long ops = 0;
   int err = 0;
   for (int i = 0; i < N; i++)
