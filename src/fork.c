@@ -36,6 +36,7 @@
 
 #include "mmprivate.h"
 
+#include <errno.h>
 #include <signal.h>
 
 /* Slabs of D that the forking thread owns, as its cache entries count them.  */
@@ -71,6 +72,22 @@ take_back_others (struct mm_desc *d, uint32_t self)
     }
 }
 
+/* Is D a heap file of the parent (MM_MODE_PARENT)?  Then WHAT, a call that
+   would read its page map or walk it, is refused: the parent changes the
+   heap under us, without our locks, and may grow it beyond what this
+   process has mapped, so such a walk would report damage that is not
+   there, or fault.  Reported, errno MMALLOC_ELOCKED (attached by another
+   writer); 1.  */
+int
+mm_fork_refuse (struct mm_desc *d, const char *what)
+{
+  if (!(d->mode & MM_MODE_PARENT))
+    return 0;
+  mm_report (d, what, 0);
+  errno = MMALLOC_ELOCKED;
+  return 1;
+}
+
 /* D, whose locks were all free at the instant of the fork (HELD: 0) or not,
    made usable in the child.  */
 static void
@@ -80,7 +97,7 @@ heap_after_fork (struct mm_desc *d, int held)
     return;
   if (d->mode & MM_MODE_FILE)
     {				/* its slabs keep our owner: no fast frees */
-      d->mode |= MM_MODE_RDONLY;
+      d->mode |= MM_MODE_RDONLY | MM_MODE_PARENT;
       d->limit = 0;
       __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
     }

@@ -780,7 +780,7 @@ int
 mmalloc_check (void *md)
 {
   struct mm_desc *d = mm_desc_of (md);
-  if (!d)
+  if (!d || mm_fork_refuse (d, "mmalloc_check: a heap file of the parent process"))
     return 1;
   struct walk w;
   memset (&w, 0, sizeof w);

@@ -403,6 +403,8 @@ struct mm_desc
 #define MM_MODE_FILE 1u
 #define MM_MODE_RDONLY 2u
 #define MM_MODE_DEFAULT 4u
+#define MM_MODE_PARENT 8u	/* in a fork child: a heap file the parent goes on
+				   changing, whose walks would read a moving heap */
 
 /* Lock order: a class lock, then the page lock; never the reverse.  */
 
@@ -472,6 +474,7 @@ MM_HIDDEN void mm_desc_lists_rebuild (int remake_pool, int remake_registry);
 /* Registers the library's fork handler, once; called before any heap is
    made (it may allocate: it takes no lock of ours).  */
 MM_HIDDEN void mm_fork_init (void);
+MM_HIDDEN int mm_fork_refuse (struct mm_desc *d, const char *what);
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
 

@@ -72,7 +72,7 @@ mmstats (void *md)
 {
   struct mm_heapinfo hi;
   struct mm_desc *d = mm_desc_of (md);
-  if (!d)
+  if (!d || mm_fork_refuse (d, "mmstats: a heap file of the parent process"))
     {
       memset (&hi.st, 0, sizeof hi.st);
       return hi.st;

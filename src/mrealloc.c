@@ -97,7 +97,7 @@ mmalloc_usable_size (void *md, void *ptr)
   if (!ptr)
     return 0;
   struct mm_desc *d = mm_desc_of (md);
-  if (!d)
+  if (!d || mm_fork_refuse (d, "mmalloc_usable_size: a heap file of the parent process"))
     return 0;
   struct mm_block b;
   unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_PEEK);

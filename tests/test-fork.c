@@ -282,6 +282,43 @@ child_allocates_in_file (void *arg)
   _exit (p == NULL && errno == EROFS ? 0 : 1);
 }
 
+/* The parent's heap file is not walked in the child: the parent changes it
+   (and may grow it past the child's mapping) without the child's locks.  */
+static void
+child_walks_no_parent_heap (void *arg)
+{
+  void *p = arg;
+  alarm (10);
+  errno = 0;
+  int bad = mmalloc_check (file_md) == 0 || errno != MMALLOC_ELOCKED;
+  errno = 0;
+  struct mstats st = mmstats (file_md);
+  bad |= st.bytes_total != 0 || errno != MMALLOC_ELOCKED;
+  errno = 0;
+  bad |= mmalloc_usable_size (file_md, p) != 0 || errno != MMALLOC_ELOCKED;
+  bad |= *(volatile char *) p != 'x';		/* its blocks may still be read */
+  _exit (bad);
+}
+
+static void
+child_refuses_to_walk_a_parent_heap_file (void **state)
+{
+  (void) state;
+  file_md = tu_new_file_heap ("walked.heap");
+  char *p = mmalloc (file_md, 64);
+  assert_non_null (p);
+  *p = 'x';
+  char err[512];
+  int st = tu_child (child_walks_no_parent_heap, p, err, sizeof err);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    fail_msg ("child: status 0x%x, stderr: %s", st, err);
+  assert_non_null (strstr (err, "heap file of the parent process"));
+  assert_heap_ok (file_md);		/* the parent's own calls work */
+  assert_int_equal (mmstats (file_md).chunks_used, 1);
+  mfree (file_md, p);
+  assert_null (mmalloc_detach (file_md));
+}
+
 static void
 heap_file_is_read_only_in_the_child (void **state)
 {
@@ -309,6 +346,7 @@ main (void)
     cmocka_unit_test (fork_with_200_checked_heaps_in_use),
     cmocka_unit_test (child_reuses_full_slabs_of_threads_gone),
     cmocka_unit_test (heap_file_is_read_only_in_the_child),
+    cmocka_unit_test (child_refuses_to_walk_a_parent_heap_file),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
