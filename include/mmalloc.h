@@ -77,6 +77,19 @@ struct mstats
    MMALLOC_ECORRUPT, MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
 void *mmalloc_attach (int fd, void *baseaddr);
 
+/* Flags of mmalloc_attach_flags.  */
+#define MMALLOC_INSPECT 1	/* a private, read-only view of a heap file */
+
+/* As mmalloc_attach when FLAGS is 0.  With MMALLOC_INSPECT, FD must be a heap
+   file open for reading: the heap is attached read-only as a private view,
+   and the file is never written, not a byte, whatever the process does: no
+   lock is taken (a writer may hold the file meanwhile, and is not stopped by
+   the view), the file's state is not changed, and a file that was not
+   detached is recovered in the view alone.  FD is not kept.  Errors as for
+   mmalloc_attach, and EINVAL for an unknown flag; MMALLOC_ENOTHEAP for an
+   empty file; MMALLOC_EADDRINUSE if this process has the file attached.  */
+void *mmalloc_attach_flags (int fd, void *baseaddr, int flags);
+
 /* Detach MD: mark it clean, unmap it, close the library's descriptor.  Returns
    NULL on success, MD on failure (errno set: MMALLOC_EBADDESC when MD is not
    an attached heap's, as on a second detach).  MD is refused from then on.

@@ -447,6 +447,8 @@ static int
 map_head (struct mm_desc *d, uint64_t pages, int grow)
 {
   size_t len = (size_t) (pages << MM_PAGE_SHIFT);
+  if (d->mode & MM_MODE_VIEW)
+    return mm_os_map_private (d->base, len, d->fd, 0);
   if (!(d->mode & MM_MODE_FILE))
     return mm_os_commit (d->base, len);
   int e = grow ? mm_os_file_grow (d->fd, 0, len) : 0;
@@ -631,6 +633,33 @@ attach_file (int fd, void *baseaddr)
   return d;
 }
 
+/* A private view of the heap file open on FD (MMALLOC_INSPECT): mapped
+   copy-on-write, so that nothing this process does reaches the file; no
+   lock, so that a writer neither stops it nor is stopped by it; FD is not
+   kept.  A file that was not detached is recovered in the view alone.  */
+static void *
+attach_view (int fd)
+{
+  struct mm_desc *d = desc_new ();
+  if (!d)
+    return NULL;
+  d->mode = MM_MODE_VIEW | MM_MODE_RDONLY;
+  d->fd = fd;			/* the caller's: never closed here */
+  uint64_t size = 0;
+  int e = mm_os_readable (fd);
+  if (!e)
+    e = mm_os_file_size (fd, &size, &d->dev, &d->ino);
+  if (!e)
+    e = size ? open_file (d, size) : MMALLOC_ENOTHEAP;
+  if (!e && d->hdr->state != MM_CLEAN)
+    e = mm_recover (d);
+  d->fd = -1;
+  if (e)
+    return attach_fail (d, e);
+  d->magic = MM_DESC_MAGIC;	/* limit stays 0: no fast frees */
+  return d;
+}
+
 /* mmalloc_attach, returning the descriptor (the default heap's is made so,
    and gets no handle).  */
 struct mm_desc *
@@ -651,5 +680,26 @@ void *
 mmalloc_attach (int fd, void *baseaddr)
 {
   struct mm_desc *d = mm_attach (fd, baseaddr);
+  return d ? mm_handle_issue (d) : NULL;
+}
+
+void *
+mmalloc_attach_flags (int fd, void *baseaddr, int flags)
+{
+  if (flags & ~MMALLOC_INSPECT)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  if (!(flags & MMALLOC_INSPECT))
+    return mmalloc_attach (fd, baseaddr);
+  if (fd < 0)
+    {
+      errno = EBADF;
+      return NULL;
+    }
+  mm_fork_init ();
+  mm_classes_init ();
+  struct mm_desc *d = attach_view (fd);
   return d ? mm_handle_issue (d) : NULL;
 }

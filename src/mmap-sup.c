@@ -140,6 +140,29 @@ mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly)
   return 0;
 }
 
+/* 0 if FD is open for reading, else EACCES (or EBADF).  */
+int
+mm_os_readable (int fd)
+{
+  int fl = fcntl (fd, F_GETFL);
+  if (fl < 0)
+    return errno;
+  return (fl & O_ACCMODE) == O_WRONLY ? EACCES : 0;
+}
+
+/* Map LEN bytes of FD at OFF onto ADDR copy-on-write, inside a reservation
+   the caller owns: what the process writes there stays in its memory and
+   never reaches the file.  */
+int
+mm_os_map_private (void *addr, size_t len, int fd, uint64_t off)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+  void *p = mmap (addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t) off);
+  return p == MAP_FAILED ? errno : 0;
+}
+
 /* Extend FD from FROM to TO bytes with disk blocks reserved, so that writing the
    new pages can never fail for want of space (no SIGBUS on a full disk).  */
 int

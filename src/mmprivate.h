@@ -405,6 +405,9 @@ struct mm_desc
 #define MM_MODE_DEFAULT 4u
 #define MM_MODE_PARENT 8u	/* in a fork child: a heap file the parent goes on
 				   changing, whose walks would read a moving heap */
+#define MM_MODE_VIEW 16u	/* a private view of a heap file (MMALLOC_INSPECT):
+				   read-only, no descriptor, no lock, never
+				   written to the file; not MM_MODE_FILE */
 
 /* Lock order: a class lock, then the page lock; never the reverse.  */
 
@@ -417,6 +420,8 @@ MM_HIDDEN int mm_os_commit (void *addr, size_t len);
 MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
 MM_HIDDEN int mm_os_discard (void *addr, size_t len);
 MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
+MM_HIDDEN int mm_os_map_private (void *addr, size_t len, int fd, uint64_t off);
+MM_HIDDEN int mm_os_readable (int fd);
 MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
 MM_HIDDEN int mm_os_file_resize (int fd, uint64_t size);
 MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
