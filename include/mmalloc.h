@@ -180,6 +180,27 @@ int mmcheckf (void *md, void (*abortfunc) (void), int force);
    0 when consistent, else the number of problems found (reported on stderr).  */
 int mmalloc_check (void *md);
 
+/* --- Walking the heap, finding lost blocks -------------------------------- */
+
+/* Called with each block: its pointer (as mmalloc returned it) and usable
+   size (mmalloc_usable_size's figure).  A nonzero return stops the walk.  */
+typedef int (*mmalloc_visit_fn) (void *ptr, size_t size, void *arg);
+
+/* Call VISIT (PTR, SIZE, ARG) for every allocated block of MD, small and
+   large, in address order (blocks freed under mmcheck and kept in its
+   quarantine are not allocated).  VISIT runs with no lock held and may
+   allocate and free, in MD too.  While other threads allocate and free, a
+   block allocated during the whole walk is visited exactly once; one
+   allocated or freed during the walk may be visited or not, and never twice.
+   Read-only heaps are walked too.  Returns 0 when every block was visited,
+   VISIT's nonzero return if it stopped the walk, or -1 with errno (and
+   mmalloc_errno): EINVAL (VISIT is NULL), MMALLOC_ECORRUPT (damaged metadata
+   met: the walk stops there, after visiting the blocks before it; it is
+   reported once on stderr), MMALLOC_ELOCKED (a fork child's view of its
+   parent's heap file), MMALLOC_EBADDESC (MD refused, or detached during the
+   walk).  */
+int mmalloc_walk (void *md, mmalloc_visit_fn visit, void *arg);
+
 /* Statistics of MD; see struct mstats and the manual for the exact meaning.  */
 struct mstats mmstats (void *md);
 

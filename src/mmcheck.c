@@ -225,6 +225,23 @@ mm_chk_size (const void *ptr)
   return (size_t) ((const struct mm_chk *) ptr - 1)->size;
 }
 
+/* The checked block START (ROOM bytes) as its user sees it, for walks: 0 if
+   it is freed (in quarantine), else 1 with the user's pointer and size.  A
+   header that is no record (the program wrote over it) gives the room after
+   a plain header: the block is still allocated, only its size is lost.  */
+int
+mm_chk_user (char *start, size_t room, char **user, size_t *size)
+{
+  size_t lead = mm_chk_lead (start, room);
+  const struct mm_chk *c = (const struct mm_chk *) (void *) (start + (lead ? lead : CHK)) - 1;
+  if (chk_is (c, MM_CHK_FREE))
+    return 0;
+  *user = (char *) (c + 1);
+  *size = chk_is (c, MM_CHK_LIVE) && c->size <= room - lead - 1 ? (size_t) c->size
+    : room - (size_t) (*user - start);
+  return 1;
+}
+
 /* Recovery: START (ROOM bytes) is a checked block that the slab or the page
    map holds.  1 if it was freed (in quarantine, or being freed when the
    process died): the caller frees it.  A header left ARMING by a call that

@@ -507,6 +507,8 @@ MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty);
 MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
 					   void *), void *arg);
+MM_HIDDEN uint64_t mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e,
+				   uint64_t top);
 
 /* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
 
@@ -686,6 +688,29 @@ MM_HIDDEN void mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, un
 MM_HIDDEN void mm_quar_flush (struct mm_desc *d);
 MM_HIDDEN void mm_quar_reset (struct mm_desc *d);
 MM_HIDDEN size_t mm_chk_size (const void *ptr);
+MM_HIDDEN int mm_chk_user (char *start, size_t room, char **user, size_t *size);
+
+/* Walks (walk.c): every allocated block in address order, resumable between
+   lock holds.  A position is a page and, in a slab of class CLS, a slot.  */
+struct mm_wpos
+{
+  uint64_t pg;
+  uint32_t idx;
+  unsigned cls;
+  uint64_t vtop;		/* `top' when the directory was last proved */
+};
+/* One allocated block: what its user holds (pointer, size) and the slot or
+   pages it occupies (start, room), which hold it whole.  */
+struct mm_wblock
+{
+  char *user;
+  size_t size;
+  char *start;
+  size_t room;
+};
+typedef int (*mm_wfn) (struct mm_desc *d, const struct mm_wblock *b, void *arg);
+MM_HIDDEN int mm_walk_from (struct mm_desc *d, struct mm_wpos *pos, int resume, mm_wfn fn,
+			    void *arg);
 extern MM_HIDDEN int mm_trace_on;
 MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
 MM_HIDDEN struct mm_desc *mm_desc_of (void *md);

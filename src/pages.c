@@ -1036,3 +1036,15 @@ mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
   bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) ? MM_RUN_HOLES : 0, mm_os_now_ms ());
   return 0;
 }
+
+/* The length of the whole large block, free run or slab (its header too)
+   whose first page PG (below TOP) is marked E, by the rules of a strict walk;
+   0 if its marks are not whole.  For walks that resume between lock holds
+   (walk.c), which cannot restart mm_pages_walk from page 0 each time.  */
+uint64_t
+mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top)
+{
+  if (PM_KIND (e) == PM_SLAB)
+    return whole_slab (d, pg, e, top, 1);
+  return PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? whole_run (d, pg, e, top, 1) : 0;
+}
