@@ -246,15 +246,12 @@ malloc_stats (void)
    slots of each size class, then the free runs of pages by length), the
    totals, the memory in use by the heap (system, aspace mprotect) and the
    address space it reserved (aspace total).  OPTIONS must be 0, else
-   EINVAL (returned, and in errno).  */
+   EINVAL, returned with errno left alone, as glibc does.  */
 EXPORT int
 malloc_info (int options, FILE *fp)
 {
   if (options != 0)
-    {
-      errno = EINVAL;
-      return EINVAL;
-    }
+    return EINVAL;		/* glibc's answer; it leaves errno alone */
   struct mm_heapinfo hi;
   heapinfo (&hi);
   struct mallinfo2 m = info2 (&hi);
@@ -327,8 +324,9 @@ malloc_trim (size_t pad)
    both in whole pages, the first page of the run always stays).
    The others tune machinery mmalloc does not have (fast bins, blocks
    mapped on their own, arenas, its checks and perturbation): accepted for
-   valid values, as glibc does, without effect.  An unknown parameter, or
-   M_MXFAST beyond glibc's bound, is refused: 0.  */
+   valid values, as glibc does, without effect.  M_MXFAST beyond glibc's
+   bound is refused: 0.  An unknown parameter is accepted and ignored: 1,
+   as glibc's mallopt answers (measured on glibc 2.36).  */
 EXPORT int
 mallopt (int param, int value)
 {
@@ -355,9 +353,8 @@ mallopt (int param, int value)
     case M_PERTURB:
     case M_ARENA_TEST:
     case M_ARENA_MAX:
-      return 1;
     default:
-      return 0;
+      return 1;
     }
 }
 
