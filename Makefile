@@ -30,7 +30,7 @@ LIBS    := -lpthread
 B       ?= build
 SRCS    := $(wildcard src/*.c)
 OBJS    := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
-HDRS    := include/mmalloc.h src/mmprivate.h
+HDRS    := include/mmalloc.h src/mmprivate.h src/format.h
 
 SHLIB   := $(B)/libmmalloc.so.$(VERSION)
 STLIB   := $(B)/libmmalloc.a
