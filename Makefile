@@ -13,6 +13,7 @@ DESTDIR     ?=
 
 CC      ?= cc
 AR      ?= ar
+OBJCOPY ?= objcopy
 INSTALL ?= install
 MAKEINFO ?= makeinfo
 
@@ -20,11 +21,16 @@ VERSION := 1.0.0
 SONAME  := libmmalloc.so.1
 
 # Warnings are errors: WERROR= turns that off for an unknown compiler.
+# CPPFLAGS, CFLAGS and LDFLAGS are the user's: every compile takes CPPFLAGS
+# and CFLAGS, every link (shared libraries too) CFLAGS and LDFLAGS.
 WERROR  ?= -Werror
 CFLAGS  ?= -O2 -g
+CPPFLAGS ?=
+LDFLAGS ?=
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(WARN) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(CPPFLAGS) $(WARN) \
               $(CFLAGS) $(SANFLAGS)
+LINK_FLAGS := $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 LIBS    := -lpthread
 
 B       ?= build
@@ -34,6 +40,9 @@ HDRS    := include/mmalloc.h src/mmprivate.h src/format.h
 
 SHLIB   := $(B)/libmmalloc.so.$(VERSION)
 STLIB   := $(B)/libmmalloc.a
+# The objects of libmmalloc.a as they are, internal symbols global: for the
+# tests, which call the library's internals.  Not installed.
+ITLIB   := $(B)/libmmalloc-internal.a
 # libmmalloc-malloc: the same objects plus malloc.o, the process-wide malloc.
 MOBJ    := $(B)/obj/malloc.o
 LOBJS   := $(filter-out $(MOBJ),$(OBJS))
@@ -60,12 +69,12 @@ $(B)/obj $(B)/tests $(B)/examples:
 	mkdir -p $@
 
 $(SHLIB): $(LOBJS) src/libmmalloc.map
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libmmalloc.map \
-	  -Wl,-z,defs $(SANFLAGS) -o $@ $(LOBJS) $(LIBS)
+	$(CC) $(LINK_FLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libmmalloc.map \
+	  -Wl,-z,defs -o $@ $(LOBJS) $(LIBS)
 
 $(MSHLIB): $(OBJS) src/libmmalloc-malloc.map
-	$(CC) -shared -Wl,-soname,$(MSONAME) -Wl,--version-script=src/libmmalloc-malloc.map \
-	  -Wl,-z,defs $(SANFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) $(LINK_FLAGS) -shared -Wl,-soname,$(MSONAME) \
+	  -Wl,--version-script=src/libmmalloc-malloc.map -Wl,-z,defs -o $@ $(OBJS) $(LIBS)
 
 $(B)/libmmalloc-malloc.so.1: $(MSHLIB)
 	ln -sf libmmalloc-malloc.so.$(VERSION) $@
@@ -73,9 +82,23 @@ $(B)/libmmalloc-malloc.so.1: $(MSHLIB)
 $(B)/libmmalloc-malloc.so: $(B)/libmmalloc-malloc.so.1
 	ln -sf libmmalloc-malloc.so.1 $@
 
-$(MSTLIB): $(OBJS)
+# The static libraries hold one object each, linked from all of theirs
+# with -r, whose hidden symbols are then made local: a program sees the
+# public API and nothing else, as it does from the shared library, so its
+# own mm_free or mm_alloc does not clash with the library's internals.
+$(B)/libmmalloc.o: $(LOBJS)
+	$(CC) -r -nostdlib -o $@.tmp $(LOBJS)
+	$(OBJCOPY) --localize-hidden $@.tmp $@
+	rm -f $@.tmp
+
+$(B)/libmmalloc-malloc.o: $(OBJS)
+	$(CC) -r -nostdlib -o $@.tmp $(OBJS)
+	$(OBJCOPY) --localize-hidden $@.tmp $@
+	rm -f $@.tmp
+
+$(MSTLIB): $(B)/libmmalloc-malloc.o
 	rm -f $@
-	$(AR) rcs $@ $(OBJS)
+	$(AR) rcs $@ $<
 
 $(B)/libmmalloc.so.1: $(SHLIB)
 	ln -sf libmmalloc.so.$(VERSION) $@
@@ -83,7 +106,11 @@ $(B)/libmmalloc.so.1: $(SHLIB)
 $(B)/libmmalloc.so: $(B)/libmmalloc.so.1
 	ln -sf libmmalloc.so.1 $@
 
-$(STLIB): $(LOBJS)
+$(STLIB): $(B)/libmmalloc.o
+	rm -f $@
+	$(AR) rcs $@ $<
+
+$(ITLIB): $(LOBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LOBJS)
 
@@ -104,15 +131,15 @@ $(KP_LIB): $(KP_OBJS)
 tools: $(TOOLS)
 
 $(B)/mmtrace-report: tools/mmtrace-report.c | $(B)/obj
-	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $<
+	$(CC) -std=c11 -D_GNU_SOURCE $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ $<
 
 # --- tests -------------------------------------------------------------------
 
-TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itests $(WARN) -Wno-missing-prototypes \
-               $(CFLAGS) $(SANFLAGS)
-TEST_LIBS   := $(STLIB) -lcmocka -lpthread
+TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itests $(CPPFLAGS) $(WARN) \
+               -Wno-missing-prototypes $(LINK_FLAGS)
+TEST_LIBS   := $(ITLIB) -lcmocka -lpthread
 
-$(B)/tests/%: tests/%.c tests/testutil.h $(STLIB) | $(B)/tests
+$(B)/tests/%: tests/%.c tests/testutil.h $(ITLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
 $(B)/tests/test-killpoints: tests/test-killpoints.c tests/testutil.h $(KP_LIB) | $(B)/tests
@@ -123,7 +150,7 @@ $(B)/tests/test-compat: include/mmalloc-compat.h
 # test-handles stops a thread inside the library between the check of its
 # descriptor and what it does with it: the library's calls of mm_desc_of go
 # through the test's wrapper.
-$(B)/tests/test-handles: tests/test-handles.c tests/testutil.h $(STLIB) | $(B)/tests
+$(B)/tests/test-handles: tests/test-handles.c tests/testutil.h $(ITLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS) -Wl,--wrap=mm_desc_of
 
 check-deps:
@@ -159,7 +186,7 @@ tsan: check-deps
 	  sh tests/run-tests.sh $(TSAN_TESTS)
 
 $(B)/tests/malloc-threads: tests/malloc/test-threads.c tests/malloc/mtest.h tests/testutil.h \
-  $(STLIB) | $(B)/tests
+  $(ITLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -Itests/malloc -fno-builtin -DMT_TSAN -o $@ $< $(TEST_LIBS)
 
 # The drop-in malloc: its tests, and real programs under LD_PRELOAD.
@@ -193,7 +220,8 @@ demo: lib
 	@sh examples/run-demo.sh $(B)/examples/wordindex
 
 $(B)/examples/%: examples/%.c $(STLIB) | $(B)/examples
-	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) $(CFLAGS) -o $@ $< $(STLIB) -lpthread
+	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ $< $(STLIB) \
+	  -lpthread
 
 info: $(B)/mmalloc.info
 html: $(B)/mmalloc.html
@@ -248,7 +276,7 @@ uninstall:
 	rm -f $(DESTDIR)$(infodir)/mmalloc.info
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan
+	rm -rf build build-asan build-ubsan build-tsan build-clang
 
 help:
 	@echo "make          build libmmalloc.so.1, libmmalloc.a and mmtrace-report"
@@ -263,3 +291,4 @@ help:
 	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"
 	@echo "make install  PREFIX, DESTDIR, libdir, includedir are honoured"
+	@echo "CC, CPPFLAGS, CFLAGS, LDFLAGS are honoured (CI: make CC=clang B=build-clang check)"
