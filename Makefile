@@ -55,7 +55,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report
 
-.PHONY: all lib check asan ubsan tsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
+.PHONY: all lib check check-layers asan ubsan tsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
 
 all: lib tools
 
@@ -155,6 +155,12 @@ $(B)/tests/test-handles: tests/test-handles.c tests/testutil.h $(ITLIB) | $(B)/t
 
 check-deps:
 	@sh tests/need-cmocka.sh
+
+# The link graph of src/ against the layer table of src/README (no cycle, no
+# upward call), and the check's own test (it must fail on injected ones).
+check-layers: lib
+	@python3 tools/check-layers.py src/README $(B)/obj
+	@sh tests/check-layers-test.sh $(B)/obj
 
 check: check-deps
 	@$(MAKE) --no-print-directory lib tools $(TESTS) $(TEST_HELPERS)
@@ -281,6 +287,7 @@ clean:
 help:
 	@echo "make          build libmmalloc.so.1, libmmalloc.a and mmtrace-report"
 	@echo "make check    build and run the test suite (installs cmocka if it can)"
+	@echo "make check-layers  the link graph of src/ against src/README's layers"
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
 	@echo "make tsan     the threaded tests under ThreadSanitizer (no report allowed)"
 	@echo "make check-malloc  the drop-in malloc's tests and real programs"

@@ -72,22 +72,6 @@ take_back_others (struct mm_desc *d, uint32_t self)
     }
 }
 
-/* Is D a heap file of the parent (MM_MODE_PARENT)?  Then WHAT, a call that
-   would read its page map or walk it, is refused: the parent changes the
-   heap under us, without our locks, and may grow it beyond what this
-   process has mapped, so such a walk would report damage that is not
-   there, or fault.  Reported, errno MMALLOC_ELOCKED (attached by another
-   writer); 1.  */
-int
-mm_fork_refuse (struct mm_desc *d, const char *what)
-{
-  if (!(d->mode & MM_MODE_PARENT))
-    return 0;
-  mm_report (d, what, 0);
-  errno = MMALLOC_ELOCKED;
-  return 1;
-}
-
 /* D, whose locks were all free at the instant of the fork (HELD: 0) or not,
    made usable in the child.  */
 static void

@@ -1,10 +1,12 @@
-/* handle.c -- heap descriptors as the caller holds them: handles.
+/* handle.c -- descriptors: the table of every descriptor made, the handles
+   that name them, the pool of detached ones, the list of attached heaps and
+   the registry of attached files.
 
    mmalloc_attach does not return the address of the heap's descriptor but
    a handle: an integer, carried in a pointer, that names a slot of the
    table of descriptors and the serial number of the attachment in that
    slot.  Every entry point that takes a descriptor decodes and checks it in
-   one place, mm_desc_of, against the table, before anything is read
+   one place, mm_handle_desc (through mm_desc_of), against the table, before anything is read
    through it.  So a value that is no handle (a small integer, a pointer
    into any memory, a heap's base address, a misaligned value) and the
    handle of a heap that was detached are refused, also when the slot holds
@@ -105,16 +107,6 @@ is_heap_base (const void *md)
   return found;
 }
 
-/* The default heap, or NULL with ENOMEM if it cannot be made.  */
-static __attribute__ ((noinline)) struct mm_desc *
-default_heap (void)
-{
-  struct mm_desc *d = mm_default ();
-  if (!d)
-    errno = ENOMEM;
-  return d;
-}
-
 /* MD, not NULL, is no attached heap's handle: say what it is, if we can.  */
 static __attribute__ ((noinline, cold)) struct mm_desc *
 refuse (void *md)
@@ -135,16 +127,181 @@ refuse (void *md)
   return NULL;
 }
 
-/* The descriptor MD names: the one place where a caller's descriptor is
-   decoded and checked.  NULL names the default heap (NULL with ENOMEM if it
-   cannot be made).  Anything else must be the handle of an attached heap;
-   if it is not, it is reported (no heap is known, so no abort function
-   runs) and the result is NULL with errno MMALLOC_EBADDESC.  */
-struct mm_desc *
-mm_desc_of (void *md)
+/* Files attached in this process; a second attach of one is refused.  */
+pthread_mutex_t mm_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mm_desc *registry;
+
+/* Descriptors are kept for reuse, never unmapped: a thread's cache may still
+   name one after its heap is detached, and must be able to see that it is
+   stale (its generation differs).  Their locks are initialized once.  The
+   caller never holds a descriptor's address but a handle (handle.c), new
+   at each attach, so reuse is invisible to it.  */
+pthread_mutex_t mm_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mm_desc *pool;	/* detached descriptors */
+struct mm_desc *mm_live;	/* attached ones (and attaching) */
+
+/* Put D on the list of attached heaps (pool lock held).  */
+static void
+live_push (struct mm_desc *d)
 {
-  if (!md)
-    return default_heap ();
+  d->live_prev = NULL;
+  d->live_next = mm_live;
+  if (mm_live)
+    mm_live->live_prev = d;
+  mm_live = d;
+}
+
+/* A new process descriptor, or NULL with errno set.  */
+struct mm_desc *
+mm_desc_new (void)
+{
+  mm_lock (&mm_pool_lock);
+  struct mm_desc *d = pool;
+  if (d)
+    pool = d->next;
+  mm_unlock (&mm_pool_lock);
+  if (!d)
+    {
+      void *p;
+      int e = mm_os_alloc (sizeof (struct mm_desc), &p);
+      if (e)
+	{
+	  errno = e;
+	  return NULL;
+	}
+      d = p;
+      pthread_mutex_init (&d->page_lock, NULL);
+      for (unsigned c = 0; c < MM_NCLASSES; c++)
+	pthread_mutex_init (&d->class_lock[c], NULL);
+      mm_lock (&mm_pool_lock);
+      e = mm_handle_slot (d);
+      mm_unlock (&mm_pool_lock);
+      if (e)
+	{
+	  mm_os_unmap (d, sizeof (struct mm_desc));
+	  errno = e;
+	  return NULL;
+	}
+    }
+  d->magic = 0;
+  d->mode = 0;
+  d->base = NULL;
+  d->hdr = NULL;
+  d->span = 0;
+  d->held = 0;
+  /* limit and damaged atomically: stale thread caches of an earlier heap
+     on this descriptor may read them (mfree's fast path, mm_tc_entry).  */
+  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);
+  d->nowned = 0;
+  d->resv_lo = d->resv_hi = 0;
+  d->trim_min = d->trim_keep = 0;
+  d->decay_ms = __atomic_load_n (&mm_decay_default, __ATOMIC_RELAXED);
+  d->decay_last = 0;		/* the first look counts the dirty pages */
+  d->dirty = 0;
+  d->stale_above = 1;		/* until mm_pages_setup makes a new region */
+  d->fd = -1;
+  d->err = 0;
+  __atomic_store_n (&d->damaged, 0, __ATOMIC_RELAXED);
+  d->abortfunc = NULL;
+  d->next = NULL;
+  mm_quar_reset (d);
+  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
+  mm_lock (&mm_pool_lock);
+  live_push (d);
+  mm_unlock (&mm_pool_lock);
+  return d;
+}
+
+void
+mm_desc_free (struct mm_desc *d)
+{
+  mm_handle_revoke (d);
+  d->magic = 0;
+  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
+  __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
+  mm_lock (&mm_pool_lock);
+  if (d->live_prev)
+    d->live_prev->live_next = d->live_next;
+  else
+    mm_live = d->live_next;
+  if (d->live_next)
+    d->live_next->live_prev = d->live_prev;
+  if (!mm_handle_spent (d))
+    {
+      d->next = pool;
+      pool = d;
+    }
+  mm_unlock (&mm_pool_lock);
+}
+
+/* In a fork child whose pool (with the list of attached heaps) or registry
+   was being changed at the instant of the fork, by a thread gone in the
+   child: make them anew from the table of every descriptor made (handle.c).
+   The pool is every descriptor not attached (one that was being attached or
+   detached is lost with its thread's call); the registry, every attached
+   file.  */
+void
+mm_desc_lists_rebuild (int remake_pool, int remake_registry)
+{
+  if (remake_pool)
+    pool = mm_live = NULL;
+  if (remake_registry)
+    registry = NULL;
+  struct mm_desc *d;
+  for (uint32_t i = 0; (d = mm_handle_nth (i)); i++)
+    if (d->magic != MM_DESC_MAGIC && remake_pool && !mm_handle_spent (d))
+      {
+	d->next = pool;
+	pool = d;
+      }
+    else if (d->magic == MM_DESC_MAGIC)
+      {
+	if (remake_pool)
+	  live_push (d);
+	if ((d->mode & MM_MODE_FILE) && remake_registry)
+	  {
+	    d->next = registry;
+	    registry = d;
+	  }
+      }
+}
+
+int
+mm_registry_add (struct mm_desc *d)
+{
+  mm_lock (&mm_registry_lock);
+  for (struct mm_desc *r = registry; r; r = r->next)
+    if (r->dev == d->dev && r->ino == d->ino)
+      {
+	mm_unlock (&mm_registry_lock);
+	return MMALLOC_ELOCKED;
+      }
+  d->next = registry;
+  registry = d;
+  mm_unlock (&mm_registry_lock);
+  return 0;
+}
+
+void
+mm_registry_remove (struct mm_desc *d)
+{
+  mm_lock (&mm_registry_lock);
+  for (struct mm_desc **p = &registry; *p; p = &(*p)->next)
+    if (*p == d)
+      {
+	*p = d->next;
+	break;
+      }
+  mm_unlock (&mm_registry_lock);
+}
+
+/* The descriptor MD, not NULL, names: the one place where a caller's handle
+   is decoded and checked against the table.  If MD is no attached heap's
+   handle, it is reported (no heap is known, so no abort function runs) and
+   the result is NULL with errno MMALLOC_EBADDESC.  */
+struct mm_desc *
+mm_handle_desc (void *md)
+{
   uintptr_t h = (uintptr_t) md;
   uint32_t slot = (uint32_t) (h >> SLOT_SHIFT) & (SLOTS_MAX - 1);
   if (MM_LIKELY ((h & HANDLE_TAG_MASK) == HANDLE_TAG

@@ -411,114 +411,8 @@ struct mm_desc
 
 /* Lock order: a class lock, then the page lock; never the reverse.  */
 
-/* --- OS layer (mmap-sup.c): returns 0 or an errno value ------------------ */
+/* Types that several layers share.  */
 
-MM_HIDDEN size_t mm_os_pagesize (void);
-MM_HIDDEN int mm_os_reserve (void *want, size_t len, int exact, void **out);
-MM_HIDDEN int mm_os_unmap (void *addr, size_t len);
-MM_HIDDEN int mm_os_commit (void *addr, size_t len);
-MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
-MM_HIDDEN int mm_os_discard (void *addr, size_t len);
-MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
-MM_HIDDEN int mm_os_map_private (void *addr, size_t len, int fd, uint64_t off);
-MM_HIDDEN int mm_os_readable (int fd);
-MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
-MM_HIDDEN int mm_os_file_resize (int fd, uint64_t size);
-MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
-MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
-MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);
-MM_HIDDEN uint64_t mm_os_now_ms (void);
-MM_HIDDEN int mm_os_lock (int fd, int exclusive);
-MM_HIDDEN int mm_os_dup (int fd, int *out, int *rdonly);
-MM_HIDDEN void mm_os_close (int fd);
-MM_HIDDEN int mm_os_read (int fd, void *buf, size_t len, uint64_t off);
-MM_HIDDEN void mm_os_write_stderr (const char *s, size_t len);
-MM_HIDDEN int mm_os_alloc (size_t len, void **out);
-/* Test hook: the Nth OS call from now (1 = the next) fails with ERR; 0 disarms.  */
-MM_HIDDEN void mm_os_fail_at (long n, int err);
-
-/* --- Region (attach.c, detach.c, sbrk-sup.c) ----------------------------- */
-
-MM_HIDDEN struct mm_desc *mm_default (void);
-MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
-MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
-MM_HIDDEN uint64_t mm_dir_sum_at (const uint32_t *dir);
-MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
-MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
-MM_HIDDEN void mm_desc_free (struct mm_desc *d);
-/* The heap in D will use END bytes: reserve up to there (0 or ENOMEM); or,
-   after a shrink, if it holds more than twice what it would reserve for
-   END, give back all beyond that.  Page lock held.  */
-MM_HIDDEN int mm_region_extend (struct mm_desc *d, uint64_t end);
-MM_HIDDEN void mm_region_trim (struct mm_desc *d, uint64_t end);
-MM_HIDDEN struct mm_desc *mm_attach (int fd, void *baseaddr);
-/* Handles (handle.c): give a new descriptor its slot (pool lock held; 0 or
-   an errno value); issue the handle of an attachment made; refuse it from
-   now on; has the slot issued its last handle (never reuse D)?  A handle
-   holds 4 tag bits, the slot, then the attachment's serial number.  */
-#if UINTPTR_MAX > 0xffffffffu
-#define MM_HANDLE_SLOT_BITS 20
-#else
-#define MM_HANDLE_SLOT_BITS 10
-#endif
-#define MM_HANDLE_SERIAL_MAX (UINTPTR_MAX >> (4 + MM_HANDLE_SLOT_BITS))
-MM_HIDDEN int mm_handle_slot (struct mm_desc *d);
-MM_HIDDEN void *mm_handle_issue (struct mm_desc *d);
-MM_HIDDEN void mm_handle_revoke (struct mm_desc *d);
-MM_HIDDEN int mm_handle_spent (const struct mm_desc *d);
-/* The descriptor of slot I of the table, every descriptor ever made (never
-   unmapped), or NULL past its end: it can be walked at any instant.  */
-MM_HIDDEN struct mm_desc *mm_handle_nth (uint32_t i);
-extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
-extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
-extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */
-MM_HIDDEN void mm_desc_lists_rebuild (int remake_pool, int remake_registry);
-
-/* --- fork (fork.c) ----------------------------------------------------------- */
-
-/* Registers the library's fork handler, once; called before any heap is
-   made (it may allocate: it takes no lock of ours).  */
-MM_HIDDEN void mm_fork_init (void);
-MM_HIDDEN int mm_fork_refuse (struct mm_desc *d, const char *what);
-
-/* --- Page allocator (pages.c): page lock held by the caller -------------- */
-
-MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
-				   uint64_t skew, uint32_t kind, uint32_t bits);
-MM_HIDDEN uint64_t mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align,
-				  uint64_t skew, int *zero);
-MM_HIDDEN void mm_pages_mark (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind,
-			      uint32_t bits);
-MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
-MM_HIDDEN uint64_t mm_pages_trim (struct mm_desc *d, uint64_t keep);
-MM_HIDDEN uint64_t mm_pages_purge (struct mm_desc *d, int all);
-/* The delay of heaps attached from now on (MMALLOC_OPTIONS decay=).  */
-extern MM_HIDDEN uint64_t mm_decay_default;
-MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
-MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
-MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
-MM_HIDDEN unsigned mm_bin_of (uint64_t n);
-MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
-MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
-MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
-MM_HIDDEN int mm_recover (struct mm_desc *d);
-MM_HIDDEN uint64_t mm_dir_used (const uint32_t *dir);
-MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty);
-MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
-			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
-					   void *), void *arg);
-MM_HIDDEN uint64_t mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e,
-				   uint64_t top);
-
-/* --- Blocks (mmalloc.c, mfree.c, mmemalign.c) ---------------------------- */
-
-/* Indexed by any 8-bit class field: entries past MM_NCLASSES are all zero
-   (nobj 0), so a damaged page map can index it without a bounds check.  */
-extern MM_HIDDEN struct mm_class mm_classes[256];
-MM_HIDDEN void mm_classes_init (void);
-MM_HIDDEN uint32_t mm_classes_sum (void);
-MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size, int *zero);
-MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
 /* A checked block to set up while its lock is held: the size asked for and
    the offset of the user's pointer from the block's start (16, or the
    alignment); receives the user's pointer and what was found wrong with the
@@ -530,13 +424,6 @@ struct mm_arm
   const char *bad;
   void *bad_ptr;
 };
-MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm);
-MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
-				struct mm_arm *arm, int *zero);
-MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
-MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
-MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);
-MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
 
 /* What a user pointer refers to, found and validated by mm_lookup.  */
 struct mm_block
@@ -553,9 +440,6 @@ struct mm_block
   unsigned cls;			/* size class, or MM_NCLASSES for large */
   int checked;			/* carries a struct mm_chk before the user pointer */
 };
-/* 0 if PTR is a live block of D; else a message for mm_fault.  The caller holds
-   the lock the block's kind needs (see mfree.c).  */
-MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
 #define MM_BLOCK_BAD (~0u)
 /* What mm_block_acquire verifies of a checked block (mm_chk_verify).  */
 enum
@@ -564,12 +448,6 @@ enum
   MM_CHK_RESIZING,		/* its header and guard bytes */
   MM_CHK_FREEING		/* the same; a freed block is a double free */
 };
-MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
-				     struct mm_block *b, int verify);
-MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
-MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
-MM_HIDDEN void mm_block_release (struct mm_desc *d, struct mm_block *b);
-MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
 
 /* --- Thread caches (tcache.c) ----------------------------------------------
 
@@ -635,16 +513,54 @@ struct mm_tc
 				   if we are gone in a child) */
   struct mm_tce e[MM_TC_ENTRIES];	/* never moved (they are large) */
 };
+
+/* The figures of mmstats and their parts, for the drop-in's mallinfo,
+   malloc_stats and malloc_info (mmstats.c).  */
+struct mm_heapinfo
+{
+  struct mstats st;		/* what mmstats returns */
+  uint64_t large, large_bytes;	/* large blocks (runs of whole pages) */
+  uint64_t runs, run_bytes;	/* free runs of pages */
+  uint64_t top_run_bytes;	/* the free run that ends at `top', or 0 */
+  uint64_t reserved;		/* address space reserved for the heap */
+  uint64_t cls_free[MM_NCLASSES];	/* free slots of each size class */
+  uint64_t bin_runs[MM_NBINS];	/* free runs of each bin's lengths */
+  uint64_t bin_pages[MM_NBINS];
+};
+
+/* Declarations, grouped by the file that defines them, in the order of the
+   layers (src/README).  */
+
+/* --- OS layer (mmap-sup.c): returns 0 or an errno value ------------------ */
+
+MM_HIDDEN size_t mm_os_pagesize (void);
+MM_HIDDEN int mm_os_reserve (void *want, size_t len, int exact, void **out);
+MM_HIDDEN int mm_os_unmap (void *addr, size_t len);
+MM_HIDDEN int mm_os_commit (void *addr, size_t len);
+MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
+MM_HIDDEN int mm_os_discard (void *addr, size_t len);
+MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
+MM_HIDDEN int mm_os_map_private (void *addr, size_t len, int fd, uint64_t off);
+MM_HIDDEN int mm_os_readable (int fd);
+MM_HIDDEN int mm_os_file_grow (int fd, uint64_t from, uint64_t to);
+MM_HIDDEN int mm_os_file_resize (int fd, uint64_t size);
+MM_HIDDEN int mm_os_file_punch (int fd, uint64_t off, uint64_t len);
+MM_HIDDEN int mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino);
+MM_HIDDEN int mm_os_sync (void *addr, size_t len, int fd);
+MM_HIDDEN uint64_t mm_os_now_ms (void);
+MM_HIDDEN int mm_os_lock (int fd, int exclusive);
+MM_HIDDEN int mm_os_dup (int fd, int *out, int *rdonly);
+MM_HIDDEN void mm_os_close (int fd);
+MM_HIDDEN int mm_os_read (int fd, void *buf, size_t len, uint64_t off);
+MM_HIDDEN void mm_os_write_stderr (const char *s, size_t len);
+MM_HIDDEN int mm_os_alloc (size_t len, void **out);
+/* Test hook: the Nth OS call from now (1 = the next) fails with ERR; 0 disarms.  */
+MM_HIDDEN void mm_os_fail_at (long n, int err);
+
+/* --- Core state and locks (core.c) ----------------------------------------- */
+
 extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
   __attribute__ ((tls_model ("initial-exec")));
-MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
-MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
-MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
-MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
-MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
-MM_HIDDEN int mm_tc_after_fork (void);
-MM_HIDDEN void mm_slab_adopt (struct mm_desc *d, struct mm_slab *s);
-
 /* In a fork child, the owner tokens of the threads that do not exist there:
    every token up to mm_dead_max but the forking thread's, mm_dead_self (set
    by mm_tc_after_fork; 0 in a process that never forked).  Their slabs are
@@ -658,23 +574,49 @@ mm_owner_dead (uint32_t owner)
     && owner != mm_dead_self;
 }
 MM_HIDDEN uint64_t mm_new_gen (void);
-MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
-MM_HIDDEN void mm_slab_merge (struct mm_slab *s);
-MM_HIDDEN int mm_slab_full (const struct mm_slab *s);
-MM_HIDDEN uint32_t mm_slab_used (const struct mm_slab *s);
-MM_HIDDEN void mm_slab_unowned (struct mm_desc *d, struct mm_slab *s);
-MM_HIDDEN struct mm_slab *mm_slab_new (struct mm_desc *d, unsigned cls, int checked,
-				       uint32_t owner);
-MM_HIDDEN void mm_slab_after_free (struct mm_desc *d, struct mm_slab *s);
-MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
-MM_HIDDEN int mm_partial_head_ok (struct mm_desc *d, uint64_t off, unsigned cls, int k);
+extern MM_HIDDEN int mm_trace_on;
+extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
+MM_HIDDEN void mm_lock_all (struct mm_desc *d);
+MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
+MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
 
-/* --- Services ------------------------------------------------------------- */
+/* --- Reports (diag.c) ------------------------------------------------------ */
 
 MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
 MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
 MM_HIDDEN void mm_damage (struct mm_desc *d, const char *what, uint64_t off);
 MM_HIDDEN void mm_bad_desc (const char *what, const void *md);
+MM_HIDDEN int mm_fork_refuse (struct mm_desc *d, const char *what);
+
+/* --- Size classes (classes.c) ---------------------------------------------- */
+
+/* Indexed by any 8-bit class field: entries past MM_NCLASSES are all zero
+   (nobj 0), so a damaged page map can index it without a bounds check.  */
+extern MM_HIDDEN struct mm_class mm_classes[256];
+MM_HIDDEN void mm_classes_init (void);
+MM_HIDDEN uint32_t mm_classes_sum (void);
+extern MM_HIDDEN uint8_t mm_class_of16[1024 / 16 + 1];	/* by (size + 15) / 16 */
+
+/* --- Header and directory sums, header validation (header.c) --------------- */
+
+MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
+MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
+MM_HIDDEN uint64_t mm_dir_sum_at (const uint32_t *dir);
+MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
+MM_HIDDEN uint64_t mm_dir_used (const uint32_t *dir);
+
+/* --- Address space (region.c) ---------------------------------------------- */
+
+/* The heap in D will use END bytes: reserve up to there (0 or ENOMEM); or,
+   after a shrink, if it holds more than twice what it would reserve for
+   END, give back all beyond that.  Page lock held.  */
+MM_HIDDEN int mm_region_extend (struct mm_desc *d, uint64_t end);
+MM_HIDDEN void mm_region_trim (struct mm_desc *d, uint64_t end);
+MM_HIDDEN int mm_region_hold (struct mm_desc *d, char *want, uint64_t span, uint64_t used);
+MM_HIDDEN int mm_region_place (struct mm_desc *d, uint64_t span);
+
+/* --- Check headers and guards (guard.c) ------------------------------------ */
+
 MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size);
 MM_HIDDEN void mm_chk_claim (struct mm_slab *s, char *slot, size_t room, struct mm_arm *arm);
 MM_HIDDEN void *mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm);
@@ -684,14 +626,146 @@ MM_HIDDEN void mm_chk_begin (char *start);
 MM_HIDDEN void mm_chk_slab_init (struct mm_slab *s);
 MM_HIDDEN void mm_chk_recycle (struct mm_slab *s, char *slot, size_t room);
 MM_HIDDEN const char *mm_chk_verify (const void *ptr, const struct mm_block *b, int mode);
+MM_HIDDEN size_t mm_chk_size (const void *ptr);
+MM_HIDDEN int mm_chk_is (const struct mm_chk *c, uint32_t magic);
+MM_HIDDEN const char *mm_chk_freed_intact (const struct mm_chk *c, size_t room);
+MM_HIDDEN int mm_chk_user (char *start, size_t room, char **user, size_t *size);
+
+/* --- Page allocator (pages.c): page lock held by the caller -------------- */
+
+MM_HIDDEN uint64_t mm_pages_alloc (struct mm_desc *d, uint64_t n, uint64_t align,
+				   uint64_t skew, uint32_t kind, uint32_t bits);
+MM_HIDDEN uint64_t mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align,
+				  uint64_t skew, int *zero);
+MM_HIDDEN void mm_pages_mark (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind,
+			      uint32_t bits);
+MM_HIDDEN void mm_pages_free (struct mm_desc *d, uint64_t pg);
+MM_HIDDEN uint64_t mm_pages_trim (struct mm_desc *d, uint64_t keep);
+MM_HIDDEN uint64_t mm_pages_purge (struct mm_desc *d, int all);
+/* The delay of heaps attached from now on (MMALLOC_OPTIONS decay=).  */
+extern MM_HIDDEN uint64_t mm_decay_default;
+MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
+MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
+MM_HIDDEN unsigned mm_bin_of (uint64_t n);
+MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
+MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
+MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty);
+MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
+			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
+					   void *), void *arg);
+MM_HIDDEN uint64_t mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e,
+				   uint64_t top);
+
+/* --- Slabs and partial lists (slab.c) -------------------------------------- */
+
+MM_HIDDEN struct mm_slab *mm_slab_new (struct mm_desc *d, unsigned cls, int checked,
+				       uint32_t owner);
+MM_HIDDEN uint32_t mm_slab_take (struct mm_slab *s);
+MM_HIDDEN void mm_slab_merge (struct mm_slab *s);
+MM_HIDDEN int mm_slab_full (const struct mm_slab *s);
+MM_HIDDEN uint32_t mm_slab_used (const struct mm_slab *s);
+MM_HIDDEN void mm_slab_unowned (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN void mm_slab_adopt (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN void mm_slab_after_free (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN int mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls);
+MM_HIDDEN int mm_partial_head_ok (struct mm_desc *d, uint64_t off, unsigned cls, int k);
+MM_HIDDEN void mm_partial_push (struct mm_desc *d, struct mm_slab *s);
+MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
+
+/* --- Thread caches (tcache.c) ---------------------------------------------- */
+
+MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
+MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
+MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
+MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
+MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
+MM_HIDDEN int mm_tc_after_fork (void);
+
+/* --- Locked allocation (alloc.c) ------------------------------------------- */
+
+MM_HIDDEN void *mm_alloc (struct mm_desc *d, size_t size, int *zero);
+MM_HIDDEN void *mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm);
+MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align,
+				struct mm_arm *arm, int *zero);
+
+/* --- Pointers and their blocks (block.c) ----------------------------------- */
+
+/* 0 if PTR is a live block of D; else a message for mm_fault.  The caller holds
+   the lock the block's kind needs (see block.c).  */
+MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
+MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
+				     struct mm_block *b, int verify);
+MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
+MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
+MM_HIDDEN void mm_block_release (struct mm_desc *d, struct mm_block *b);
+MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
+
+/* --- Quarantine (quarantine.c) --------------------------------------------- */
+
 MM_HIDDEN void mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li);
 MM_HIDDEN void mm_quar_flush (struct mm_desc *d);
 MM_HIDDEN void mm_quar_reset (struct mm_desc *d);
-MM_HIDDEN size_t mm_chk_size (const void *ptr);
-MM_HIDDEN int mm_chk_user (char *start, size_t room, char **user, size_t *size);
+MM_HIDDEN void mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi);
 
-/* Walks (walk.c): every allocated block in address order, resumable between
-   lock holds.  A position is a page and, in a slab of class CLS, a slot.  */
+/* --- Recovery (recover.c) -------------------------------------------------- */
+
+MM_HIDDEN int mm_recover (struct mm_desc *d);
+
+/* --- Descriptors, handles and the registry (handle.c) ---------------------- */
+
+/* Handles (handle.c): give a new descriptor its slot (pool lock held; 0 or
+   an errno value); issue the handle of an attachment made; refuse it from
+   now on; has the slot issued its last handle (never reuse D)?  A handle
+   holds 4 tag bits, the slot, then the attachment's serial number.  */
+#if UINTPTR_MAX > 0xffffffffu
+#define MM_HANDLE_SLOT_BITS 20
+#else
+#define MM_HANDLE_SLOT_BITS 10
+#endif
+#define MM_HANDLE_SERIAL_MAX (UINTPTR_MAX >> (4 + MM_HANDLE_SLOT_BITS))
+MM_HIDDEN int mm_handle_slot (struct mm_desc *d);
+MM_HIDDEN void *mm_handle_issue (struct mm_desc *d);
+MM_HIDDEN void mm_handle_revoke (struct mm_desc *d);
+MM_HIDDEN int mm_handle_spent (const struct mm_desc *d);
+/* The descriptor of slot I of the table, every descriptor ever made (never
+   unmapped), or NULL past its end: it can be walked at any instant.  */
+MM_HIDDEN struct mm_desc *mm_handle_nth (uint32_t i);
+MM_HIDDEN struct mm_desc *mm_handle_desc (void *md);
+MM_HIDDEN struct mm_desc *mm_desc_new (void);
+MM_HIDDEN void mm_desc_free (struct mm_desc *d);
+MM_HIDDEN int mm_registry_add (struct mm_desc *d);
+MM_HIDDEN void mm_registry_remove (struct mm_desc *d);
+extern MM_HIDDEN pthread_mutex_t mm_registry_lock, mm_pool_lock;
+extern MM_HIDDEN struct mm_desc *mm_live;	/* attached (and attaching) heaps */
+MM_HIDDEN void mm_desc_lists_rebuild (int remake_pool, int remake_registry);
+
+/* --- fork (fork.c) --------------------------------------------------------- */
+
+/* Registers the library's fork handler, once; called before any heap is
+   made (it may allocate: it takes no lock of ours).  */
+MM_HIDDEN void mm_fork_init (void);
+
+/* --- Attaching (attach.c) and the default heap (sbrk-sup.c) ---------------- */
+
+MM_HIDDEN struct mm_desc *mm_attach (int fd, void *baseaddr);
+MM_HIDDEN struct mm_desc *mm_default (void);
+MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
+
+/* --- The entry points' helpers (mmalloc.c, mfree.c, mmemalign.c, mmtrace.c,
+   mmstats.c) --------------------------------------------------------------- */
+
+MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
+MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
+MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
+MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
+MM_HIDDEN void mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi);
+
+/* --- Walks (walk.c) -------------------------------------------------------- */
+
+/* Every allocated block in address order, resumable between lock holds.  A
+   position is a page and, in a slab of class CLS, a slot.  */
 struct mm_wpos
 {
   uint64_t pg;
@@ -711,28 +785,6 @@ struct mm_wblock
 typedef int (*mm_wfn) (struct mm_desc *d, const struct mm_wblock *b, void *arg);
 MM_HIDDEN int mm_walk_from (struct mm_desc *d, struct mm_wpos *pos, int resume, mm_wfn fn,
 			    void *arg);
-extern MM_HIDDEN int mm_trace_on;
-MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
-MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
-MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
-
-/* The figures of mmstats and their parts, for the drop-in's mallinfo,
-   malloc_stats and malloc_info (mmstats.c).  */
-struct mm_heapinfo
-{
-  struct mstats st;		/* what mmstats returns */
-  uint64_t large, large_bytes;	/* large blocks (runs of whole pages) */
-  uint64_t runs, run_bytes;	/* free runs of pages */
-  uint64_t top_run_bytes;	/* the free run that ends at `top', or 0 */
-  uint64_t reserved;		/* address space reserved for the heap */
-  uint64_t cls_free[MM_NCLASSES];	/* free slots of each size class */
-  uint64_t bin_runs[MM_NBINS];	/* free runs of each bin's lengths */
-  uint64_t bin_pages[MM_NBINS];
-};
-MM_HIDDEN void mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi);
-MM_HIDDEN void mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi);
-MM_HIDDEN void mm_lock_all (struct mm_desc *d);
-MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
 
 /* --- Kill points (tests only) ----------------------------------------------
 
@@ -857,7 +909,6 @@ mm_top (const struct mm_desc *d)
 }
 
 /* The size class of SIZE bytes (SIZE <= MM_SMALL_MAX); size 0 is class 0.  */
-extern MM_HIDDEN uint8_t mm_class_of16[1024 / 16 + 1];	/* by (size + 15) / 16 */
 static inline unsigned
 mm_size_class (size_t size)
 {
@@ -876,6 +927,14 @@ mm_link_ok (const struct mm_desc *d, uint64_t off)
 {
   return off == 0 || (off % MM_PAGE == 0 && off >= (uint64_t) MM_HDR_PAGES * MM_PAGE
 		      && off < mm_top (d) << MM_PAGE_SHIFT);
+}
+
+/* Something was allocated in D once (mmcheck refuses to start later).  */
+static inline void
+mm_note_used (struct mm_desc *d)
+{
+  if (MM_UNLIKELY (!(__atomic_load_n (&d->hdr->flags, __ATOMIC_RELAXED) & MM_F_USED)))
+    __atomic_or_fetch (&d->hdr->flags, MM_F_USED, __ATOMIC_RELAXED);
 }
 
 static inline int

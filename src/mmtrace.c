@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-int mm_trace_on;
 static int trace_fd = -1;
-pthread_mutex_t mm_trace_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *
 hex (char *p, uint64_t v)

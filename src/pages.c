@@ -818,37 +818,6 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
    (region_validate) and before recovery; links of free runs and slabs where
    they are followed (bin_insert, bin_remove, mm_slab_ok).  */
 
-/* The entries of directory DIR up to its last that is not 0, one by one.  */
-static uint64_t
-dir_used_slow (const uint32_t *dir)
-{
-  uint64_t n = MM_DIR_ENTRIES;
-  while (n && !dir[n - 1])
-    n--;
-  return n;
-}
-
-/* The same, fast where the directory is one that growth makes: the entries
-   in use come first and the rest (nearly all) are 0, compared a page at a
-   time.  */
-uint64_t
-mm_dir_used (const uint32_t *dir)
-{
-  static const uint32_t zeros[MM_PAGE / 4];
-  const uint64_t per = MM_PAGE / 4;
-  uint64_t n = 0;
-  while (n < MM_DIR_ENTRIES && dir[n])
-    n++;
-  uint64_t chunk = (n + per - 1) / per * per;	/* past N's page */
-  for (uint64_t w = n; w < chunk && w < MM_DIR_ENTRIES; w++)
-    if (dir[w])
-      return dir_used_slow (dir);
-  for (uint64_t w = chunk; w < MM_DIR_ENTRIES; w += per)
-    if (memcmp (dir + w, zeros, sizeof zeros))
-      return dir_used_slow (dir);
-  return n;
-}
-
 /* Check the page-map directory: 0 or MMALLOC_ECORRUPT.  A leaf is made at the
    start of the growth that first reaches its window and is never freed, so
    the entries that are not 0 come first, one for every window below `top'

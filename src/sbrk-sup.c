@@ -1,4 +1,5 @@
-/* sbrk-sup.c -- the default heap of the NULL descriptor.
+/* sbrk-sup.c -- the default heap of the NULL descriptor, and the heap of
+   every other descriptor an entry point is given (mm_desc_of).
 
    The original grew the default heap from the current sbrk value; this one is
    an ordinary anonymous heap, made on first use by whichever thread gets there
@@ -10,7 +11,6 @@
 #include <errno.h>
 
 static struct mm_desc *default_desc;
-pthread_mutex_t mm_default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct mm_desc *
 mm_default (void)
@@ -30,18 +30,23 @@ mm_default (void)
   return d;
 }
 
-void
-mm_lock_all (struct mm_desc *d)
+/* The default heap, or NULL with ENOMEM if it cannot be made.  */
+static __attribute__ ((noinline)) struct mm_desc *
+default_heap (void)
 {
-  for (unsigned c = 0; c < MM_NCLASSES; c++)
-    mm_lock (&d->class_lock[c]);
-  mm_lock (&d->page_lock);
+  struct mm_desc *d = mm_default ();
+  if (!d)
+    errno = ENOMEM;
+  return d;
 }
 
-void
-mm_unlock_all (struct mm_desc *d)
+/* The descriptor MD names, for every entry point that takes one.  NULL
+   names the default heap (NULL with ENOMEM if it cannot be made); anything
+   else must be the handle of an attached heap (mm_handle_desc).  */
+struct mm_desc *
+mm_desc_of (void *md)
 {
-  mm_unlock (&d->page_lock);
-  for (unsigned c = MM_NCLASSES; c-- > 0;)
-    mm_unlock (&d->class_lock[c]);
+  if (!md)
+    return default_heap ();
+  return mm_handle_desc (md);
 }

@@ -26,25 +26,15 @@
 #include <stddef.h>
 #include <string.h>
 
-__thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
-
 static uint32_t next_id;
-static uint64_t next_gen;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 /* Every thread's cache, for a fork child (mm_tc_after_fork).  */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_tc *tc_all;
-uint32_t mm_dead_max, mm_dead_self;
 
 /* A descriptor no entry can match: empty entries point here.  */
 static struct mm_desc no_desc = { .gen = UINT64_MAX };
-
-uint64_t
-mm_new_gen (void)
-{
-  return __atomic_add_fetch (&next_gen, 1, __ATOMIC_RELAXED);
-}
 
 /* The hints are left as they are (nhint is 0): they are most of an entry,
    and pages of them never used stay untouched.  */

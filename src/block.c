@@ -1,0 +1,218 @@
+/* block.c -- validating a pointer, and giving its block back.
+
+   Every pointer given back is checked before anything is written: it must lie
+   below `top', on a slot boundary of a slab whose bit is set, or at the start
+   of a large block.  A bad pointer or a second free is reported (mm_fault) and
+   nothing is changed, checked heap or not.  A slab that empties goes back to
+   the page allocator unless it is the only slab with free slots of its class.  */
+
+#include "mmprivate.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* Lock the lock that guards PTR's block: its class lock for a slot, else the
+   page lock.  Returns what mm_block_unlock needs: the class, or MM_NCLASSES.  */
+unsigned
+mm_block_lock (struct mm_desc *d, const void *ptr)
+{
+  uint64_t off = (uint64_t) ((const char *) ptr - d->base);
+  unsigned li = MM_NCLASSES;
+  if ((const char *) ptr >= d->base && off < mm_top (d) << MM_PAGE_SHIFT)
+    {
+      uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+      if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES)
+	li = PM_SLAB_CLS (e);
+    }
+  mm_lock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+  return li;
+}
+
+void
+mm_block_unlock (struct mm_desc *d, unsigned li)
+{
+  mm_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+}
+
+static const char *
+lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
+{
+  unsigned cls = PM_SLAB_CLS (e);
+  const struct mm_class *c = &mm_classes[cls];
+  uint64_t page = off >> MM_PAGE_SHIFT, pg = page - PM_SLAB_OFF (e);
+  if (PM_SLAB_OFF (e) >= c->pages || pg < MM_HDR_PAGES || pg + c->pages > mm_top (d))
+    return "damaged page map holds pointer";
+  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
+  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
+    return "damaged slab holds pointer";
+  int checked = mm_slab_flags (s) & MM_SLAB_CHECKED;
+  uint64_t rel = off - (pg << MM_PAGE_SHIFT);
+  size_t lead = 0;
+  if (checked)
+    {				/* the slot holding the header; its lead */
+      if (rel < c->objoff + sizeof (struct mm_chk))
+	return "pointer is not the start of a block";
+      uint64_t at = (rel - sizeof (struct mm_chk) - c->objoff) / c->size;
+      if (at >= c->nobj)
+	return "pointer is not the start of a block";
+      rel = c->objoff + at * c->size;
+      lead = mm_chk_lead ((char *) s + rel, c->size);
+      if (!lead)
+	return "block header clobbered (write before the block?)";
+      if (off != (pg << MM_PAGE_SHIFT) + rel + lead)
+	return "pointer is not the start of a block";
+    }
+  if (rel < c->objoff || (rel - c->objoff) % c->size)
+    return "pointer is not the start of a block";
+  uint64_t idx = (rel - c->objoff) / c->size;
+  if (idx >= c->nobj)
+    return "pointer is not the start of a block";
+  uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_RELAXED)
+    & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
+  if (!(live & (1ULL << (idx % 64))))
+    return "block is not allocated (freed twice?)";
+  b->start = (char *) s + rel + (lead ? lead - sizeof (struct mm_chk) : 0);
+  b->room = c->size - (lead ? lead - sizeof (struct mm_chk) : 0);
+  b->lead = lead;
+  b->slab = s;
+  b->pg = pg;
+  b->idx = (uint32_t) idx;
+  b->cls = cls;
+  b->checked = checked;
+  return 0;
+}
+
+const char *
+mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
+{
+  if ((uintptr_t) ptr & (MM_ALIGN - 1))
+    return "misaligned pointer";
+  uint64_t off = (uint64_t) ((const char *) ptr - d->base);
+  if ((const char *) ptr < d->base || off >= mm_top (d) << MM_PAGE_SHIFT)
+    return "pointer outside the heap";
+  uint64_t pg = off >> MM_PAGE_SHIFT;
+  uint32_t e = mm_pm_get (d, pg);
+  if (!(off & (MM_PAGE - 1)) && pg && !(PM_KIND (e) == PM_LARGE && (e & PM_HEAD)))
+    {				/* a checked block aligned to a page starts a page before */
+      uint32_t h = mm_pm_get (d, pg - 1);
+      if (PM_KIND (h) == PM_LARGE && (h & PM_HEAD) && (h & PM_CHECKED))
+	e = h, pg--;
+    }
+  switch (PM_KIND (e))
+    {
+    case PM_SLAB:
+      if (PM_SLAB_CLS (e) >= MM_NCLASSES)
+	return "damaged page map";
+      return lookup_slab (d, off, e, b);
+    case PM_LARGE:
+      {
+	int checked = (e & PM_CHECKED) != 0;
+	uint64_t start = pg << MM_PAGE_SHIFT, n = e & PM_NMASK;
+	if (!(e & PM_HEAD) || off < start + (checked ? sizeof (struct mm_chk) : 0))
+	  return "pointer is not the start of a block";
+	if (!n || n > mm_top (d) - pg
+	    || (n > 1 && mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END)))
+	  return "damaged page map holds pointer";
+	size_t lead = checked ? mm_chk_lead (d->base + start, (size_t) n << MM_PAGE_SHIFT) : 0;
+	if (checked && !lead)
+	  return "block header clobbered (write before the block?)";
+	if (off != start + lead)
+	  return "pointer is not the start of a block";
+	size_t pre = lead ? lead - sizeof (struct mm_chk) : 0;
+	b->start = d->base + start + pre;
+	b->room = ((size_t) n << MM_PAGE_SHIFT) - pre;
+	b->lead = lead;
+	b->slab = NULL;
+	b->pg = pg;
+	b->idx = 0;
+	b->cls = MM_NCLASSES;
+	b->checked = checked;
+	return 0;
+      }
+    case PM_FREE:
+      return "block is not allocated (freed twice?)";
+    default:
+      return "pointer was not handed out by this heap";
+    }
+}
+
+size_t
+mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b)
+{
+  (void) d;
+  if (b->checked)
+    return mm_chk_size (ptr);
+  return b->room - (size_t) ((char *) ptr - b->start);
+}
+
+/* Is the caller the owner of S?  */
+static inline int
+owned_by_me (uint32_t owner)
+{
+  struct mm_tc *tc = mm_tc_self;
+  return tc && owner == tc->id;
+}
+
+/* Free the slot of B; the class lock is held, so the owner cannot change.
+   Whoever may write the bits clears the slot there; any other thread marks
+   it in rbits for the owner to fold in.  */
+static void
+free_slot (struct mm_desc *d, struct mm_block *b)
+{
+  struct mm_slab *s = b->slab;
+  uint32_t w = b->idx / 64, owner = __atomic_load_n (&s->owner, __ATOMIC_SEQ_CST);
+  uint64_t bit = 1ULL << (b->idx % 64);
+  if (MM_UNLIKELY (mm_owner_dead (owner)))
+    {				/* a fork child's: its owner is gone */
+      mm_slab_adopt (d, s);
+      owner = 0;
+    }
+  if (!owner || owned_by_me (owner))
+    {
+      __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
+      MM_KP ();
+      mm_slab_count (s, -1);
+      struct mm_tce *e = owner ? mm_tc_find (d) : NULL;
+      if (e)
+	mm_tc_freed (e, s, 1);
+      else
+	mm_slab_after_free (d, s);
+      return;
+    }
+  __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);	/* checked by mm_lookup */
+  MM_KP ();
+  __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Lock PTR's block and describe it in *B: the lock index for
+   mm_block_unlock.  A bad pointer (or a checked block that fails what VERIFY
+   asks: MM_CHK_PEEK, ...) is reported, nothing stays locked, and the result
+   is MM_BLOCK_BAD.  */
+unsigned
+mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int verify)
+{
+  unsigned li = mm_block_lock (d, ptr);
+  const char *bad = mm_lookup (d, ptr, b);
+  if (!bad && b->cls != li)
+    bad = "block changed under a concurrent call";
+  if (!bad && b->checked)
+    bad = mm_chk_verify (ptr, b, verify);
+  if (!bad)
+    return li;
+  mm_block_unlock (d, li);
+  if (bad[0] == 'd' && bad[1] == 'a')	/* "damaged ...": the heap, not the caller */
+    mm_damage (d, bad, (uint64_t) ((const char *) ptr - d->base));
+  else
+    mm_fault (d, bad, ptr);
+  return MM_BLOCK_BAD;
+}
+
+/* Give back the block B; its lock is held.  */
+void
+mm_block_release (struct mm_desc *d, struct mm_block *b)
+{
+  if (b->slab)
+    free_slot (d, b);
+  else
+    mm_pages_free (d, b->pg);
+}
