@@ -3,11 +3,13 @@
 #
 #   FUZZ_SECONDS=60 sh tests/fuzz/run.sh
 #
-# Builds fuzz-attach, fuzz-body and fuzz-struct (ASan + UBSan + libFuzzer,
-# the library's sources compiled in), makes the seed corpus with mkseed, and
-# runs them in build/fuzz/: fuzz-struct (structure-aware mutations of small
-# heaps, the fastest and the one that reaches deepest) for half of
-# FUZZ_SECONDS, the other two for a quarter each.  The corpora grow across
+# Builds fuzz-attach, fuzz-body, fuzz-struct and fuzz-format (ASan + UBSan +
+# libFuzzer, the library's sources compiled in), makes the seed corpus with
+# mkseed, and runs them in build/fuzz/: fuzz-struct (structure-aware
+# mutations of small heaps, the fastest and the one that reaches deepest)
+# for half of FUZZ_SECONDS, fuzz-attach and fuzz-body for a quarter each,
+# and fuzz-format (the format layer alone, on heap images it never maps)
+# for an eighth more.  The corpora grow across
 # runs (build/fuzz/corpus-*); the reproducers in tests/fuzz/crashes/ are run
 # first, one by one, and count as a failure of their fuzzer if they still
 # crash.  Environment: FUZZ_SECONDS (default 60), FUZZ_STRICT=1 (stricter
@@ -46,7 +48,7 @@ if ! have_libfuzzer; then
   if ! have_libfuzzer; then
     echo "fuzz: clang with libFuzzer is missing: install it, e.g." \
       "'apt-get install clang libclang-rt-dev' (Debian/Ubuntu), then run again" >&2
-    echo "fuzz: 0 passed, 3 failed"
+    echo "fuzz: 0 passed, 4 failed"
     exit 1
   fi
 fi
@@ -75,7 +77,7 @@ for src in $LIBSRCS; do
     "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer-no-link \
       -fno-sanitize-coverage=trace-cmp $SMALL -c "$src" -o "$OUT/obj-fast/$obj" || exit 1
 done
-for f in fuzz-attach fuzz-body fuzz-struct; do
+for f in fuzz-attach fuzz-body fuzz-struct fuzz-format; do
   objs=obj
   [ $f = fuzz-struct ] && objs=obj-fast
   "$CC_FUZZ" $CFLAGS_COMMON $SAN -fsanitize=fuzzer -o "$OUT/$f" \
@@ -85,7 +87,7 @@ cc $CFLAGS_COMMON -o "$OUT/mkseed" tests/fuzz/mkseed.c $LIBSRCS -lpthread || exi
 
 # --- seeds -----------------------------------------------------------------
 mkdir -p "$OUT/seeds-attach" "$OUT/seeds-body" "$OUT/corpus-attach" "$OUT/corpus-body" \
-  "$OUT/seeds-struct" "$OUT/corpus-struct" "$OUT/artifacts" || exit 1
+  "$OUT/seeds-struct" "$OUT/corpus-struct" "$OUT/corpus-format" "$OUT/artifacts" || exit 1
 "$OUT/mkseed" "$OUT/seeds-attach" "$OUT/seeds-body" "$OUT/seeds-struct" || exit 1
 
 # --- run -------------------------------------------------------------------
@@ -138,10 +140,15 @@ run_one () {
   if [ $ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
-echo "fuzz: running fuzz-struct for $((2 * QUARTER))s, the others for ${QUARTER}s each"
+EIGHTH=$((QUARTER / 2))
+[ "$EIGHTH" -ge 1 ] || EIGHTH=1
+echo "fuzz: running fuzz-struct for $((2 * QUARTER))s, fuzz-attach and fuzz-body for" \
+  "${QUARTER}s each, fuzz-format for ${EIGHTH}s"
 run_one fuzz-struct "$OUT/seeds-struct" "$OUT/corpus-struct" $((2 * QUARTER))
 run_one fuzz-attach "$OUT/seeds-attach" "$OUT/corpus-attach" "$QUARTER"
 run_one fuzz-body "$OUT/seeds-body" "$OUT/corpus-body" "$QUARTER"
+# The heap files of fuzz-attach's seeds are images for the format layer.
+run_one fuzz-format "$OUT/seeds-attach" "$OUT/corpus-format" "$EIGHTH"
 
 echo "fuzz: $passed passed, $failed failed"
 [ $failed -eq 0 ]
