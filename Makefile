@@ -7,6 +7,9 @@ libdir      ?= $(exec_prefix)/lib
 includedir  ?= $(prefix)/include
 datarootdir ?= $(prefix)/share
 infodir     ?= $(datarootdir)/info
+mandir      ?= $(datarootdir)/man
+man1dir     ?= $(mandir)/man1
+man3dir     ?= $(mandir)/man3
 bindir      ?= $(exec_prefix)/bin
 pkgconfigdir ?= $(libdir)/pkgconfig
 DESTDIR     ?=
@@ -238,18 +241,35 @@ $(B)/mmalloc.info: mmalloc.texi | $(B)/obj
 $(B)/mmalloc.html: mmalloc.texi | $(B)/obj
 	$(MAKEINFO) --html --no-split -o $@ $<
 
-# Made anew by every install: it records the directories of that install.
+# The pkg-config files are made anew by every install: they record the
+# directories of that install, relative to ${prefix} where they lie below it.
+PC_DIRS = 'prefix=$(prefix)' \
+  'exec_prefix=$(patsubst $(prefix)%,$${prefix}%,$(exec_prefix))' \
+  'libdir=$(patsubst $(exec_prefix)/%,$${exec_prefix}/%,$(libdir))' \
+  'includedir=$(patsubst $(prefix)/%,$${prefix}/%,$(includedir))' ''
+
 $(B)/mmalloc.pc: FORCE | $(B)/obj
-	printf '%s\n' 'prefix=$(prefix)' 'libdir=$(libdir)' 'includedir=$(includedir)' '' \
+	printf '%s\n' $(PC_DIRS) \
 	  'Name: mmalloc' 'Description: mapped-memory allocator with persistent heaps' \
 	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lmmalloc' 'Libs.private: -lpthread' \
 	  'Cflags: -I$${includedir}' > $@
 
+$(B)/mmalloc-malloc.pc: FORCE | $(B)/obj
+	printf '%s\n' $(PC_DIRS) \
+	  'Name: mmalloc-malloc' 'Description: mmalloc as the malloc of the whole process' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lmmalloc-malloc' 'Libs.private: -lpthread' \
+	  'Cflags: -I$${includedir}' > $@
+
+# The manual pages: mmalloc(3) with a page for each function that leads to
+# it (.so), and one for each tool.
+MAN1 := $(wildcard man/man1/*.1)
+MAN3 := $(wildcard man/man3/*.3)
+
 FORCE:
 
-install: lib tools $(B)/mmalloc.pc
+install: lib tools $(B)/mmalloc.pc $(B)/mmalloc-malloc.pc
 	$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) \
-	  $(DESTDIR)$(bindir)
+	  $(DESTDIR)$(bindir) $(DESTDIR)$(man1dir) $(DESTDIR)$(man3dir)
 	$(INSTALL) -m 644 include/mmalloc.h include/mmalloc-compat.h $(DESTDIR)$(includedir)/
 	$(INSTALL) -m 755 $(SHLIB) $(DESTDIR)$(libdir)/
 	ln -sf libmmalloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc.so.1
@@ -259,8 +279,10 @@ install: lib tools $(B)/mmalloc.pc
 	ln -sf libmmalloc-malloc.so.$(VERSION) $(DESTDIR)$(libdir)/libmmalloc-malloc.so.1
 	ln -sf libmmalloc-malloc.so.1 $(DESTDIR)$(libdir)/libmmalloc-malloc.so
 	$(INSTALL) -m 644 $(MSTLIB) $(DESTDIR)$(libdir)/
-	$(INSTALL) -m 644 $(B)/mmalloc.pc $(DESTDIR)$(pkgconfigdir)/
+	$(INSTALL) -m 644 $(B)/mmalloc.pc $(B)/mmalloc-malloc.pc $(DESTDIR)$(pkgconfigdir)/
 	$(INSTALL) -m 755 $(TOOLS) $(DESTDIR)$(bindir)/
+	$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(man1dir)/
+	$(INSTALL) -m 644 $(MAN3) $(DESTDIR)$(man3dir)/
 	@if [ -f mmalloc.texi ] && command -v $(MAKEINFO) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory info && \
 	  $(INSTALL) -d $(DESTDIR)$(infodir) && \
@@ -276,9 +298,12 @@ uninstall:
 	rm -f $(DESTDIR)$(libdir)/libmmalloc-malloc.so.$(VERSION) \
 	  $(DESTDIR)$(libdir)/libmmalloc-malloc.so.1 $(DESTDIR)$(libdir)/libmmalloc-malloc.so \
 	  $(DESTDIR)$(libdir)/libmmalloc-malloc.a
-	rm -f $(DESTDIR)$(pkgconfigdir)/mmalloc.pc $(DESTDIR)$(bindir)/mmtrace-report
-	-command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ] && \
-	  install-info --delete $(DESTDIR)$(infodir)/mmalloc.info $(DESTDIR)$(infodir)/dir
+	rm -f $(DESTDIR)$(pkgconfigdir)/mmalloc.pc $(DESTDIR)$(pkgconfigdir)/mmalloc-malloc.pc \
+	  $(addprefix $(DESTDIR)$(bindir)/,$(notdir $(TOOLS)))
+	rm -f $(addprefix $(DESTDIR)$(man1dir)/,$(notdir $(MAN1))) \
+	  $(addprefix $(DESTDIR)$(man3dir)/,$(notdir $(MAN3)))
+	@if command -v install-info >/dev/null 2>&1 && [ -z "$(DESTDIR)" ]; then \
+	  install-info --delete $(infodir)/mmalloc.info $(infodir)/dir || true; fi
 	rm -f $(DESTDIR)$(infodir)/mmalloc.info
 
 clean:
@@ -297,5 +322,5 @@ help:
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
 	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"
-	@echo "make install  PREFIX, DESTDIR, libdir, includedir are honoured"
+	@echo "make install  PREFIX, DESTDIR, libdir, includedir, mandir are honoured"
 	@echo "CC, CPPFLAGS, CFLAGS, LDFLAGS are honoured (CI: make CC=clang B=build-clang check)"

@@ -87,6 +87,7 @@ t "lib/libmmalloc.so leads to the same file as libmmalloc.so.1" \
   sh -c 'cmp -s "$1" "$2"' sh "$libdir/libmmalloc.so" "$libdir/libmmalloc.so.1"
 t "installed lib/libmmalloc.a" test -f "$libdir/libmmalloc.a"
 t "installed lib/pkgconfig/mmalloc.pc" test -f "$pcdir/mmalloc.pc"
+t "installed lib/pkgconfig/mmalloc-malloc.pc" test -f "$pcdir/mmalloc-malloc.pc"
 t "the installed mmalloc.h is the repository's public header" \
   cmp -s "$incdir/mmalloc.h" "$repo/include/mmalloc.h"
 t "the installed mmalloc-compat.h is the repository's compat header" \
@@ -127,6 +128,50 @@ case " $pcstatic " in
   *" -lpthread "*|*" -pthread "*) ok "pkg-config --static --libs adds the thread library" ;;
   *) notok "pkg-config --static --libs adds the thread library; got '$pcstatic'" ;;
 esac
+# The .pc files name their directories relative to ${prefix}, so that they
+# can be moved with the tree (pkg-config --define-prefix, or a relocated
+# prefix variable).
+for pc in mmalloc mmalloc-malloc; do
+  if grep -qx 'libdir=${exec_prefix}/lib' "$pcdir/$pc.pc" \
+     && grep -qx 'includedir=${prefix}/include' "$pcdir/$pc.pc" \
+     && grep -qx 'exec_prefix=${prefix}' "$pcdir/$pc.pc"; then
+    ok "$pc.pc writes exec_prefix, libdir and includedir relative to \${prefix}"
+  else
+    notok "$pc.pc writes exec_prefix, libdir and includedir relative to \${prefix}:"
+    sed 's/^/#   /' "$pcdir/$pc.pc"
+  fi
+  moved=$(pkg-config --define-variable=prefix=/moved --variable=libdir "$pc" 2>/dev/null)
+  t "$pc.pc with prefix=/moved gives libdir /moved/lib ($moved)" test "$moved" = /moved/lib
+done
+mcflags=$(pkg-config --cflags mmalloc-malloc 2>/dev/null)
+mlibs=$(pkg-config --libs mmalloc-malloc 2>/dev/null)
+note "pkg-config --cflags --libs mmalloc-malloc: $mcflags $mlibs"
+# The drop-in, linked through its .pc file: malloc gives blocks of the
+# default heap, which mfree (NULL, ...) takes (it would abort on a block of
+# the C library's malloc).
+cat >"$tmp/dropin.c" <<'EOF2'
+#include <mmalloc.h>
+#include <stdlib.h>
+#include <string.h>
+int
+main (void)
+{
+  char *p = malloc (100);
+  if (!p)
+    return 1;
+  memset (p, 1, 100);
+  mfree (NULL, p);
+  return mmalloc_check (NULL) != 0;
+}
+EOF2
+# shellcheck disable=SC2086
+if $CC $CFLAGS_T -o "$tmp/dropin" "$tmp/dropin.c" $mcflags $mlibs -Wl,-rpath,"$libdir" \
+     >"$tmp/dropin.log" 2>&1; then
+  ok "a program builds with pkg-config --cflags --libs mmalloc-malloc"
+  t "its malloc is mmalloc's: mfree (NULL, malloc (100)) works" "$tmp/dropin"
+else
+  notok "a program builds with pkg-config --cflags --libs mmalloc-malloc"; showlog "$tmp/dropin.log"
+fi
 
 # --- compile against the installed library -------------------------------------------
 
@@ -272,24 +317,71 @@ else
   notok "libmmalloc.so.1 is installed (needed for the symbol checks)"
 fi
 
+# --- manual pages ---------------------------------------------------------------------------
+
+mandir=$prefix/share/man
+t "installed share/man/man3/mmalloc.3" test -f "$mandir/man3/mmalloc.3"
+t "installed share/man/man1/mmtrace-report.1" test -f "$mandir/man1/mmtrace-report.1"
+if [ -s "$tmp/exports" ]; then
+  nopage=""
+  for f in $(cat "$tmp/exports"); do
+    [ -f "$mandir/man3/$f.3" ] || nopage="$nopage $f"
+  done
+  if [ -z "$nopage" ]; then
+    ok "every function libmmalloc.so.1 exports has its installed page in man3"
+  else
+    notok "exported functions without a page in man3:$nopage"
+  fi
+fi
+# Each installed page renders without a warning (a link page renders
+# mmalloc(3) through its .so request).
+badpage=""
+for f in "$mandir"/man1/*.1 "$mandir"/man3/*.3; do
+  [ -f "$f" ] || continue
+  rel=${f#$mandir/}
+  out=$(cd "$mandir" && MANWIDTH=80 man -l "$rel" 2>"$tmp/man.err")
+  if [ -s "$tmp/man.err" ] || [ -z "$out" ]; then
+    badpage="$badpage $rel"; showlog "$tmp/man.err" 5
+  fi
+  case $rel in
+    man3/*) printf '%s\n' "$out" | head -n 1 | grep -q '^MMALLOC(3)' || badpage="$badpage $rel" ;;
+  esac
+done
+if [ -z "$badpage" ]; then
+  ok "man -l renders every installed page without a warning (man3 pages as MMALLOC(3))"
+else
+  notok "man -l: pages with warnings or the wrong page:$badpage"
+fi
+
 # --- uninstall ----------------------------------------------------------------------------
 
-if $MAKE -C "$repo" uninstall PREFIX="$prefix" >"$tmp/uninstall.log" 2>&1; then
-  ok "make uninstall PREFIX=<tmp> succeeds"
+# Without install-info on PATH: make uninstall must not report an error.
+nobin=$tmp/nobin
+mkdir -p "$nobin"
+for c in rm grep; do ln -s "$(command -v $c)" "$nobin/$c"; done
+if PATH=$nobin $(command -v "$MAKE") -C "$repo" uninstall PREFIX="$prefix" \
+     >"$tmp/uninstall.log" 2>&1; then
+  ok "make uninstall PREFIX=<tmp> succeeds (no install-info on PATH)"
 else
-  notok "make uninstall PREFIX=<tmp> succeeds"; showlog "$tmp/uninstall.log"
+  notok "make uninstall PREFIX=<tmp> succeeds (no install-info on PATH)"; showlog "$tmp/uninstall.log"
+fi
+if grep -Eq '\] Error [0-9]|ignored|not found' "$tmp/uninstall.log"; then
+  notok "make uninstall reports no error without install-info"; showlog "$tmp/uninstall.log"
+else
+  ok "make uninstall reports no error without install-info"
 fi
 gone=1
 for f in include/mmalloc.h include/mmalloc-compat.h lib/libmmalloc.so.1 lib/libmmalloc.so \
-         lib/libmmalloc.a lib/pkgconfig/mmalloc.pc; do
+         lib/libmmalloc.a lib/pkgconfig/mmalloc.pc lib/pkgconfig/mmalloc-malloc.pc \
+         share/man/man3/mmalloc.3 share/man/man3/mfree.3 share/man/man1/mmtrace-report.1; do
   if [ -e "$prefix/$f" ] || [ -h "$prefix/$f" ]; then
     gone=0; note "still there after uninstall: $f"
   fi
 done
 if [ $gone = 1 ]; then
-  ok "make uninstall removed the headers, libraries and mmalloc.pc"
+  ok "make uninstall removed the headers, libraries, .pc files and manual pages"
 else
-  notok "make uninstall removed the headers, libraries and mmalloc.pc"
+  notok "make uninstall removed the headers, libraries, .pc files and manual pages"
 fi
 # Nothing else that install put there may stay behind.  The info directory
 # index (share/info/dir) belongs to install-info and is shared, so it may stay.

@@ -7,6 +7,7 @@
 #   static    libmmalloc.a and libmmalloc-malloc.a define, as globals, the
 #             exported API and nothing else; a program with its own mm_free,
 #             mm_alloc and mm_report links against them and works
+#   man       every page of man/ formats with groff -ww without a warning
 #
 # Usage: sh tests/package/run.sh   (POSIX sh; from anywhere; it builds in a
 # temporary directory, which it removes)
@@ -183,6 +184,20 @@ for a in libmmalloc.a libmmalloc-malloc.a; do
     showlog "$tmp/own-$a.log"
   fi
 done
+
+# --- manual pages -------------------------------------------------------------------
+
+if command -v groff >/dev/null 2>&1; then
+  warned=""
+  for f in "$repo"/man/man*/*.[0-9]; do
+    rel=${f#$repo/man/}
+    (cd "$repo/man" && groff -man -Tutf8 -ww -z "$rel") >"$tmp/groff.err" 2>&1
+    if [ -s "$tmp/groff.err" ]; then warned="$warned $rel"; showlog "$tmp/groff.err" 5; fi
+  done
+  t "groff -man -ww formats every page of man/ without a warning" test -z "$warned"
+else
+  notok "groff is installed (to check the manual pages)"
+fi
 
 echo "package-suite: $pass passed, $fail failed"
 [ $fail -eq 0 ]
