@@ -2,7 +2,7 @@
 
    A new heap's address space is reserved first (region.c), then its header
    and directory are laid out.  A file is refused with a distinct error for
-   each way it can be wrong (mm_header_validate, header.c), before any of it
+   each way it can be wrong (mm_fmt_header_check, format.c), before any of it
    beyond the header is mapped, and its directory and page map are proven
    (region_validate) before anything is written through them.  */
 
@@ -107,10 +107,10 @@ create (struct mm_desc *d)
   h->page_size = MM_PAGE;
   h->hdr_pages = MM_HDR_PAGES;
   h->nclasses = MM_NCLASSES;
-  h->class_sum = mm_classes_sum ();
+  h->class_sum = mm_fmt_classes_sum (mm_classes);
   h->base = (uint64_t) (uintptr_t) d->base;
   h->span = d->span;
-  h->hdr_sum = mm_hdr_sum (h);
+  h->hdr_sum = mm_fmt_header_sum (h);
   /* Until the layout is complete the file does not look like a heap.  */
   h->magic[0] = 0;
   h->state = MM_DIRTY;

@@ -32,16 +32,7 @@
 
 /* --- Compile-time options (each with its default) ------------------------ */
 
-/* A heap's span: the address range it may grow into, recorded in a heap
-   file; its growth limit.  Default 128 GiB (1 GiB where pointers have 32
-   bits).  */
-#ifndef MM_SPAN_MAX
-#if UINTPTR_MAX > 0xffffffffu
-#define MM_SPAN_MAX ((uint64_t) 1 << 37)
-#else
-#define MM_SPAN_MAX ((uint64_t) 1 << 30)
-#endif
-#endif
+/* MM_SPAN_MAX, a heap's span (128 GiB), is the format's: see format.h.  */
 /* Address space reserved beyond what a heap uses, so that RLIMIT_AS counts
    about what the heap holds: the bytes in use, plus as many again but at
    least MM_RESV_INIT (4 MiB) and at most MM_RESV_STEP (1 GiB).  Where the
@@ -93,160 +84,20 @@
 #define MM_QUAR_BLOCK_MAX ((size_t) 1 << 20)
 #endif
 
-/* --- Format constants (changing one changes MM_FORMAT_VERSION) ----------- */
+/* --- The format ----------------------------------------------------------
 
-/* A file's version is the oldest format that says all it holds: readers of
-   an older format refuse it (they accept only their own number), readers of
-   a newer one read it.  A new file is MM_FORMAT_V1; it becomes MM_FORMAT_V2
-   just before it first holds a record of that format (mm_format_need), and
-   never goes back.  hdr_sum reads the version as MM_FORMAT_V1, so that the
-   rise is one store, which a kill cannot separate from the sum.  */
-#define MM_FORMAT_V1 1		/* the first format */
-#define MM_FORMAT_V2 2		/* V1 and mmcheck's lead records (aligned
-				   blocks), poisoned slabs (MM_SLAB_POISON)
-				   and blocks in quarantine (freed headers in
-				   allocated blocks) */
-#define MM_FORMAT_VERSION MM_FORMAT_V2	/* the newest this build reads */
-#define MM_MAGIC "MMALLOC\x1a"	/* 8 bytes, byte-order free: "not a heap" */
-#define MM_BYTE_ORDER 0x01020304u	/* native order: foreign files read reversed */
-#define MM_PAGE_SHIFT 12
-#define MM_PAGE ((size_t) 1 << MM_PAGE_SHIFT)	/* the unit of the page map */
-#define MM_WIN_SHIFT 12		/* pages covered by one page-map leaf: 4096 */
-#define MM_WIN_PAGES ((uint64_t) 1 << MM_WIN_SHIFT)
-#define MM_LEAF_PAGES (MM_WIN_PAGES * 4 / MM_PAGE)	/* a leaf: 16 KiB */
-#define MM_WIN_BYTES ((uint64_t) 1 << (MM_PAGE_SHIFT + MM_WIN_SHIFT))
-#define MM_DIR_ENTRIES ((MM_SPAN_MAX + MM_WIN_BYTES - 1) / MM_WIN_BYTES)
-#define MM_DIR_PAGES ((MM_DIR_ENTRIES * 4 + MM_PAGE - 1) / MM_PAGE)
-#define MM_HDR_PAGES (1 + MM_DIR_PAGES)	/* header page + directory pages */
-#define MM_ALIGN 16		/* alignment of every block: max_align_t */
-#define MM_NCLASSES 44		/* small size classes, 16 .. 32768 bytes */
-#define MM_SMALL_MAX 32768
-#define MM_CLASS_16K 35		/* the class of 16384 bytes: 2 KiB steps above */
-#define MM_SLAB_MAX_PAGES 32
-#define MM_NBINS 96		/* free-run bins: 64 exact, then one per doubling */
+   The structures that live in the region (header, page map, runs, slabs,
+   check headers), the size classes' layout, and one decoder and validator
+   of each: format.h and format.c, pure functions that every part of the
+   library uses on its heap mapped here, and tools on heaps they read.  */
+#include "format.h"
 
-
-/* --- Page map -------------------------------------------------------------
-
-   One 32-bit entry per page.  Kind in bits 31..29.  FREE and LARGE runs mark
-   their first page HEAD and their last page END, both with the run's length;
-   every other page inside a run is PM_NONE.  Every page of a slab carries its
-   class and its page offset within the slab.  */
-
-enum
-{
-  PM_NONE = 0,			/* not a run boundary, or beyond `top' */
-  PM_FREE = 1,			/* free run */
-  PM_LARGE = 2,			/* one large block */
-  PM_SLAB = 3,			/* a slab of small slots */
-  PM_META = 4			/* header, directory, page-map leaves */
-};
-#define PM_KIND(e) ((e) >> 29)
-#define PM_HEAD (1u << 28)
-#define PM_END (1u << 27)
-#define PM_CHECKED (1u << 26)	/* LARGE: the block carries a check header */
-#define PM_NMASK ((1u << 26) - 1)	/* run length in pages */
-#define PM_MAKE(kind, bits) (((uint32_t) (kind) << 29) | (bits))
-#define PM_SLAB_CLS(e) ((e) & 0xff)
-#define PM_SLAB_OFF(e) (((e) >> 8) & 0xff)
-
-/* --- The on-disk header (first page of the region) ----------------------- */
-
-struct mm_class_state		/* per size class; guarded by the class lock */
-{
-  uint64_t partial[2];		/* first unowned slab with free slots:
-				   [0] plain, [1] checked */
-  uint64_t nslabs;		/* slabs of this class */
-  uint64_t nslots;		/* slots in those slabs */
-};
-
-struct mm_header
-{
-  /* Fixed at creation; covered by hdr_sum.  */
-  char magic[8];
-  uint32_t byte_order;
-  uint32_t version;		/* MM_FORMAT_V1 .. MM_FORMAT_VERSION: the
-				   oldest format that reads this file */
-  uint32_t hdr_size;		/* sizeof (struct mm_header) */
-  uint32_t word_size;		/* sizeof (void *) */
-  uint32_t page_size;		/* MM_PAGE */
-  uint32_t hdr_pages;		/* MM_HDR_PAGES */
-  uint32_t nclasses;		/* MM_NCLASSES */
-  uint32_t class_sum;		/* fingerprint of the class table */
-  uint64_t base;		/* address the region is mapped at */
-  uint64_t span;		/* bytes of address space the heap may use */
-  uint64_t hdr_sum;		/* FNV-1a of the fields above */
-
-  /* Changing state.  */
-  uint32_t state;		/* MM_CLEAN or MM_DIRTY */
-  uint32_t flags;		/* MM_F_* */
-  uint64_t top;			/* pages in use; the file holds at least these */
-  uint64_t dir_sum;		/* FNV-1a of the page-map directory (mm_dir_sum) */
-  uint64_t keys[MMALLOC_KEYS];	/* user data: absolute addresses */
-
-  /* Page allocator (page lock).  Derived from the page map.  */
-  uint64_t bin_mask[2];		/* bit b set: bin b may be non-empty */
-  uint64_t bin_head[MM_NBINS];	/* byte offset of the first run, 0 if none */
-  uint64_t nlarge;		/* allocated large blocks */
-  uint64_t large_pages;		/* pages in them */
-  uint64_t nruns;		/* free runs */
-  uint64_t run_pages;		/* pages in them */
-
-  struct mm_class_state cls[MM_NCLASSES];
-};
-
-#define MM_CLEAN 0x434c4e31u	/* detached properly */
-#define MM_DIRTY 0x44525431u	/* attached read-write, or died attached */
-#define MM_F_CHECKED 1u		/* new blocks carry check headers */
-#define MM_F_USED 2u		/* something was allocated once */
-
-/* The in-band header of a free run, in its first page.  */
-struct mm_run
-{
-  uint64_t magic;		/* MM_RUN_MAGIC */
-  uint64_t next, prev;		/* byte offsets within the bin, 0 = none */
-  uint64_t released;		/* MM_RUN_HOLES, MM_RUN_ZERO */
-  uint64_t since;		/* when its oldest part became free: ms on the
-				   clock of the process that freed it
-				   (mm_os_now_ms); a time to come is taken
-				   for now */
-};
-/* Bits of a run's `released': pages after the first were given back (file
-   holes), so a heap file reserves blocks for them again before use; pages
-   after the first are known to read zero and hold no memory (fresh from the
-   kernel, or given back since they were last written).  A run without
-   MM_RUN_ZERO is dirty: its pages may be resident, and decay gives them
-   back (pages.c).  */
-#define MM_RUN_HOLES 1u
-#define MM_RUN_ZERO 2u
-#define MM_RUN_MAGIC 0x6e75722d6d6dULL
-
-/* The in-band header of a slab, at its start; slots follow at objoff.  */
-struct mm_slab
-{
-  uint32_t magic;		/* MM_SLAB_MAGIC */
-  uint16_t cls;
-  uint16_t flags;		/* MM_SLAB_CHECKED, MM_SLAB_LISTED */
-  uint32_t nobj;		/* slots in the slab */
-  uint32_t owner;		/* thread cache that allocates from it, 0 = none;
-				   cleared by detach and by recovery */
-  uint32_t hint;		/* word of bits[] to search first */
-  uint32_t used;		/* bits set in bits (slots past nobj aside);
-				   written like bits */
-  uint32_t rfree;		/* bits set in rbits (atomic; may lag) */
-  uint32_t ref;			/* frees by non-owners reading this header
-				   now, | MM_SLAB_RETURN (atomic; mfree.c) */
-  uint64_t next, prev;		/* partial list, byte offsets, 0 = none */
-  uint64_t bits[];		/* [words] then rbits[words] (mm_rbits).
-				   Slot i is allocated iff bits has i and rbits
-				   has not: together the only record of it.
-				   bits: written by the owner alone (or, with no
-				   owner, under the class lock); rbits: slots
-				   freed by other threads (atomic OR), merged
-				   into bits by whoever writes bits.
-				   rbits is a subset of bits.  */
-};
-/* LISTED (on a partial list) implies owner == 0.
+/* The fields of a slab header (struct mm_slab, format.h) in a live heap.
+   Slot i is allocated iff bits has i and rbits has not: together the only
+   record of it.  bits: written by the owner alone (or, with no owner, under
+   the class lock); rbits: slots freed by other threads (atomic OR), merged
+   into bits by whoever writes bits.
+   LISTED (on a partial list) implies owner == 0.
 
    Who may touch which field, and how (threads meet in a slab without a
    lock: its owner, and other threads freeing its slots):
@@ -302,48 +153,6 @@ mm_rbits (const struct mm_slab *s)
 {
   return (uint64_t *) s->bits + (s->nobj + 63) / 64;
 }
-#define MM_SLAB_MAGIC 0x62616c73u
-#define MM_SLAB_CHECKED 1u
-#define MM_SLAB_LISTED 2u	/* on its class's partial list (no owner) */
-#define MM_SLAB_FULL 4u		/* on its owner's full list */
-#define MM_SLAB_AVAIL 8u	/* on its owner's avail list */
-#define MM_SLAB_POISON 16u	/* checked, and every free slot is kept poisoned
-				   (mmcheck.c); slabs of older files lack it
-				   until a slot of theirs is handed out */
-#define MM_SLAB_RETURN 0x80000000u	/* ref: found empty while pinned; the
-					   last to unpin gives the slab back */
-
-/* The header of a block under checking, just before the user's pointer.  A
-   block aligned beyond 16 bytes starts with a lead record instead (magic
-   MM_CHK_LEAD, size: the offset of the user's pointer from the block's
-   start), and its header sits just before the aligned pointer (mmcheck.c).  */
-struct mm_chk
-{
-  uint64_t size;		/* bytes asked for (a lead record: the offset) */
-  uint32_t magic;		/* MM_CHK_LIVE, MM_CHK_FREE, MM_CHK_LEAD, or
-				   MM_CHK_ARMING while size and sum change */
-  uint32_t sum;			/* mm_chk_sum (size, address) */
-};
-#define MM_CHK_LIVE 0x4556494cu
-#define MM_CHK_FREE 0x45455246u
-#define MM_CHK_LEAD 0x4441454cu
-#define MM_CHK_ARMING 0x4d524141u
-#define MM_CHK_BYTE 0xd7	/* fills a checked block after its end */
-#define MM_CHK_POISON 0xdf	/* fills a freed checked block */
-
-/* A size class: constant, computed once (mm_classes_init).  */
-struct mm_class
-{
-  uint32_t size;		/* slot size in bytes, a multiple of MM_ALIGN */
-  uint32_t nobj;		/* slots per slab */
-  uint16_t pages;		/* pages per slab */
-  uint16_t objoff;		/* offset of slot 0, a multiple of 64 */
-  uint32_t words;		/* 64-bit words of each bitmap */
-  uint64_t recip;		/* 2^40 / size + 1: n / size == n * recip >> 40
-				   for every n below a slab's size */
-  uint32_t span;		/* nobj * size */
-  uint32_t pad;
-};
 
 /* --- The process descriptor ---------------------------------------------- */
 
@@ -594,16 +403,7 @@ MM_HIDDEN int mm_fork_refuse (struct mm_desc *d, const char *what);
    (nobj 0), so a damaged page map can index it without a bounds check.  */
 extern MM_HIDDEN struct mm_class mm_classes[256];
 MM_HIDDEN void mm_classes_init (void);
-MM_HIDDEN uint32_t mm_classes_sum (void);
 extern MM_HIDDEN uint8_t mm_class_of16[1024 / 16 + 1];	/* by (size + 15) / 16 */
-
-/* --- Header and directory sums, header validation (header.c) --------------- */
-
-MM_HIDDEN uint64_t mm_hdr_sum (const struct mm_header *h);
-MM_HIDDEN uint64_t mm_dir_sum (const struct mm_desc *d);
-MM_HIDDEN uint64_t mm_dir_sum_at (const uint32_t *dir);
-MM_HIDDEN int mm_header_validate (const struct mm_header *h, uint64_t file_size);
-MM_HIDDEN uint64_t mm_dir_used (const uint32_t *dir);
 
 /* --- Address space (region.c) ---------------------------------------------- */
 
@@ -651,7 +451,6 @@ MM_HIDDEN unsigned mm_bin_of (uint64_t n);
 MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
 MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
-MM_HIDDEN int mm_dir_validate (const struct mm_desc *d, int dirty);
 MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
 					   void *), void *arg);
@@ -921,12 +720,50 @@ mm_size_class (size_t size)
   return 8 + (b - 7) * 4 + (unsigned) (s >> (b - 2)) - 4;
 }
 
+/* --- D's heap to the format's decoders (format.h) ------------------------ */
+
+/* The bounds of D's heap, read in place.  */
+static inline struct mm_fmt_heap
+mm_fmt_of (const struct mm_desc *d)
+{
+  struct mm_fmt_heap h = { (uint64_t) (uintptr_t) d->base, d->hdr->span, mm_top (d),
+    mm_classes, (const unsigned char *) d->base, NULL, NULL };
+  return h;
+}
+
+static inline const uint32_t *
+mm_dir (const struct mm_desc *d)
+{
+  return (const uint32_t *) (const void *) (d->base + MM_PAGE);
+}
+
+static inline uint64_t
+mm_dir_sum (const struct mm_desc *d)
+{
+  return mm_fmt_dir_sum (mm_dir (d));
+}
+
+/* 0 if H describes a heap this library can use whose file has FILE_SIZE bytes
+   (0: unknown), else the MMALLOC_E* code naming what is wrong.  */
+static inline int
+mm_header_validate (const struct mm_header *h, uint64_t file_size)
+{
+  return mm_fmt_header_check (h, mm_classes, file_size);
+}
+
+/* The directory of D as growth makes it (DIRTY: after a crash): 0 or
+   MMALLOC_ECORRUPT.  */
+static inline int
+mm_dir_validate (const struct mm_desc *d, int dirty)
+{
+  return mm_fmt_dir_check (mm_dir (d), d->hdr->top, d->hdr->span, dirty);
+}
+
 /* Is OFF a usable metadata link: 0 (none), or a page of the heap's body?  */
 static inline int
 mm_link_ok (const struct mm_desc *d, uint64_t off)
 {
-  return off == 0 || (off % MM_PAGE == 0 && off >= (uint64_t) MM_HDR_PAGES * MM_PAGE
-		      && off < mm_top (d) << MM_PAGE_SHIFT);
+  return mm_fmt_link_ok (off, mm_top (d));
 }
 
 /* Something was allocated in D once (mmcheck refuses to start later).  */

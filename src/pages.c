@@ -818,46 +818,6 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
    (region_validate) and before recovery; links of free runs and slabs where
    they are followed (bin_insert, bin_remove, mm_slab_ok).  */
 
-/* Check the page-map directory: 0 or MMALLOC_ECORRUPT.  A leaf is made at the
-   start of the growth that first reaches its window and is never freed, so
-   the entries that are not 0 come first, one for every window below `top'
-   at least, each leaf after the one before it, none above its own window's
-   first page (the header aside), and each wholly below `top' (its pages are
-   marked META before `top' covers them).  Where a growth died before moving
-   `top', the windows it reached name leaves wholly at or above `top': with
-   DIRTY these are allowed (recovery clears them).  */
-int
-mm_dir_validate (const struct mm_desc *d, int dirty)
-{
-  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
-  uint64_t top = d->hdr->top, wins = ((top - 1) >> MM_WIN_SHIFT) + 1;
-  uint64_t span = d->hdr->span >> MM_PAGE_SHIFT, next = MM_HDR_PAGES;
-  uint64_t used = mm_dir_used (dir);
-  int ended = 0;
-  if (used < wins)
-    return MMALLOC_ECORRUPT;
-  for (uint64_t w = 0; w < used; w++)
-    {
-      uint64_t leaf = dir[w], first = w << MM_WIN_SHIFT;
-      if (!leaf)
-	{
-	  if (w < wins)
-	    return MMALLOC_ECORRUPT;
-	  ended = 1;
-	  continue;
-	}
-      if (ended || leaf < next || leaf > (first > MM_HDR_PAGES ? first : MM_HDR_PAGES))
-	return MMALLOC_ECORRUPT;
-      if (leaf + MM_LEAF_PAGES > top)
-	{
-	  if (!dirty || w < wins || leaf < top || leaf + MM_LEAF_PAGES > span)
-	    return MMALLOC_ECORRUPT;
-	}
-      next = leaf + MM_LEAF_PAGES;
-    }
-  return 0;
-}
-
 /* Are the page-map entries of pages [FROM, TO) all 0?  A window's entries lie
    together in its leaf: compared a page of them at a time.  */
 static int

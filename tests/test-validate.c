@@ -81,7 +81,7 @@ put_heap (const char *name, struct file *f, int clean)
   assert_true (fd >= 0);
   wr (fd, f->dir, sizeof f->dir, MM_PAGE);
   if (clean)
-    f->h.dir_sum = mm_dir_sum_at (f->dir);
+    f->h.dir_sum = mm_fmt_dir_sum (f->dir);
   else
     f->h.state = MM_DIRTY;
   wr (fd, &f->h, sizeof f->h, 0);

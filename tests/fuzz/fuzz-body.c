@@ -248,7 +248,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
   if (fix_sum)
     {
-      hc.hdr_sum = mm_hdr_sum (&hc);
+      hc.hdr_sum = mm_fmt_header_sum (&hc);
       (void) fz_pwrite_all (fd, &hc.hdr_sum, sizeof hc.hdr_sum,
 			    (off_t) offsetof (struct mm_header, hdr_sum));
     }

@@ -590,8 +590,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       return 0;
     }
   if (flags & 3)
-    hc.dir_sum = mm_dir_sum_at (dir);
-  hc.hdr_sum = mm_hdr_sum (&hc);
+    hc.dir_sum = mm_fmt_dir_sum (dir);
+  hc.hdr_sum = mm_fmt_header_sum (&hc);
   (void) fz_pwrite_all (fd, &hc, sizeof hc, 0);
 
   /* The blocks no mutation touched must come out as they went in.  */

@@ -245,7 +245,7 @@ crafted (const char *name, uint64_t base, uint64_t span)
     h->base = base;
   if (span)
     h->span = span;
-  h->hdr_sum = mm_hdr_sum (h);
+  h->hdr_sum = mm_fmt_header_sum (h);
   spit (dir, name, b, size);
   free (b);
 }
