@@ -1,13 +1,16 @@
-# leftover.sh -- sourced by the test runners (run-tests.sh, malloc/run.sh):
-# every test program runs with its own private TMPDIR under the build tree,
-# and whatever it leaves there, or adds to its working directory, is
-# reported, counted as a failure and removed.  A program that crashed or was
-# killed before its own clean-up ran loses nothing but its files, and no run
-# can touch another run's files (runs in the same directory at the same time
-# each have their own root, mmrun.*, which the others leave alone).
+# leftover.sh -- sourced by the test runners (run-tests.sh, run-one.sh,
+# malloc/run.sh): every test program runs with its own private TMPDIR under
+# the build tree, and whatever it leaves there, or adds to its working
+# directory, is reported, counted as a failure and removed.  A program that
+# crashed or was killed before its own clean-up ran loses nothing but its
+# files, and no run can touch another run's files (runs in the same
+# directory at the same time each have their own root, mmrun.*, which the
+# others leave alone).  Programs of one run may run at once if each has its
+# own working directory (run-tests.sh gives each an empty one).
 #
 #   lo_init DIR          make the run's root of private directories under DIR
 #                        (removed when the runner exits, however it exits)
+#   lo_attach ROOT       in a process the runner started: use its root
 #   lo_begin NAME WORK   before a program: make $lo_tmp (to pass as TMPDIR),
 #                        list the working directory WORK
 #   lo_end               after it: print what it left behind (lines that
@@ -22,20 +25,25 @@ lo_init() {
   trap 'exit 2' INT TERM HUP
 }
 
+lo_attach() {
+  lo_root=$1
+  [ -d "$lo_root" ] || exit 2
+}
+
 lo_begin() {
   lo_name=$1
   lo_work=$2
   lo_tmp=$lo_root/$(basename "$1")
   rm -rf "$lo_tmp"
   mkdir "$lo_tmp" || exit 2
-  ls -A "$lo_work" | sort > "$lo_root/before"
+  ls -A "$lo_work" | sort > "$lo_tmp.before"
 }
 
 lo_end() {
   lo_status=0
-  ls -A "$lo_work" | sort > "$lo_root/after"
+  ls -A "$lo_work" | sort > "$lo_tmp.after"
   # (another run's root may appear meanwhile: it is not this program's)
-  lo_new=$(comm -13 "$lo_root/before" "$lo_root/after" | grep -v '^mmrun\.')
+  lo_new=$(comm -13 "$lo_tmp.before" "$lo_tmp.after" | grep -v '^mmrun\.')
   lo_left=$(ls -A "$lo_tmp")
   if [ -n "$lo_left" ]; then
     echo "$lo_name: left behind in its TMPDIR:" $lo_left
@@ -46,6 +54,6 @@ lo_end() {
     for f in $lo_new; do rm -rf "${lo_work:?}/$f"; done
     lo_status=1
   fi
-  rm -rf "$lo_tmp"
+  rm -rf "$lo_tmp" "$lo_tmp.before" "$lo_tmp.after"
   return $lo_status
 }

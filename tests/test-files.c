@@ -288,7 +288,7 @@ reattach_works_in_200_fresh_processes (void **state)
       assert_true (pid >= 0);
       if (pid == 0)
 	{
-	  execl ("./helper-reattach", "helper-reattach", tu_path ("aslr.heap"), (char *) NULL);
+	  execl (tu_beside ("helper-reattach"), "helper-reattach", tu_path ("aslr.heap"), (char *) NULL);
 	  _exit (127);
 	}
       int st;

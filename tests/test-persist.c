@@ -7,7 +7,7 @@
 
 #include <dirent.h>
 
-#define HELPER "./helper-persist"
+#define HELPER tu_beside ("helper-persist")
 
 struct run
 {

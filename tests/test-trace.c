@@ -3,7 +3,7 @@
    Tracing is process-wide and cannot be turned off, so every traced run is a
    forked child; it writes the pointers it got to a second file and the parent
    rebuilds the exact trace expected from them.  The tool is run as
-   ../mmtrace-report (tests run in build/tests).  */
+   mmtrace-report of the build directory, beside tests/.  */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -224,7 +224,7 @@ no_trace_without_mmalloc_trace (void **state)
 
 /* --- mmtrace-report ------------------------------------------------------------ */
 
-#define REPORT "../mmtrace-report"
+#define REPORT ((char *) tu_beside ("../mmtrace-report"))
 
 /* Run the report tool on ARGC arguments ARGV (ARGV[0] is the tool); its
    stdout in OUT.  Returns the wait status.  */

@@ -8,7 +8,11 @@
    - tu_child (fn, arg, err, errlen): run FN in a forked child, collect what it
      writes on stderr, and return its wait status, so misuse that aborts can be
      asserted from the parent;
-   - tu_vm_size (): the address space this process holds (VmSize).  */
+   - tu_vm_size (): the address space this process holds (VmSize);
+   - tu_beside (name): a path relative to the directory of this program
+     (the runner starts each program in an empty directory of its own);
+   - tu_stress (): true under make stress (MMALLOC_STRESS set, not 0): long
+     loops run in full then, and make check runs a sample of them.  */
 
 #ifndef TESTUTIL_H
 #define TESTUTIL_H 1
@@ -228,6 +232,34 @@ tu_vm_size (void)
   buf[n] = 0;
   const char *v = strstr (buf, "VmSize:");
   return v ? (size_t) strtoull (v + 7, NULL, 10) << 10 : 0;
+}
+
+/* NAME relative to the directory that holds this program.  */
+static inline const char *
+tu_beside (const char *name)
+{
+  static char buf[8][1024];
+  static int n;
+  char *p = buf[n++ % 8];
+  ssize_t len = readlink ("/proc/self/exe", p, 1023);
+  if (len <= 0)
+    len = 0;
+  p[len] = 0;
+  char *slash = strrchr (p, '/');
+  if (slash)
+    slash[1] = 0;
+  else
+    p[0] = 0;
+  strncat (p, name, 1023 - strlen (p));
+  return p;
+}
+
+/* True under make stress: the full loops, not a sample.  */
+static inline int
+tu_stress (void)
+{
+  const char *e = getenv ("MMALLOC_STRESS");
+  return e && *e && strcmp (e, "0") != 0;
 }
 
 /* An abort function for misuse tests: leaves the child with status 77.  */
