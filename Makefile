@@ -203,16 +203,21 @@ check-malloc: check-deps
 	@$(MAKE) --no-print-directory lib
 	@B=$(B) sh tests/malloc/run.sh
 
-# Thousands of random kills, and the kill points: STRESS_KILLS (default 5000);
-# mmalloc_check beside working threads for STRESS_CHECK_SECONDS per heap kind.
+# The long loops that make check samples, in full (MMALLOC_STRESS=1): every
+# kill point, every injected OS failure with every error, every bit of the
+# header flipped, every cut of a file, the 1 GiB file, forks beside threads
+# for 15 s instead of 0.5 s; STRESS_KILLS random kills (default 5000; half
+# as many on a checked heap); mmalloc_check beside working threads for
+# STRESS_CHECK_SECONDS per heap kind (default 30).
 STRESS_KILLS ?= 5000
 STRESS_CHECK_SECONDS ?= 30
+STRESS_TESTS := $(B)/tests/test-recover $(B)/tests/test-killpoints $(B)/tests/test-check \
+                $(B)/tests/test-files $(B)/tests/test-osfail $(B)/tests/test-fork
 stress: check-deps
-	@$(MAKE) --no-print-directory $(B)/tests/test-recover $(B)/tests/test-killpoints \
-	  $(B)/tests/test-check
-	@MMALLOC_KILL_TRIALS=$(STRESS_KILLS) MMALLOC_CHECK_SECONDS=$(STRESS_CHECK_SECONDS) \
-	  B=$(B) sh tests/run-tests.sh \
-	  $(B)/tests/test-recover $(B)/tests/test-killpoints $(B)/tests/test-check
+	@$(MAKE) --no-print-directory lib tools $(STRESS_TESTS) $(TEST_HELPERS)
+	@MMALLOC_STRESS=1 MMALLOC_KILL_TRIALS=$(STRESS_KILLS) \
+	  MMALLOC_CHECK_SECONDS=$(STRESS_CHECK_SECONDS) TEST_TIMEOUT=$${TEST_TIMEOUT:-3600} \
+	  B=$(B) sh tests/run-tests.sh $(STRESS_TESTS)
 
 # The benchmark suite against glibc and the peers (installs them if it can).
 bench: lib
@@ -317,8 +322,9 @@ help:
 	@echo "make tsan     the threaded tests under ThreadSanitizer (no report allowed)"
 	@echo "make check-malloc  the drop-in malloc's tests and real programs"
 	@echo "make demo     a word index kept in a heap file across two processes"
-	@echo "make stress   thousands of random kill -9 trials (STRESS_KILLS=N), and"
-	@echo "              mmalloc_check beside threads (STRESS_CHECK_SECONDS=N)"
+	@echo "make stress   the long loops make check samples, in full; thousands of random"
+	@echo "              kill -9 trials (STRESS_KILLS=N), mmalloc_check beside threads"
+	@echo "              (STRESS_CHECK_SECONDS=N)"
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
 	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"

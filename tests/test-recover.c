@@ -15,14 +15,15 @@
 #include <time.h>
 
 #define SLOTS 2048
-/* Kills per run: MMALLOC_KILL_TRIALS, default 200 (make stress: thousands);
-   half as many on the checked heap, whose kills cost more to verify.  */
+/* Kills per run: MMALLOC_KILL_TRIALS, default 60 (make stress: 1000, or
+   STRESS_KILLS); half as many on the checked heap, whose kills cost more to
+   verify.  */
 static int
 trials (void)
 {
   const char *e = getenv ("MMALLOC_KILL_TRIALS");
   int n = e ? atoi (e) : 0;
-  return n > 0 ? n : 200;
+  return n > 0 ? n : tu_stress () ? 1000 : 60;
 }
 
 struct slot
