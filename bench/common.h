@@ -134,6 +134,17 @@ bench_select (const char *arg)
   const char *have = bench_detect ();
   if (strcmp (arg, "mmalloc") == 0)
     bench_use_mm = 1;
+  else if (strcmp (arg, "dropin") == 0)
+    {				/* mmalloc's process malloc, preloaded */
+      Dl_info info;
+      if (!dladdr ((void *) malloc, &info) || !info.dli_fname
+	  || !strstr (info.dli_fname, "libmmalloc-malloc"))
+	{
+	  fprintf (stderr, "bench: asked for dropin but malloc is not "
+		   "libmmalloc-malloc's (LD_PRELOAD did not take?)\n");
+	  exit (1);
+	}
+    }
   else if (strcmp (arg, have) != 0)
     {
       fprintf (stderr, "bench: asked for %s but the process malloc is %s "

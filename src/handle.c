@@ -198,6 +198,7 @@ mm_desc_new (void)
   d->decay_ms = __atomic_load_n (&mm_decay_default, __ATOMIC_RELAXED);
   d->decay_last = 0;		/* the first look counts the dirty pages */
   d->dirty = 0;
+  d->moves[0] = d->moves[1] = d->moves[2] = 0;
   d->stale_above = 1;		/* until mm_pages_setup makes a new region */
   d->fd = -1;
   d->err = 0;

@@ -1,5 +1,5 @@
 /* mmap-sup.c -- the OS layer: the only file that calls mmap, munmap, mprotect,
-   madvise, posix_fallocate, ftruncate, flock, msync and fsync.
+   mremap, madvise, posix_fallocate, ftruncate, flock, msync and fsync.
 
    Each wrapper returns 0 or an errno value and never touches errno's meaning for
    its caller.  Every call goes through os_step () first, so a test can make the
@@ -120,6 +120,28 @@ mm_os_discard (void *addr, size_t len)
   if (e)
     return e;
   return madvise (addr, len, MADV_DONTNEED) ? errno : 0;
+}
+
+/* Move the pages of LEN bytes of private anonymous memory at FROM to TO
+   (both inside a reservation the caller owns, not overlapping) without
+   copying them: TO's pages are replaced, FROM stays mapped and reads zero.
+   A kernel without MREMAP_DONTUNMAP (before 5.7) says EINVAL; the caller
+   then copies.  */
+int
+mm_os_move (void *from, void *to, size_t len)
+{
+  int e = os_step ();
+  if (e)
+    return e;
+#ifdef MREMAP_DONTUNMAP
+  void *p = mremap (from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+  if (p == MAP_FAILED)
+    return errno;
+  return p == to ? 0 : EINVAL;	/* FIXED: never elsewhere */
+#else
+  (void) from, (void) to, (void) len;
+  return EINVAL;
+#endif
 }
 
 /* Map LEN bytes of FD at OFF onto ADDR, inside a reservation the caller owns.  */

@@ -66,6 +66,17 @@
 #ifndef MM_DIRTY_MIN
 #define MM_DIRTY_MIN 8192
 #endif
+/* A large block of an anonymous heap that mrealloc must move, this many
+   pages long or more, moves its pages (mremap) instead of being copied.  */
+#ifndef MM_MOVE_MIN
+#define MM_MOVE_MIN 32
+#endif
+/* A heap that grows into a window of the page map without a leaf makes the
+   leaves of the windows up to this many times its size at once: a leaf
+   made at the top stops a block there from growing in place.  */
+#ifndef MM_LEAVES_AHEAD
+#define MM_LEAVES_AHEAD 4
+#endif
 /* A free run at the top of MM_SHRINK_MIN + MM_GROW_MIN pages or more shrinks
    the heap, keeping MM_GROW_MIN pages (1 MiB + 256 KiB).  */
 #ifndef MM_SHRINK_MIN
@@ -191,6 +202,9 @@ struct mm_desc
   uint64_t dirty;		/* pages of dirty runs of MM_RELEASE_MIN pages
 				   or more, not counting their first pages;
 				   counted again by each look (page lock) */
+  uint64_t moves[3];		/* large blocks mrealloc moved: by copying,
+				   the bytes copied, by moving their pages
+				   (atomic adds; mm_move_counts) */
   int stale_above;		/* pages above top may hold old data (a failed
 				   shrink, or a file not made by us) */
   int err;			/* last error code */
@@ -348,6 +362,7 @@ MM_HIDDEN int mm_os_unmap (void *addr, size_t len);
 MM_HIDDEN int mm_os_commit (void *addr, size_t len);
 MM_HIDDEN int mm_os_decommit (void *addr, size_t len);
 MM_HIDDEN int mm_os_discard (void *addr, size_t len);
+MM_HIDDEN int mm_os_move (void *from, void *to, size_t len);
 MM_HIDDEN int mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly);
 MM_HIDDEN int mm_os_map_private (void *addr, size_t len, int fd, uint64_t off);
 MM_HIDDEN int mm_os_readable (int fd);
@@ -445,6 +460,7 @@ MM_HIDDEN uint64_t mm_pages_purge (struct mm_desc *d, int all);
 /* The delay of heaps attached from now on (MMALLOC_OPTIONS decay=).  */
 extern MM_HIDDEN uint64_t mm_decay_default;
 MM_HIDDEN int mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN uint64_t mm_pages_move (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_grow (struct mm_desc *d, uint64_t n);
 MM_HIDDEN int mm_pages_setup (struct mm_desc *d);
 MM_HIDDEN unsigned mm_bin_of (uint64_t n);
@@ -560,6 +576,10 @@ MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
 MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
 MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
 MM_HIDDEN void mm_heapinfo (struct mm_desc *d, struct mm_heapinfo *hi);
+/* Large blocks mrealloc moved by copying, the bytes copied, and the blocks
+   it moved by moving their pages (d->moves; mrealloc.c): for tests and the
+   benchmark.  Zeros for a bad descriptor.  */
+MM_HIDDEN void mm_move_counts (void *md, uint64_t out[3]);
 
 /* --- Walks (walk.c) -------------------------------------------------------- */
 

@@ -2,18 +2,38 @@
 
    A block stays where it is when the new size fits its slot without wasting
    more than half of it, or when its pages can shrink or grow into free pages
-   that follow it.  Otherwise the contents move to a new block and the old one
-   is freed.  On failure the old block is untouched.  */
+   that follow it (the heap grows under a block that ends at its top, or
+   that free pages up to the top follow).  Otherwise a large block of an
+   anonymous heap moves its pages to new ones (mremap, no copy); any other
+   block's contents are copied to a new block and the old one is freed.  On
+   failure the old block is untouched.  */
 
 #include "mmprivate.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* Try to resize the block at PTR in place.  1 if done, 0 if it must move,
+/* Move the large block B at PTR to N pages by moving its pages (an
+   anonymous heap, the page lock held): the new address of PTR, or NULL
+   when it must be copied.  */
+static void *
+move_pages (struct mm_desc *d, void *ptr, const struct mm_block *b, uint64_t n)
+{
+  uint64_t old = b->room >> MM_PAGE_SHIFT;
+  if ((d->mode & MM_MODE_FILE) || b->checked || old < MM_MOVE_MIN)
+    return NULL;
+  uint64_t pg = mm_pages_move (d, b->pg, n);
+  if (!pg)
+    return NULL;
+  __atomic_add_fetch (&d->moves[2], 1, __ATOMIC_RELAXED);
+  return (char *) ptr + ((int64_t) (pg - b->pg) << MM_PAGE_SHIFT);
+}
+
+/* Try to resize the block at PTR in place, or to move a large one without
+   copying it.  1 if done (*TO: where it is now), 0 if it must be copied,
    -1 after reporting a bad pointer.  *OLD receives the usable size.  */
 static int
-resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
+resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **to)
 {
   struct mm_block b;
   unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_RESIZING);
@@ -36,6 +56,11 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old)
 	  if (b.checked)
 	    mm_chk_begin (b.start);
 	  done = n <= PM_NMASK && mm_pages_resize (d, b.pg, n) == 0;
+	  if (!done && n <= PM_NMASK && (*to = move_pages (d, ptr, &b, n)))
+	    {
+	      mm_block_unlock (d, li);
+	      return 1;
+	    }
 	  if (done)
 	    b.room = ((size_t) n << MM_PAGE_SHIFT) - pre;
 	  else if (b.checked)
@@ -62,13 +87,13 @@ mrealloc (void *md, void *ptr, size_t size)
       return NULL;
     }
   size_t old = 0;
-  int r = resize_in_place (d, ptr, size, &old);
+  void *p = ptr;
+  int r = resize_in_place (d, ptr, size, &old, &p);
   if (r < 0)
     {				/* reported: a bad pointer, or damage found */
       mm_fail (d, mm_damaged (d) ? MMALLOC_ECORRUPT : EINVAL);
       return NULL;
     }
-  void *p = ptr;
   if (!r)
     {
       p = mm_alloc (d, size, NULL);
@@ -77,7 +102,13 @@ mrealloc (void *md, void *ptr, size_t size)
 	  mm_fail (d, errno);
 	  return NULL;
 	}
-      memcpy (p, ptr, old < size ? old : size);
+      size_t copy = old < size ? old : size;
+      memcpy (p, ptr, copy);
+      if (copy > MM_SMALL_MAX)
+	{
+	  __atomic_add_fetch (&d->moves[0], 1, __ATOMIC_RELAXED);
+	  __atomic_add_fetch (&d->moves[1], copy, __ATOMIC_RELAXED);
+	}
     }
   /* Traced before the old block is freed: once it is, another thread may
      be given its address and trace that first.  */
@@ -89,6 +120,14 @@ mrealloc (void *md, void *ptr, size_t size)
   if (!r)
     mm_free (d, ptr);
   return p;
+}
+
+void
+mm_move_counts (void *md, uint64_t out[3])
+{
+  struct mm_desc *d = mm_desc_of (md);
+  for (int i = 0; i < 3; i++)
+    out[i] = d ? __atomic_load_n (&d->moves[i], __ATOMIC_RELAXED) : 0;
 }
 
 size_t

@@ -372,6 +372,27 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint64_t
   return 0;
 }
 
+/* Take [S, S+N) out of the free run at RUN, unmarked; what is left of the
+   run before and after stays free.  Returns the run's `released' mark.  */
+static uint64_t
+carve (struct mm_desc *d, uint64_t run, uint64_t s, uint64_t n)
+{
+  uint64_t len = mm_pm_get (d, run) & PM_NMASK;
+  uint64_t since, rel = bin_remove (d, run, len, &since);
+  clear_run (d, run, len);
+  if (s > run)
+    {
+      mark_run (d, run, s - run, PM_FREE, 0);
+      bin_insert (d, run, s - run, rel, since);
+    }
+  if (s + n < run + len)
+    {
+      mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
+      bin_insert (d, s + n, run + len - (s + n), rel, since);
+    }
+  return rel;
+}
+
 /* Take N pages (placed so that the address of their page SKEW, below N, is a
    multiple of ALIGN pages) out of the free runs, unmarked: mm_pages_mark
    gives them their kind before the page lock is dropped, and until then
@@ -419,21 +440,9 @@ mm_pages_take (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, int
       if (again || !reclaim (d))
 	return 0;
     }
-  uint64_t len = mm_pm_get (d, run) & PM_NMASK;
-  uint64_t since, rel = bin_remove (d, run, len, &since);
-  clear_run (d, run, len);
+  uint64_t rel = carve (d, run, s, n);
   if (zero && (*zero = (rel & MM_RUN_ZERO) != 0) && s == run)
     memset (run_at (d, run), 0, MM_PAGE);
-  if (s > run)
-    {
-      mark_run (d, run, s - run, PM_FREE, 0);
-      bin_insert (d, run, s - run, rel, since);
-    }
-  if (s + n < run + len)
-    {
-      mark_run (d, s + n, run + len - (s + n), PM_FREE, 0);
-      bin_insert (d, s + n, run + len - (s + n), rel, since);
-    }
   return s;
 }
 
@@ -668,6 +677,18 @@ remark_large (struct mm_desc *d, uint64_t pg, uint64_t old, uint64_t n, uint32_t
     mm_pm_set (d, pg + old - 1, 0);
 }
 
+/* The length of the free run whose first page is PG, or 0.  */
+static uint64_t
+free_at (struct mm_desc *d, uint64_t pg)
+{
+  uint64_t top = d->hdr->top;
+  uint32_t r = pg < top ? mm_pm_get (d, pg) : 0;
+  uint64_t rn = r & PM_NMASK;
+  return PM_KIND (r) == PM_FREE && (r & PM_HEAD) && rn <= top - pg ? rn : 0;
+}
+
+static int grow (struct mm_desc *d, uint64_t n, uint64_t avoid);
+
 /* Resize the large block at PG to N pages in place.  0, or -1 (errno ENOMEM)
    when the pages after it are not free.  */
 int
@@ -692,15 +713,17 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
       decay (d);
       return 0;
     }
-  uint64_t need = n - old, next = pg + old;
-  if (next == h->top && mm_pages_grow (d, need) < 0)
-    return -1;
-  if (next >= h->top)
+  uint64_t need = n - old, next = pg + old, rn = free_at (d, next);
+  /* Free space after the block up to the top: the heap grows under it
+     (its new leaves, if any, elsewhere).  */
+  if (rn < need && next + rn == h->top)
+    {
+      if (grow (d, need - rn, next) < 0)
+	return -1;
+      rn = free_at (d, next);
+    }
+  if (rn < need)
     goto no;
-  uint32_t r = mm_pm_get (d, next);
-  if (PM_KIND (r) != PM_FREE || (r & PM_NMASK) < need)
-    goto no;
-  uint64_t rn = r & PM_NMASK;
   if (run_at (d, next)->released
       && unrelease (d, next, rn > need ? need + 1 : need, next + rn) < 0)
     return -1;
@@ -719,10 +742,107 @@ no:
   return -1;
 }
 
-/* Make room for a run of at least N free pages at the top of the heap.  New
-   windows of the page map get their leaves at the start of the new space.  */
-int
-mm_pages_grow (struct mm_desc *d, uint64_t n)
+/* Move the large block at PG to new pages, N of them (N at least its
+   length), by moving its pages, not copying them: for an anonymous heap.
+   Its old pages become a free run that reads zero.  Returns the new first
+   page, or 0 with errno set and the block where it was.  */
+uint64_t
+mm_pages_move (struct mm_desc *d, uint64_t pg, uint64_t n)
+{
+  struct mm_header *h = d->hdr;
+  uint32_t e = mm_pm_get (d, pg);
+  uint64_t old = e & PM_NMASK;
+  if ((d->mode & MM_MODE_FILE) || n < old || mm_os_pagesize () != MM_PAGE)
+    {
+      errno = EINVAL;
+      return 0;
+    }
+  uint64_t s = mm_pages_take (d, n, 1, 0, NULL);
+  if (!s)
+    return 0;
+  int err = mm_os_move (d->base + (pg << MM_PAGE_SHIFT), d->base + (s << MM_PAGE_SHIFT),
+			(size_t) old << MM_PAGE_SHIFT);
+  if (err)
+    {
+      run_add (d, s, n, 0);
+      errno = err;
+      return 0;
+    }
+  mm_pages_mark (d, s, n, PM_LARGE, e & PM_CHECKED);
+  clear_run (d, pg, old);
+  h->nlarge--;
+  h->large_pages -= old;
+  run_add (d, pg, old, 1);
+  decay (d);
+  return s;
+}
+
+/* The leaves of the K windows from W0 (which have none yet), placed
+   together in a free run, after the last leaf and below page AVOID, so
+   that they do not stand in the way of a block that grows at the top.  1
+   if done, else 0 (no run fits, or its disk blocks could not be had).
+   Written so that a kill leaves their pages free or the leaves whole: the
+   pages are marked META before the directory names them.  */
+static int
+leaves_below (struct mm_desc *d, uint64_t w0, uint64_t k, uint64_t avoid)
+{
+  struct mm_header *h = d->hdr;
+  uint32_t *dir = (uint32_t *) (d->base + MM_PAGE);
+  uint64_t lo = w0 ? dir[w0 - 1] + MM_LEAF_PAGES : MM_HDR_PAGES;
+  uint64_t need = k * MM_LEAF_PAGES, best = 0, run = 0;
+  if (!w0 || !k)
+    return 0;
+  for (unsigned b = bin_next (h, mm_bin_of (need)); b < MM_NBINS; b = bin_next (h, b + 1))
+    {
+      uint64_t walk = 0, bound = (h->nruns < h->top ? h->nruns : h->top) + 1;
+      for (uint64_t off = h->bin_head[b]; off; walk++)
+	{
+	  uint64_t pg = off >> MM_PAGE_SHIFT;
+	  uint32_t e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
+	  uint64_t len = e & PM_NMASK;
+	  if (walk > bound || PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !len
+	      || len > h->top - pg)
+	    {
+	      mm_damage (d, "bin list", off);
+	      return 0;
+	    }
+	  uint64_t st = pg > lo ? pg : lo;
+	  if (st + need <= pg + len && st + need <= avoid && (!best || st < best))
+	    {
+	      best = st;
+	      run = pg;
+	    }
+	  off = run_at (d, pg)->next;
+	}
+    }
+  if (!best)
+    return 0;
+  uint64_t len = mm_pm_get (d, run) & PM_NMASK;
+  uint64_t end = best + need < run + len ? best + need + 1 : best + need;
+  if ((run_at (d, run)->released & MM_RUN_HOLES) && unrelease (d, best, end - best, run + len))
+    return 0;
+  carve (d, run, best, need);
+  memset (d->base + (best << MM_PAGE_SHIFT), 0, (size_t) need << MM_PAGE_SHIFT);
+  for (uint64_t i = 0; i < need; i++)
+    mm_pm_set (d, best + i, PM_MAKE (PM_META, 0));
+  for (uint64_t j = 0; j < k; j++)
+    {
+      __atomic_store_n (&dir[w0 + j], (uint32_t) (best + j * MM_LEAF_PAGES),
+			__ATOMIC_RELEASE);
+      MM_KP ();
+    }
+  h->dir_sum = mm_dir_sum (d);
+  MM_KP ();
+  return 1;
+}
+
+/* Make room for a run of at least N free pages at the top of the heap.
+   When it reaches a window of the page map that has no leaf, the leaves of
+   the windows up to MM_LEAVES_AHEAD times the heap's new size are made at
+   once (so that leaves are rarely made): in a free run below page AVOID if one fits,
+   else at the start of the new space.  */
+static int
+grow (struct mm_desc *d, uint64_t n, uint64_t avoid)
 {
   struct mm_header *h = d->hdr;
   uint32_t *dir = (uint32_t *) (d->base + MM_PAGE);
@@ -736,11 +856,32 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
     want = n + extra;
   for (int attempt = 0; attempt < 2; attempt++)
     {
-      uint64_t leaves = 0, add = want;
+      uint64_t w0 = old >> MM_WIN_SHIFT, ahead = 0;
+      while (w0 < MM_DIR_ENTRIES && dir[w0])
+	w0++;
+      if (w0 <= (old + want - 1) >> MM_WIN_SHIFT && w0 < MM_DIR_ENTRIES)
+	{			/* new windows: their leaves, and some ahead */
+	  ahead = (MM_LEAVES_AHEAD * (old + want) - 1) >> MM_WIN_SHIFT;
+	  if (ahead >= MM_DIR_ENTRIES)
+	    ahead = MM_DIR_ENTRIES - 1;
+	  if (limit && ahead > (limit - 1) >> MM_WIN_SHIFT)
+	    ahead = (limit - 1) >> MM_WIN_SHIFT;
+	  if (ahead >= w0 && leaves_below (d, w0, ahead - w0 + 1, avoid))
+	    ahead = 0;
+	  if (mm_damaged (d))
+	    {
+	      errno = MMALLOC_ECORRUPT;
+	      return -1;
+	    }
+	}
+      uint64_t leaves = 0, add = want, wlast;
       for (;;)
 	{			/* the leaves need pages, which may need a leaf */
 	  uint64_t need = 0;
-	  for (uint64_t w = old >> MM_WIN_SHIFT; w <= (old + add - 1) >> MM_WIN_SHIFT; w++)
+	  wlast = (old + add - 1) >> MM_WIN_SHIFT;
+	  if (wlast < ahead)
+	    wlast = ahead;
+	  for (uint64_t w = old >> MM_WIN_SHIFT; w <= wlast; w++)
 	    need += w < MM_DIR_ENTRIES && !dir[w];
 	  if (need == leaves)
 	    break;
@@ -785,10 +926,11 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
 	if (dir[i >> MM_WIN_SHIFT] && mm_pm_get (d, i))
 	  mm_pm_set (d, i, 0);
       uint64_t p = old;
-      for (uint64_t w = old >> MM_WIN_SHIFT; w <= (newtop - 1) >> MM_WIN_SHIFT; w++)
+      for (uint64_t w = old >> MM_WIN_SHIFT; w <= wlast && w < MM_DIR_ENTRIES; w++)
 	if (!dir[w])
 	  {
-	    memset (d->base + (p << MM_PAGE_SHIFT), 0, MM_LEAF_PAGES * MM_PAGE);
+	    if (d->stale_above)	/* else fresh: zero, and not touched */
+	      memset (d->base + (p << MM_PAGE_SHIFT), 0, MM_LEAF_PAGES * MM_PAGE);
 	    __atomic_store_n (&dir[w], (uint32_t) p, __ATOMIC_RELEASE);
 	    MM_KP ();
 	    p += MM_LEAF_PAGES;
@@ -809,6 +951,13 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
     }
   errno = ENOMEM;
   return -1;
+}
+
+/* Make room for a run of at least N free pages at the top of the heap.  */
+int
+mm_pages_grow (struct mm_desc *d, uint64_t n)
+{
+  return grow (d, n, d->hdr->top);
 }
 
 /* --- validation: what attach and recovery prove before writing -------------

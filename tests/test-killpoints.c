@@ -166,6 +166,16 @@ static void op_large_new_window (void *md, struct table *t) { (void) t; mmalloc 
 static void op_realloc_grow (void *md, struct table *t) { mrealloc (md, t->b[15].p, 600000); }
 static void op_realloc_shrink (void *md, struct table *t) { mrealloc (md, t->b[15].p, 100000); }
 static void op_realloc_move (void *md, struct table *t) { mrealloc (md, t->b[3].p, 900); }
+/* A block at the top, free pages after it up to the top, grows past a new
+   window: the heap grows under it and the leaves go to the free run below
+   (block 16's).  */
+static void op_realloc_top_window (void *md, struct table *t)
+{
+  (void) t;
+  char *p = mmalloc (md, 8 << 20);
+  if (p)
+    mrealloc (md, p, 17 << 20);
+}
 static void op_aligned (void *md, struct table *t) { (void) t; mmemalign (md, 1 << 20, 5000); }
 static void op_aligned_small (void *md, struct table *t) { (void) t; mmemalign (md, 64, 200); }
 static void op_realloc_slot (void *md, struct table *t) { mrealloc (md, t->b[4].p, 110); }
@@ -193,6 +203,7 @@ static const struct scenario scenarios[] = {
   { "realloc growing in place", op_realloc_grow, 15, 0, 0, DURING_OP },
   { "realloc shrinking in place", op_realloc_shrink, 15, 0, 0, DURING_OP },
   { "realloc moving a block", op_realloc_move, 3, 0, 1, DURING_OP },
+  { "realloc at the top, new windows", op_realloc_top_window, -1, 0, 1, DURING_OP },
   { "aligned alloc splitting a run", op_aligned, -1, 0, 1, DURING_OP },
   { "aligned alloc of a slot", op_aligned_small, -1, 0, 1, DURING_OP },
   { "realloc within its slot", op_realloc_slot, 4, 0, 0, DURING_OP },
