@@ -35,6 +35,25 @@ grow_in_place (void *md, char *p, size_t size, size_t max, uint64_t tag)
   return size;
 }
 
+/* Do the SIZE bytes at P hold what a fill of FROM bytes with TAG, then
+   grow_in_place from FROM with TAG, wrote?  */
+static int
+holds_grown (const char *p, size_t from, size_t size, uint64_t tag)
+{
+  if (!tu_holds (p, from, tag))
+    return 0;
+  for (size_t s = from; s < size;)
+    {
+      size_t n = (s * 9 / 8 + 15) & ~(size_t) 15;
+      if (n > size)
+	n = size;
+      if (!tu_holds (p + s, n - s, tag + s))
+	return 0;
+      s = n;
+    }
+  return 1;
+}
+
 /* A block at the top with a free run below it (where the leaves of new
    windows can go) grows in place past 16 and 32 MiB: no window's leaf is
    made in its way.  */
@@ -47,21 +66,8 @@ top_block_grows_in_place_across_new_windows_in (void *md)
   assert_non_null (p);
   mfree (md, low);
   tu_fill (p, 64 * KIB, 7);
-  size_t size = 64 * KIB, max = 40 * MIB;
-  while (size < max)
-    {
-      size_t n = (size * 9 / 8 + 15) & ~(size_t) 15;
-      if (n > max)
-	n = max;
-      char *q = mrealloc (md, p, n);
-      assert_non_null (q);
-      if (q != p)
-	fail_msg ("mrealloc %zu -> %zu moved the block at the top", size, n);
-      if (!tu_holds (p, 64 * KIB, 7) || (size > 64 * KIB && p[size - 1] != (char) (size & 0xff)))
-	fail_msg ("mrealloc %zu -> %zu lost contents", size, n);
-      memset (p + size, (int) (n & 0xff), n - size);
-      size = n;
-    }
+  size_t size = grow_in_place (md, p, 64 * KIB, 40 * MIB, 7);
+  assert_true (holds_grown (p, 64 * KIB, size, 7));
   assert_heap_ok (md);
   mfree (md, p);
 }
@@ -196,7 +202,7 @@ heap_file_copies_and_reattaches_with_its_blocks (void **state)
   counts (md, c1);
   assert_int_equal (c1[2] - c0[2], 0);
   assert_int_equal (c1[0] - c0[0], 1);
-  assert_true (tu_holds (q, 64 * KIB, 41));
+  assert_true (holds_grown (q, 64 * KIB, size, 41));
   mmalloc_setkey (md, 0, q);
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
@@ -206,15 +212,7 @@ heap_file_copies_and_reattaches_with_its_blocks (void **state)
   close (fd);
   assert_non_null (md);
   q = mmalloc_getkey (md, 0);
-  assert_true (tu_holds (q, 64 * KIB, 41));
-  for (size_t s = 64 * KIB; s < size;)
-    {
-      size_t n = (s * 9 / 8 + 15) & ~(size_t) 15;
-      if (n > size)
-	n = size;
-      assert_true (tu_holds (q + s, n - s, 41 + s));
-      s = n;
-    }
+  assert_true (holds_grown (q, 64 * KIB, size, 41));
   assert_heap_ok (md);
   mfree (md, q);
   tu_end_heap (md);
