@@ -26,7 +26,7 @@ move_pages (struct mm_desc *d, void *ptr, const struct mm_block *b, uint64_t n)
   if (!pg)
     return NULL;
   __atomic_add_fetch (&d->moves[2], 1, __ATOMIC_RELAXED);
-  return (char *) ptr + ((int64_t) (pg - b->pg) << MM_PAGE_SHIFT);
+  return d->base + (pg << MM_PAGE_SHIFT) + ((char *) ptr - (d->base + (b->pg << MM_PAGE_SHIFT)));
 }
 
 /* Try to resize the block at PTR in place, or to move a large one without
