@@ -489,6 +489,37 @@ spec bbrss freed_kb "$BB_RSS_MIB MiB working set: RSS just freed" KiB 0 mm -
 spec bbrss decay_kb "$BB_RSS_MIB MiB working set: RSS 400 ms later" KiB 0 mm -
 spec bbrss trim_kb "$BB_RSS_MIB MiB working set: RSS after trim" KiB 0 mm -
 
+# realloc through the process malloc: mmalloc by its drop-in (LD_PRELOAD of
+# libmmalloc-malloc.so), so that every contender runs the same calls.
+# Growth x1.125 from 4 KiB to 64 MiB; +4 KiB steps to 32 MiB; small blocks
+# reallocated 16 -> 4096 bytes.  Then, once, the moves of a growth to 200
+# MiB (mmalloc also in a heap file, "mmfile"): how many, the MiB of the
+# blocks that moved, and (mmalloc) the MiB copied and the moves by mremap.
+if [ -f "$MSO" ]; then
+  say "realloc: $BB_ROUNDS rounds of $MALLOCS (mmalloc: the drop-in)"
+  for r in $(seq 1 "$BB_ROUNDS"); do
+    for al in $(rotated "$r" $MALLOCS); do
+      pre=$(preload "$al") arg=$al
+      [ "$al" = mmalloc ] && pre=$MSO arg=dropin
+      run_one bbrgrow "$al" "$r" "$pre" "$OUT/bigblocks" "$arg" grow 64 $((8 / BB_SCALE))
+      run_one bbrstep "$al" "$r" "$pre" "$OUT/bigblocks" "$arg" step 32 1
+      run_one bbrsmall "$al" "$r" "$pre" "$OUT/bigblocks" "$arg" small 1000 $((200 / BB_SCALE))
+    done
+  done
+  spec bbrgrow time_ms "realloc growth x1.125 to 64 MiB, $((8 / BB_SCALE)) times (drop-in)" ms 1 mm -
+  spec bbrstep time_ms "realloc growth +4 KiB to 32 MiB (drop-in)" ms 1 mm -
+  spec bbrsmall time_ms "realloc 16 -> 4096 bytes, $((200 / BB_SCALE))k times (drop-in)" ms 1 mm -
+  for al in $MALLOCS; do
+    run_one bbmoves "$al" 1 "$(preload "$al")" "$OUT/bigblocks" "$al" moves 200 0
+  done
+  TMPDIR=$OUT run_one bbmoves mmfile 1 "" "$OUT/bigblocks" mmalloc moves 200 1
+  spec bbmoves moves "realloc growth x1.125 to 200 MiB: moves (mmalloc: direct)" n 0 mm -
+  spec bbmoves moved_mib "realloc growth x1.125 to 200 MiB: MiB of the blocks moved" MiB 1 mm -
+  spec bbmoves copied_mib "realloc growth x1.125 to 200 MiB: MiB copied (mmalloc)" MiB 1 mm -
+else
+  note "build/libmmalloc-malloc.so.1 missing: realloc rows skipped"
+fi
+
 # mmalloc / glibc per round, its spread: "group metric min median max".
 SPREAD=$OUT/spread.txt
 awk '$1 ~ /^bb/ && ($2 == "mmalloc" || $2 == "glibc") { v[$1 " " $4 " " $3 " " $2] = $5; k[$1 " " $4] = 1; r[$3] = 1 }
