@@ -56,7 +56,7 @@ MSTLIB  := $(B)/libmmalloc-malloc.a
 TEST_SRCS := $(wildcard tests/test-*.c)
 TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
-TOOLS     := $(B)/mmtrace-report
+TOOLS     := $(B)/mmtrace-report $(B)/mmtool
 
 .PHONY: all lib check check-layers asan ubsan tsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
 
@@ -135,6 +135,12 @@ tools: $(TOOLS)
 
 $(B)/mmtrace-report: tools/mmtrace-report.c | $(B)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ $<
+
+# mmtool reads the format through src/mmprivate.h: it links the library's
+# objects with their internals (libmmalloc-internal.a).
+$(B)/mmtool: tools/mmtool.c $(HDRS) $(ITLIB) | $(B)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ $< \
+	  $(ITLIB) -lpthread
 
 # --- tests -------------------------------------------------------------------
 
@@ -315,7 +321,7 @@ clean:
 	rm -rf build build-asan build-ubsan build-tsan build-clang
 
 help:
-	@echo "make          build libmmalloc.so.1, libmmalloc.a and mmtrace-report"
+	@echo "make          build libmmalloc.so.1, libmmalloc.a, mmtrace-report and mmtool"
 	@echo "make check    build and run the test suite (installs cmocka if it can)"
 	@echo "make check-layers  the link graph of src/ against src/README's layers"
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
@@ -328,5 +334,5 @@ help:
 	@echo "make fuzz     libFuzzer on heap files for FUZZ_SECONDS (default 60)"
 	@echo "make bench    the benchmark table against glibc and the peers"
 	@echo "make info     the manual (also: make html)"
-	@echo "make install  PREFIX, DESTDIR, libdir, includedir, mandir are honoured"
+	@echo "make install  PREFIX, DESTDIR, libdir, includedir, bindir, mandir are honoured"
 	@echo "CC, CPPFLAGS, CFLAGS, LDFLAGS are honoured (CI: make CC=clang B=build-clang check)"

@@ -7,48 +7,6 @@
 
 #include <time.h>
 
-/* The whole content of the file at PATH and its times, to compare.  */
-struct snap
-{
-  char *bytes;
-  size_t len;
-  struct timespec mtime, ctime;
-};
-
-static void
-snap_take (const char *path, struct snap *s)
-{
-  struct stat st;
-  assert_int_equal (stat (path, &st), 0);
-  s->len = (size_t) st.st_size;
-  s->mtime = st.st_mtim;
-  s->ctime = st.st_ctim;
-  s->bytes = malloc (s->len + 1);
-  assert_non_null (s->bytes);
-  int fd = open (path, O_RDONLY);
-  assert_true (fd >= 0);
-  size_t got = 0;
-  ssize_t r;
-  while (got < s->len && (r = pread (fd, s->bytes + got, s->len - got, (off_t) got)) > 0)
-    got += (size_t) r;
-  close (fd);
-  assert_int_equal (got, s->len);
-}
-
-/* The file at PATH is byte for byte as in S, with the same times.  */
-static void
-snap_same (const char *path, struct snap *s)
-{
-  struct snap now;
-  snap_take (path, &now);
-  assert_int_equal (now.len, s->len);
-  assert_memory_equal (now.bytes, s->bytes, s->len);
-  assert_true (now.mtime.tv_sec == s->mtime.tv_sec && now.mtime.tv_nsec == s->mtime.tv_nsec);
-  assert_true (now.ctime.tv_sec == s->ctime.tv_sec && now.ctime.tv_nsec == s->ctime.tv_nsec);
-  free (now.bytes);
-  free (s->bytes);
-}
-
 /* Fill MD with known blocks; key 0 names a table of 64 blocks, key 1 a string.  */
 static void
 fill (void *md)
@@ -132,8 +90,8 @@ view_reads_a_clean_file_and_writes_nothing (void **state)
 {
   (void) state;
   make_clean ("clean.heap");
-  struct snap s;
-  snap_take (tu_path ("clean.heap"), &s);
+  struct tu_snap s;
+  tu_snap_take (tu_path ("clean.heap"), &s);
   struct timespec pause = { 0, 20 * 1000 * 1000 };
   nanosleep (&pause, NULL);	/* a write now would move the times */
   void *md = inspect ("clean.heap");
@@ -150,66 +108,8 @@ view_reads_a_clean_file_and_writes_nothing (void **state)
   char *str = mmalloc_getkey (md, 1);
   str[0] = 'X';
   assert_null (mmalloc_detach (md));
-  snap_same (tu_path ("clean.heap"), &s);
-}
-
-/* A child holds the file attached until the parent writes to the pipe GO
-   (read-write, or as a view if VIEW); it says it is ready on READY.  */
-struct holder
-{
-  pid_t pid;
-  int go;
-};
-
-static struct holder
-hold_start (const char *name, int view)
-{
-  int ready[2], go[2];
-  assert_int_equal (pipe (ready), 0);
-  assert_int_equal (pipe (go), 0);
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
-  if (pid == 0)
-    {
-      close (ready[0]);
-      close (go[1]);
-      int fd = open (tu_path (name), view ? O_RDONLY : O_RDWR);
-      void *md = mmalloc_attach_flags (fd, NULL, view ? MMALLOC_INSPECT : 0);
-      char c = md ? 'y' : 'n';
-      if (write (ready[1], &c, 1) != 1)
-	_exit (4);
-      if (read (go[0], &c, 1) < 0)
-	_exit (5);
-      if (view)
-	{			/* still readable after the writer's changes */
-	  if (strcmp (mmalloc_getkey (md, 1), "inspect me"))
-	    _exit (7);
-	  _exit (mmalloc_detach (md) == NULL ? 0 : 6);
-	}
-      /* A view taken meanwhile did not stop this writer.  */
-      void *p = md ? mmalloc (md, 1000) : NULL;
-      _exit (p && mmalloc_detach (md) == NULL ? 0 : 6);
-    }
-  close (ready[1]);
-  close (go[0]);
-  char c = 0;
-  assert_int_equal (read (ready[0], &c, 1), 1);
-  close (ready[0]);
-  assert_int_equal (c, 'y');
-  return (struct holder) { pid, go[1] };
-}
-
-static void
-hold_stop (struct holder w)
-{
-  char c = 'g';
-  assert_int_equal (write (w.go, &c, 1), 1);
-  close (w.go);
-  int st;
-  assert_int_equal (waitpid (w.pid, &st, 0), w.pid);
-  assert_true (WIFEXITED (st));
-  assert_int_equal (WEXITSTATUS (st), 0);
+  assert_true (tu_snap_same (tu_path ("clean.heap"), &s));
+  free (s.bytes);
 }
 
 static void
@@ -217,9 +117,9 @@ view_works_while_a_writer_holds_the_file (void **state)
 {
   (void) state;
   make_clean ("held.heap");
-  struct holder w = hold_start ("held.heap", 0);
-  struct snap s;
-  snap_take (tu_path ("held.heap"), &s);
+  struct tu_holder w = tu_hold_start (tu_path ("held.heap"), 0);
+  struct tu_snap s;
+  tu_snap_take (tu_path ("held.heap"), &s);
   /* A plain reader is refused; the view is not.  */
   int fd = open (tu_path ("held.heap"), O_RDONLY);
   errno = 0;
@@ -231,8 +131,9 @@ view_works_while_a_writer_holds_the_file (void **state)
   assert_filled (md);
   assert_heap_ok (md);		/* recovered in the view: the file says dirty */
   assert_null (mmalloc_detach (md));
-  snap_same (tu_path ("held.heap"), &s);
-  hold_stop (w);
+  assert_true (tu_snap_same (tu_path ("held.heap"), &s));
+  free (s.bytes);
+  tu_hold_stop (w);
 }
 
 static void
@@ -240,7 +141,7 @@ writer_may_attach_while_a_view_is_held (void **state)
 {
   (void) state;
   make_clean ("viewed.heap");
-  struct holder v = hold_start ("viewed.heap", 1);
+  struct tu_holder v = tu_hold_start (tu_path ("viewed.heap"), MMALLOC_INSPECT);
   int fd = open (tu_path ("viewed.heap"), O_RDWR);
   void *md = mmalloc_attach (fd, NULL);
   close (fd);
@@ -249,7 +150,7 @@ writer_may_attach_while_a_view_is_held (void **state)
   memset (t[1], 0, 24);
   assert_non_null (mmalloc (md, 5000));
   tu_end_heap (md);
-  hold_stop (v);
+  tu_hold_stop (v);
 }
 
 static void
@@ -257,8 +158,8 @@ view_recovers_a_dirty_file_in_memory_only (void **state)
 {
   (void) state;
   make_dirty ("dirty.heap");
-  struct snap s;
-  snap_take (tu_path ("dirty.heap"), &s);
+  struct tu_snap s;
+  tu_snap_take (tu_path ("dirty.heap"), &s);
   const struct mm_header *h = (const struct mm_header *) (const void *) s.bytes;
   assert_int_equal (h->state, MM_DIRTY);
   void *md = inspect ("dirty.heap");
@@ -266,7 +167,8 @@ view_recovers_a_dirty_file_in_memory_only (void **state)
   assert_filled (md);
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
-  snap_same (tu_path ("dirty.heap"), &s);
+  assert_true (tu_snap_same (tu_path ("dirty.heap"), &s));
+  free (s.bytes);
   /* The file still needs its recovery, which a writer then makes.  */
   int fd = open (tu_path ("dirty.heap"), O_RDWR);
   md = mmalloc_attach (fd, NULL);
@@ -313,12 +215,13 @@ view_refuses_what_it_cannot_show (void **state)
   assert_int_equal (pwrite (fd, &top, sizeof top, offsetof (struct mm_header, top)),
 		    (ssize_t) sizeof top);
   close (fd);
-  struct snap s;
-  snap_take (tu_path ("ok.heap"), &s);
+  struct tu_snap s;
+  tu_snap_take (tu_path ("ok.heap"), &s);
   errno = 0;
   assert_null (inspect ("ok.heap"));
   assert_int_equal (errno, MMALLOC_ECORRUPT);
-  snap_same (tu_path ("ok.heap"), &s);
+  assert_true (tu_snap_same (tu_path ("ok.heap"), &s));
+  free (s.bytes);
 }
 
 /* Flag 0 is mmalloc_attach.  */

@@ -12,7 +12,12 @@
    - tu_beside (name): a path relative to the directory of this program
      (the runner starts each program in an empty directory of its own);
    - tu_stress (): true under make stress (MMALLOC_STRESS set, not 0): long
-     loops run in full then, and make check runs a sample of them.  */
+     loops run in full then, and make check runs a sample of them;
+   - tu_snap_take (path, s), tu_snap_same (path, s): a file's bytes and
+     times, and whether it still has them (what read-only access promises);
+   - tu_hold_start (path, flags), tu_hold_stop (h): a child that holds a
+     heap file attached (read-write, or with FLAGS for mmalloc_attach_flags)
+     until told to let go.  */
 
 #ifndef TESTUTIL_H
 #define TESTUTIL_H 1
@@ -31,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ftw.h>
 #include <unistd.h>
 
@@ -287,6 +293,108 @@ tu_size_mix (uint64_t *s, unsigned ps, size_t small, unsigned pm, size_t mid, si
   uint64_t r = tu_rnd (s) % 100;
   size_t bound = r < ps ? small : r < ps + pm ? mid : large;
   return (size_t) (tu_rnd (s) % bound);
+}
+
+/* The whole content of a file and its times, to compare after.  */
+struct tu_snap
+{
+  char *bytes;
+  size_t len;
+  struct timespec mtime, ctime;
+};
+
+static inline void
+tu_snap_take (const char *path, struct tu_snap *s)
+{
+  struct stat st;
+  assert_int_equal (stat (path, &st), 0);
+  s->len = (size_t) st.st_size;
+  s->mtime = st.st_mtim;
+  s->ctime = st.st_ctim;
+  s->bytes = malloc (s->len + 1);
+  assert_non_null (s->bytes);
+  int fd = open (path, O_RDONLY);
+  assert_true (fd >= 0);
+  size_t got = 0;
+  ssize_t r;
+  while (got < s->len && (r = pread (fd, s->bytes + got, s->len - got, (off_t) got)) > 0)
+    got += (size_t) r;
+  close (fd);
+  assert_int_equal (got, s->len);
+}
+
+/* 1 if the file at PATH holds the bytes of S, with its times; else 0, and
+   what differs is printed.  */
+static inline int
+tu_snap_same (const char *path, const struct tu_snap *s)
+{
+  struct tu_snap now;
+  tu_snap_take (path, &now);
+  size_t i = 0;
+  while (i < s->len && i < now.len && now.bytes[i] == s->bytes[i])
+    i++;
+  int same = now.len == s->len && i == s->len
+    && now.mtime.tv_sec == s->mtime.tv_sec && now.mtime.tv_nsec == s->mtime.tv_nsec
+    && now.ctime.tv_sec == s->ctime.tv_sec && now.ctime.tv_nsec == s->ctime.tv_nsec;
+  if (!same)
+    print_message ("%s: %zu bytes, was %zu; first difference at %zu; mtime %ld.%09ld,"
+		   " was %ld.%09ld\n", path, now.len, s->len, i, (long) now.mtime.tv_sec,
+		   now.mtime.tv_nsec, (long) s->mtime.tv_sec, s->mtime.tv_nsec);
+  free (now.bytes);
+  return same;
+}
+
+/* A child holding a heap file attached; it lets go when GO is written.  */
+struct tu_holder
+{
+  pid_t pid;
+  int go;
+};
+
+/* Attach PATH in a child (read-write for FLAGS 0, else read-only with
+   FLAGS) and return once it is attached.  When told to let go, a writer
+   allocates (nothing stopped it meanwhile) and both detach; the child exits
+   0 if all went well.  */
+static inline struct tu_holder
+tu_hold_start (const char *path, int flags)
+{
+  int ready[2], go[2];
+  assert_int_equal (pipe (ready), 0);
+  assert_int_equal (pipe (go), 0);
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (ready[0]);
+      close (go[1]);
+      int fd = open (path, flags ? O_RDONLY : O_RDWR);
+      void *md = mmalloc_attach_flags (fd, NULL, flags);
+      char c = md ? 'y' : 'n';
+      if (write (ready[1], &c, 1) != 1 || read (go[0], &c, 1) < 0)
+	_exit (4);
+      if (!flags && !mmalloc (md, 1000))
+	_exit (5);
+      _exit (md && mmalloc_detach (md) == NULL ? 0 : 6);
+    }
+  close (ready[1]);
+  close (go[0]);
+  char c = 0;
+  assert_int_equal (read (ready[0], &c, 1), 1);
+  close (ready[0]);
+  assert_int_equal (c, 'y');
+  return (struct tu_holder) { pid, go[1] };
+}
+
+static inline void
+tu_hold_stop (struct tu_holder h)
+{
+  assert_int_equal (write (h.go, "g", 1), 1);
+  close (h.go);
+  int st;
+  assert_int_equal (waitpid (h.pid, &st, 0), h.pid);
+  assert_true (WIFEXITED (st));
+  assert_int_equal (WEXITSTATUS (st), 0);
 }
 
 #endif /* TESTUTIL_H */
