@@ -94,9 +94,12 @@ mrealloc (void *md, void *ptr, size_t size)
       mm_fail (d, mm_damaged (d) ? MMALLOC_ECORRUPT : EINVAL);
       return NULL;
     }
+  /* Not traced: through the entry points, whose fast paths serve small
+     blocks from the thread's slabs without a lock.  */
+  int direct = !mm_tracing ();
   if (!r)
     {
-      p = mm_alloc (d, size, NULL);
+      p = direct ? mmalloc (md, size) : mm_alloc (d, size, NULL);
       if (!p)
 	{
 	  mm_fail (d, errno);
@@ -112,12 +115,16 @@ mrealloc (void *md, void *ptr, size_t size)
     }
   /* Traced before the old block is freed: once it is, another thread may
      be given its address and trace that first.  */
-  if (MM_UNLIKELY (mm_tracing ()))
+  if (MM_UNLIKELY (!direct))
     {
       mm_trace ('<', ptr, 0);
       mm_trace ('>', p, size);
     }
-  if (!r)
+  if (r)
+    ;
+  else if (direct)
+    mfree (md, ptr);
+  else
     mm_free (d, ptr);
   return p;
 }
