@@ -226,7 +226,7 @@ stress: check-deps
 	  B=$(B) sh tests/run-tests.sh $(STRESS_TESTS)
 
 # The benchmark suite against glibc and the peers (installs them if it can).
-bench: lib
+bench: lib $(ITLIB)
 	sh bench/run.sh
 
 # libFuzzer on the attach-and-use path; FUZZ_SECONDS (default 60).

@@ -141,6 +141,13 @@ for p in churn prodcons larson heapfile_mm reattach waste fastpath forkcost bigb
     || { say "cannot build bench/$p.c (see $LOG)"; tail -20 "$LOG" >&2; exit 1; }
 done
 
+# bigblocks reads the counts of moves that mrealloc keeps (mm_move_counts),
+# an internal of the library: linked with the objects as they are.
+if cp build/libmmalloc-internal.a "$OUT/libmmalloc-internal.a" 2>/dev/null; then
+  build bigblocks $CC $CFLAGS -o "$OUT/bigblocks" bench/bigblocks.c "$OUT/libmmalloc-internal.a" \
+    -lpthread -lm -ldl || note "bigblocks with build/libmmalloc-internal.a did not build: no copied_mib"
+fi
+
 HAVE_BOOST=0
 if [ -f /usr/include/boost/interprocess/managed_mapped_file.hpp ] && command -v "$CXX" >/dev/null; then
   if build heapfile_boost $CXX -std=c++17 -O2 -g -D_GNU_SOURCE -Wall -Wextra -I"$TOP/include" \
