@@ -39,40 +39,29 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
 {
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
-  uint64_t page = off >> MM_PAGE_SHIFT, pg = page - PM_SLAB_OFF (e);
+  uint64_t soff = mm_fmt_slab_of (off, e), pg = soff >> MM_PAGE_SHIFT;
   if (PM_SLAB_OFF (e) >= c->pages || pg < MM_HDR_PAGES || pg + c->pages > mm_top (d))
     return "damaged page map holds pointer";
-  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
+  struct mm_slab *s = mm_at (d, soff);
+  if (!mm_fmt_slab_ident (s, cls, c))
     return "damaged slab holds pointer";
   int checked = mm_slab_flags (s) & MM_SLAB_CHECKED;
-  uint64_t rel = off - (pg << MM_PAGE_SHIFT);
-  size_t lead = 0;
-  if (checked)
-    {				/* the slot holding the header; its lead */
-      if (rel < c->objoff + sizeof (struct mm_chk))
-	return "pointer is not the start of a block";
-      uint64_t at = (rel - sizeof (struct mm_chk) - c->objoff) / c->size;
-      if (at >= c->nobj)
-	return "pointer is not the start of a block";
-      rel = c->objoff + at * c->size;
-      lead = mm_chk_lead ((char *) s + rel, c->size);
-      if (!lead)
-	return "block header clobbered (write before the block?)";
-      if (off != (pg << MM_PAGE_SHIFT) + rel + lead)
-	return "pointer is not the start of a block";
-    }
-  if (rel < c->objoff || (rel - c->objoff) % c->size)
-    return "pointer is not the start of a block";
-  uint64_t idx = (rel - c->objoff) / c->size;
+  size_t pre = checked ? sizeof (struct mm_chk) : 0, lead = 0;
+  /* A checked block's user pointer follows its header in the slot.  */
+  uint64_t into, idx = mm_fmt_slot (c, off - soff - pre, &into);
   if (idx >= c->nobj)
+    return "pointer is not the start of a block";
+  char *slot = (char *) s + mm_fmt_slot_off (c, idx);
+  if (checked && !(lead = mm_chk_lead (slot, c->size)))
+    return "block header clobbered (write before the block?)";
+  if (into != (checked ? lead - pre : 0))
     return "pointer is not the start of a block";
   uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_RELAXED)
     & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
   if (!(live & (1ULL << (idx % 64))))
     return "block is not allocated (freed twice?)";
-  b->start = (char *) s + rel + (lead ? lead - sizeof (struct mm_chk) : 0);
-  b->room = c->size - (lead ? lead - sizeof (struct mm_chk) : 0);
+  b->start = slot + (lead ? lead - pre : 0);
+  b->room = c->size - (lead ? lead - pre : 0);
   b->lead = lead;
   b->slab = s;
   b->pg = pg;

@@ -422,19 +422,45 @@ const char *mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c)
    partial-list mark against its free slots; 0, or a message.  */
 const char *mm_fmt_slab_counts (const struct mm_slab *s, const struct mm_class *c);
 
-/* The slot of class C that holds byte REL of its slab (REL from the slab's
-   first byte): its index, with *INTO the byte's offset within it; or
-   C->nobj when REL is in the slab's header or past its last slot.  A pointer
-   to a block is the start of slot IDX when *INTO is 0.  */
+/* Byte REL of a slab of class C (REL from the slab's first byte), counted
+   from slot 0: huge when REL is in the slab's header; the byte is in a slot
+   when this is below C->span.  */
+static inline uint64_t
+mm_fmt_slot_rel (const struct mm_class *c, uint64_t rel)
+{
+  return rel - c->objoff;
+}
+
+/* The slot that holds byte R from slot 0 (R below C->span): R / size, by
+   the class's reciprocal.  */
+static inline uint64_t
+mm_fmt_slot_idx (const struct mm_class *c, uint64_t r)
+{
+  return (r * c->recip) >> 40;
+}
+
+/* The slot of class C that holds byte REL of its slab: its index, with
+   *INTO the byte's offset within it; or C->nobj (*INTO 0) when REL is in
+   the slab's header or past its last slot.  A pointer to a block is the start of slot
+   IDX when *INTO is 0.  The fast frees use the two steps above as this
+   does, in the order their other checks want.  */
 static inline uint64_t
 mm_fmt_slot (const struct mm_class *c, uint64_t rel, uint64_t *into)
 {
-  uint64_t r = rel - c->objoff;	/* huge if in the header */
+  uint64_t r = mm_fmt_slot_rel (c, rel);
+  *into = 0;
   if (r >= c->span)
     return c->nobj;
-  uint64_t idx = (r * c->recip) >> 40;
+  uint64_t idx = mm_fmt_slot_idx (c, r);
   *into = r - idx * c->size;
   return idx;
+}
+
+/* The offset of slot IDX of a slab of class C from the slab's start.  */
+static inline uint64_t
+mm_fmt_slot_off (const struct mm_class *c, uint64_t idx)
+{
+  return c->objoff + idx * c->size;
 }
 
 /* The offset of the slab that holds the byte OFF of a heap, whose page has

@@ -97,14 +97,11 @@ free_fast (struct mm_desc *d, void *ptr)
     return 0;
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
-  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e)) << MM_PAGE_SHIFT;
+  uint64_t soff = mm_fmt_slab_of (off, e), into;
   struct mm_slab *s = (struct mm_slab *) (d->base + soff);
-  uint64_t rel = off - soff - c->objoff;
-  if (s->magic != MM_SLAB_MAGIC || (mm_slab_flags (s) & MM_SLAB_CHECKED)
-      || rel >= (uint64_t) c->nobj * c->size)
-    return 0;
-  uint64_t idx = (rel * c->recip) >> 40;
-  if (idx * c->size != rel)
+  uint64_t idx = mm_fmt_slot (c, off - soff, &into);
+  if (!mm_fmt_slab_ident (s, cls, c) || (mm_slab_flags (s) & MM_SLAB_CHECKED)
+      || idx >= c->nobj || into)
     return 0;
   uint64_t bit = 1ULL << (idx % 64), *rb = mm_rbits (s) + idx / 64, *bw = &s->bits[idx / 64];
   uint32_t owner = mm_slab_owner (s);
@@ -233,13 +230,13 @@ mfree (void *md, void *ptr)
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
-	  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
+	  uint64_t soff = mm_fmt_slab_of (off, ent);
 	  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
-	  uint64_t rel = off - soff - c->objoff;	/* huge if below slot 0 */
+	  uint64_t rel = mm_fmt_slot_rel (c, off - soff);	/* huge if below slot 0 */
 	  if (MM_LIKELY (PM_KIND (ent) == PM_SLAB && rel < c->span
 			 && mm_slab_owner (s) == tc->id))
 	    {
-	      uint64_t idx = (rel * c->recip) >> 40;
+	      uint64_t idx = mm_fmt_slot_idx (c, rel);
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
 	      if (MM_LIKELY (idx * c->size == rel && (b & bit)
 			     && !(__atomic_load_n (&s->bits[c->words + idx / 64], __ATOMIC_RELAXED)

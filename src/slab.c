@@ -13,7 +13,8 @@
 
 /* --- partial lists: slabs with free slots, per class and kind ------------- */
 
-/* Is OFF the first page of a whole slab of class CLS: header and page marks?  */
+/* Is OFF the first page of a whole slab of class CLS: page marks, header and
+   bitmaps (mm_fmt_slab_bits), before a link to it is written through?  */
 int
 mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
 {
@@ -22,18 +23,12 @@ mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
   uint64_t pg = off >> MM_PAGE_SHIFT;
   const struct mm_class *c = &mm_classes[cls];
   const struct mm_slab *s = mm_at (d, off);
-  if (pg + c->pages > mm_top (d) || s->magic != MM_SLAB_MAGIC || s->cls != cls
-      || s->nobj != c->nobj || __atomic_load_n (&s->hint, __ATOMIC_RELAXED) >= c->words)
+  if (pg + c->pages > mm_top (d) || !mm_fmt_slab_ident (s, cls, c))
     return 0;
   for (uint32_t i = 0; i < c->pages; i++)
-    if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (i << 8) | cls))
+    if (mm_pm_get (d, pg + i) != mm_fmt_slab_mark (cls, i))
       return 0;
-  const uint64_t *rb = mm_rbits (s);	/* slots freed elsewhere were allocated */
-  for (uint32_t w = 0; w < c->words; w++)
-    if (__atomic_load_n (&rb[w], __ATOMIC_RELAXED) & ~__atomic_load_n (&s->bits[w],
-									__ATOMIC_RELAXED))
-      return 0;
-  return 1;
+  return mm_fmt_slab_bits (s, c) == 0;
 }
 
 /* Is OFF, the head of CLS's partial list K (0 unchecked, 1 checked), a whole
