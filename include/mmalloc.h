@@ -28,6 +28,41 @@
 extern "C" {
 #endif
 
+/* What the compiler may know of the allocating functions, where it supports
+   it: that a block aliases nothing (malloc), how big it is (alloc_size) and
+   how aligned (alloc_align), and that dropping the result is a bug.  So the
+   bounds checks of -Warray-bounds, -Wstringop-overflow and _FORTIFY_SOURCE
+   see mmalloc's blocks as they see malloc's.  No deallocator is named
+   (malloc (mfree, 2)): with libmmalloc-malloc, free and mfree (NULL, ...)
+   take each other's blocks.  Define MMALLOC_NO_ATTRIBUTES to leave them
+   all out.  */
+#if defined __has_attribute && !defined MMALLOC_NO_ATTRIBUTES
+# if __has_attribute (__malloc__)
+#  define MMALLOC_ATTR_MALLOC __attribute__ ((__malloc__))
+# endif
+# if __has_attribute (__alloc_size__)
+#  define MMALLOC_ATTR_SIZE(args) __attribute__ ((__alloc_size__ args))
+# endif
+# if __has_attribute (__alloc_align__)
+#  define MMALLOC_ATTR_ALIGN(arg) __attribute__ ((__alloc_align__ (arg)))
+# endif
+# if __has_attribute (__warn_unused_result__)
+#  define MMALLOC_ATTR_WUR __attribute__ ((__warn_unused_result__))
+# endif
+#endif
+#ifndef MMALLOC_ATTR_MALLOC
+# define MMALLOC_ATTR_MALLOC
+#endif
+#ifndef MMALLOC_ATTR_SIZE
+# define MMALLOC_ATTR_SIZE(args)
+#endif
+#ifndef MMALLOC_ATTR_ALIGN
+# define MMALLOC_ATTR_ALIGN(arg)
+#endif
+#ifndef MMALLOC_ATTR_WUR
+# define MMALLOC_ATTR_WUR
+#endif
+
 /* Library version (the heap file format has its own version, see the manual).  */
 #define MMALLOC_VERSION_MAJOR 1
 #define MMALLOC_VERSION_MINOR 0
@@ -75,7 +110,7 @@ struct mstats
    file empty); ENOMEM, EINVAL (no address range could be reserved); ENOSPC,
    EDQUOT, EFBIG, EIO (the file could not be grown or repaired); EMFILE, ENFILE; MMALLOC_ENOTHEAP, MMALLOC_EVERSION, MMALLOC_EMACHINE,
    MMALLOC_ECORRUPT, MMALLOC_ETRUNCATED, MMALLOC_EADDRINUSE, MMALLOC_ELOCKED.  */
-void *mmalloc_attach (int fd, void *baseaddr);
+void *mmalloc_attach (int fd, void *baseaddr) MMALLOC_ATTR_WUR;
 
 /* Flags of mmalloc_attach_flags.  */
 #define MMALLOC_INSPECT 1	/* a private, read-only view of a heap file */
@@ -88,7 +123,7 @@ void *mmalloc_attach (int fd, void *baseaddr);
    detached is recovered in the view alone.  FD is not kept.  Errors as for
    mmalloc_attach, and EINVAL for an unknown flag; MMALLOC_ENOTHEAP for an
    empty file; MMALLOC_EADDRINUSE if this process has the file attached.  */
-void *mmalloc_attach_flags (int fd, void *baseaddr, int flags);
+void *mmalloc_attach_flags (int fd, void *baseaddr, int flags) MMALLOC_ATTR_WUR;
 
 /* Detach MD: mark it clean, unmap it, close the library's descriptor.  Returns
    NULL on success, MD on failure (errno set: MMALLOC_EBADDESC when MD is not
@@ -134,17 +169,19 @@ int mmalloc_setdecay (void *md, long ms);
    ENOMEM when SIZE cannot be had; EROFS on a read-only heap; ENOSPC, EDQUOT or
    EIO when a heap file cannot get disk blocks; MMALLOC_ECORRUPT once damaged
    metadata was found in the heap.  */
-void *mmalloc (void *md, size_t size);
+void *mmalloc (void *md, size_t size)
+  MMALLOC_ATTR_MALLOC MMALLOC_ATTR_SIZE ((2)) MMALLOC_ATTR_WUR;
 
 /* Resize PTR to SIZE bytes, keeping min(old, new) bytes of contents.  PTR NULL
    acts as mmalloc; SIZE 0 leaves a minimal block, as mmalloc (MD, 0) gives.  On
    failure NULL with mmalloc's errors and PTR is untouched; EINVAL when PTR was
    reported as a bad pointer and the abort function returned, MMALLOC_ECORRUPT
    when looking it up found the heap damaged.  */
-void *mrealloc (void *md, void *ptr, size_t size);
+void *mrealloc (void *md, void *ptr, size_t size) MMALLOC_ATTR_SIZE ((3)) MMALLOC_ATTR_WUR;
 
 /* NMEMB * SIZE zeroed bytes; NULL with ENOMEM when the product overflows.  */
-void *mcalloc (void *md, size_t nmemb, size_t size);
+void *mcalloc (void *md, size_t nmemb, size_t size)
+  MMALLOC_ATTR_MALLOC MMALLOC_ATTR_SIZE ((2, 3)) MMALLOC_ATTR_WUR;
 
 /* Free PTR; NULL does nothing.  A pointer MD did not hand out, or one already
    freed, is reported and the abort function runs; a refused MD is reported
@@ -152,11 +189,13 @@ void *mcalloc (void *md, size_t nmemb, size_t size);
 void mfree (void *md, void *ptr);
 
 /* SIZE bytes aligned to the system page size.  */
-void *mvalloc (void *md, size_t size);
+void *mvalloc (void *md, size_t size)
+  MMALLOC_ATTR_MALLOC MMALLOC_ATTR_SIZE ((2)) MMALLOC_ATTR_WUR;
 
 /* SIZE bytes aligned to ALIGNMENT, a power of two (any, up to at least 1 GiB).
    NULL with EINVAL for another ALIGNMENT, ENOMEM when it cannot be had.  */
-void *mmemalign (void *md, size_t alignment, size_t size);
+void *mmemalign (void *md, size_t alignment, size_t size)
+  MMALLOC_ATTR_MALLOC MMALLOC_ATTR_ALIGN (2) MMALLOC_ATTR_SIZE ((3)) MMALLOC_ATTR_WUR;
 
 /* Bytes usable at PTR (0 for NULL).  For a checked block, exactly the size
    asked for (blocks aligned above 16 bytes, and blocks made before

@@ -61,7 +61,7 @@ misuse (void *arg)
       mfree (md, p);
       break;
     case CLOBBER_HEADER:
-      p[-8] ^= 0x5a;
+      tu_hidden_ptr (p)[-8] ^= 0x5a;
       say_ptr (p);
       mfree (md, p);
       break;
@@ -120,7 +120,7 @@ misuse (void *arg)
 	if (j->what == CHECK_OVERRUN)
 	  p[j->size] = 0;
 	else
-	  p[-8] ^= 0x5a;
+	  tu_hidden_ptr (p)[-8] ^= 0x5a;
 	say_ptr (p);
 	_exit (mmalloc_check (md));
       }

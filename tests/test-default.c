@@ -98,15 +98,15 @@ null_descriptor_remembers_errors (void **state)
 {
   (void) state;
   errno = 0;
-  assert_null (mmemalign (NULL, 24, 10));
+  assert_null (mmemalign (NULL, tu_hidden_size (24), 10));
   assert_int_equal (errno, EINVAL);
   assert_int_equal (mmalloc_errno (NULL), EINVAL);
   errno = 0;
-  assert_null (mmalloc (NULL, SIZE_MAX));
+  assert_null (mmalloc (NULL, tu_hidden_size (SIZE_MAX)));
   assert_int_equal (errno, ENOMEM);
   assert_int_equal (mmalloc_errno (NULL), ENOMEM);
   errno = 0;
-  assert_null (mcalloc (NULL, SIZE_MAX / 2 + 1, 2));
+  assert_null (mcalloc (NULL, tu_hidden_size (SIZE_MAX / 2 + 1), 2));
   assert_int_equal (errno, ENOMEM);
   assert_heap_ok (NULL);
 }

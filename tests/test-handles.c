@@ -159,7 +159,7 @@ assert_refused (void *md, const char *why, struct victim *v)
   REFUSED (mmalloc (md, 64), NULL);
   REFUSED (mmalloc (md, 1 << 20), NULL);
   REFUSED (mcalloc (md, 4, 16), NULL);
-  REFUSED (mcalloc (md, SIZE_MAX, 2), NULL);
+  REFUSED (mcalloc (md, tu_hidden_size (SIZE_MAX), 2), NULL);
   REFUSED (mrealloc (md, NULL, 32), NULL);
   REFUSED (mrealloc (md, v->block, 32), NULL);
   REFUSED (mvalloc (md, 100), NULL);

@@ -104,7 +104,7 @@ growth_reuses_the_free_run_a_shrink_left_at_the_top (void **state)
   char *q = mrealloc (md, p, 6 * MIB);
   assert_ptr_equal (q, p);
   assert_true (tu_holds (p, MIB, 11));
-  memset (p + MIB, 1, 5 * MIB);
+  memset (q + MIB, 1, 5 * MIB);
   assert_heap_ok (md);
   tu_end_heap (md);
 }

@@ -156,7 +156,7 @@ static void
 overrun (void *md)
 {
   char *p = mmalloc (md, 24);
-  p[24] = 1;
+  tu_hidden_ptr (p)[24] = 1;
   mfree (md, p);
 }
 

@@ -397,4 +397,21 @@ tu_hold_stop (struct tu_holder h)
   assert_int_equal (WEXITSTATUS (st), 0);
 }
 
+/* N and P, hidden from the optimiser, for the calls and writes that
+   mmalloc.h's attributes (alloc_size, alloc_align) let the compiler reject:
+   sizes no block can have, bad alignments, writes out of a block.  */
+static inline size_t
+tu_hidden_size (size_t n)
+{
+  __asm__ ("" : "+r" (n));
+  return n;
+}
+
+static inline char *
+tu_hidden_ptr (char *p)
+{
+  __asm__ ("" : "+r" (p));
+  return p;
+}
+
 #endif /* TESTUTIL_H */

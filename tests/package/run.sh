@@ -7,6 +7,10 @@
 #   static    libmmalloc.a and libmmalloc-malloc.a define, as globals, the
 #             exported API and nothing else; a program with its own mm_free,
 #             mm_alloc and mm_report links against them and works
+#   header    mmalloc.h compiles as C89 -pedantic and as C++; with gcc and
+#             clang its attributes give mmalloc's blocks their size
+#             (__builtin_object_size), -Warray-bounds and _FORTIFY_SOURCE
+#             catch overruns of them, dropping mrealloc's result warns
 #   man       every page of man/ formats with groff -ww without a warning
 #
 # Usage: sh tests/package/run.sh   (POSIX sh; from anywhere; it builds in a
@@ -184,6 +188,112 @@ for a in libmmalloc.a libmmalloc-malloc.a; do
     showlog "$tmp/own-$a.log"
   fi
 done
+
+# --- the public header ---------------------------------------------------------------
+
+compilers=""
+for c in gcc clang; do command -v $c >/dev/null 2>&1 && compilers="$compilers $c"; done
+note "compilers for the header checks:$compilers"
+printf '#include <mmalloc.h>\nint main (void) { void *p = mmalloc (0, 8); mfree (0, p); return 0; }\n' \
+  >"$tmp/c89.c"
+cp "$tmp/c89.c" "$tmp/cxx.cc"
+for c in $compilers; do
+  t "$c -std=c89 -pedantic -Wall -Wextra -Werror compiles mmalloc.h" \
+    $c -std=c89 -pedantic -Wall -Wextra -Werror -I"$repo/include" -c -o "$tmp/c89.o" "$tmp/c89.c"
+  case $c in gcc) cxx=g++ ;; *) cxx=clang++ ;; esac
+  if command -v $cxx >/dev/null 2>&1; then
+    t "$cxx -pedantic -Wall -Wextra -Werror compiles mmalloc.h" \
+      $cxx -pedantic -Wall -Wextra -Werror -I"$repo/include" -c -o "$tmp/cxx.o" "$tmp/cxx.cc"
+  else
+    notok "$cxx is installed (to compile mmalloc.h as C++)"
+  fi
+done
+
+# The size of each allocating function's block, as the compiler knows it.
+cat >"$tmp/objsize.c" <<'EOF'
+#include <mmalloc.h>
+#include <stdio.h>
+#define SZ(p) ((unsigned long) __builtin_object_size (p, 0))
+int
+main (void)
+{
+  char *a = mmalloc (NULL, 24), *b = mcalloc (NULL, 3, 8), *c = mvalloc (NULL, 50);
+  char *d = mmemalign (NULL, 64, 100), *e = mrealloc (NULL, mmalloc (NULL, 1), 40);
+  printf ("%lu %lu %lu %lu %lu\n", SZ (a), SZ (b), SZ (c), SZ (d), SZ (e));
+  mfree (NULL, a); mfree (NULL, b); mfree (NULL, c); mfree (NULL, d); mfree (NULL, e);
+  return 0;
+}
+EOF
+# A constant write past the end of a block.
+printf '%s\n' '#include <mmalloc.h>' 'int main (void) {' '  char *p = mmalloc (NULL, 8);' \
+  '  if (p) p[10] = 1;' '  mfree (NULL, p);' '  return 0;' '}' >"$tmp/bounds.c"
+# A copy whose length comes at run time: _FORTIFY_SOURCE checks it.
+cat >"$tmp/fortify.c" <<'EOF'
+#include <mmalloc.h>
+#include <stdlib.h>
+#include <string.h>
+int
+main (int argc, char **argv)
+{
+  static const char src[64];
+  char *p = mmalloc (NULL, 8);
+  if (!p || argc < 2)
+    return 2;
+  memcpy (p, src, (size_t) atoi (argv[1]));
+  mfree (NULL, p);
+  return 0;
+}
+EOF
+printf '%s\n' '#include <mmalloc.h>' 'int main (void) {' '  char *p = mmalloc (NULL, 8);' \
+  '  mrealloc (NULL, p, 16);' '  return 0;' '}' >"$tmp/wur.c"
+lib="$build/libmmalloc.a -lpthread"
+for c in $compilers; do
+  # shellcheck disable=SC2086
+  if $c -std=c11 -O2 -I"$repo/include" -o "$tmp/objsize-$c" "$tmp/objsize.c" $lib \
+       >"$tmp/objsize-$c.log" 2>&1; then
+    sizes=$("$tmp/objsize-$c")
+    t "$c -O2: __builtin_object_size of mmalloc 24, mcalloc 3x8, mvalloc 50, mmemalign 100, mrealloc 40 ($sizes)" \
+      test "$sizes" = "24 24 50 100 40"
+  else
+    notok "$c: build the object size program"; showlog "$tmp/objsize-$c.log"
+  fi
+  # shellcheck disable=SC2086
+  if $c -std=c11 -O2 -D_FORTIFY_SOURCE=2 -I"$repo/include" -o "$tmp/fortify-$c" "$tmp/fortify.c" \
+       $lib >"$tmp/fortify-$c.log" 2>&1; then
+    "$tmp/fortify-$c" 8 >/dev/null 2>&1; rc8=$?
+    "$tmp/fortify-$c" 16 >"$tmp/fortify-$c.out" 2>&1; rc16=$?
+    if [ $rc8 -eq 0 ] && [ $rc16 -gt 128 ] && grep -q 'buffer overflow detected' "$tmp/fortify-$c.out"; then
+      ok "$c -D_FORTIFY_SOURCE=2: a copy of 16 bytes into mmalloc (NULL, 8) is stopped, of 8 is not"
+    else
+      notok "$c -D_FORTIFY_SOURCE=2: a copy of 16 bytes into mmalloc (NULL, 8) is stopped (exit for 8: $rc8, for 16: $rc16)"
+      showlog "$tmp/fortify-$c.out" 5
+    fi
+  else
+    notok "$c: build the _FORTIFY_SOURCE program"; showlog "$tmp/fortify-$c.log"
+  fi
+  $c -std=c11 -Wall -Wextra -I"$repo/include" -c -o "$tmp/wur.o" "$tmp/wur.c" >"$tmp/wur-$c.log" 2>&1
+  t "$c: dropping mrealloc's result warns (-Wunused-result)" grep -q 'unused-result' "$tmp/wur-$c.log"
+done
+if command -v gcc >/dev/null 2>&1; then
+  gcc -std=c11 -O2 -Wall -Warray-bounds -I"$repo/include" -c -o "$tmp/bounds.o" "$tmp/bounds.c" \
+    >"$tmp/bounds.log" 2>&1
+  gcc -std=c11 -O2 -Wall -Warray-bounds -DMMALLOC_NO_ATTRIBUTES -I"$repo/include" -c \
+    -o "$tmp/bounds.o" "$tmp/bounds.c" >"$tmp/bounds-no.log" 2>&1
+  if grep -Eq 'array-bounds|stringop-overflow' "$tmp/bounds.log" \
+     && ! grep -Eq 'array-bounds|stringop-overflow' "$tmp/bounds-no.log"; then
+    ok "gcc -O2 -Warray-bounds: p[10] = 1 into mmalloc (NULL, 8) warns (not with MMALLOC_NO_ATTRIBUTES)"
+  else
+    notok "gcc -O2 -Warray-bounds: p[10] = 1 into mmalloc (NULL, 8) warns (not with MMALLOC_NO_ATTRIBUTES)"
+    showlog "$tmp/bounds.log" 10; showlog "$tmp/bounds-no.log" 10
+  fi
+fi
+if command -v clang >/dev/null 2>&1; then
+  printf '%s\n' '#include <mmalloc.h>' 'void *f (void);' \
+    'void *f (void) { return mmemalign (NULL, 3, 10); }' >"$tmp/align.c"
+  clang -std=c11 -Wall -I"$repo/include" -c -o "$tmp/align.o" "$tmp/align.c" >"$tmp/align.log" 2>&1
+  t "clang: mmemalign (NULL, 3, 10) warns (alloc_align: -Wnon-power-of-two-alignment)" \
+    grep -q 'non-power-of-two-alignment' "$tmp/align.log"
+fi
 
 # --- manual pages -------------------------------------------------------------------
 
