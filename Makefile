@@ -218,7 +218,8 @@ check-malloc: check-deps
 STRESS_KILLS ?= 5000
 STRESS_CHECK_SECONDS ?= 30
 STRESS_TESTS := $(B)/tests/test-recover $(B)/tests/test-killpoints $(B)/tests/test-check \
-                $(B)/tests/test-files $(B)/tests/test-osfail $(B)/tests/test-fork
+                $(B)/tests/test-files $(B)/tests/test-osfail $(B)/tests/test-fork \
+                $(B)/tests/test-mmtool
 stress: check-deps
 	@$(MAKE) --no-print-directory lib tools $(STRESS_TESTS) $(TEST_HELPERS)
 	@MMALLOC_STRESS=1 MMALLOC_KILL_TRIALS=$(STRESS_KILLS) \
