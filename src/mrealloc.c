@@ -73,11 +73,56 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **
   return done;
 }
 
+/* The size class of PTR, plus 1, when it is an allocated slot of a plain
+   slab that this thread owns in the heap MD of its current cache entry,
+   found without a lock as mfree's fast path finds it (we alone write that
+   slab's bits); else 0.  Never while tracing.  */
+static unsigned
+owned_slot (void *md, const void *ptr)
+{
+  struct mm_tc *tc = mm_tc_self;
+  if (!tc || mm_tracing ())
+    return 0;
+  struct mm_tce *e = tc->cur;
+  struct mm_desc *d = e->d;
+  uint64_t limit = __atomic_load_n (&d->limit, __ATOMIC_ACQUIRE);
+  uint64_t off = (uint64_t) ((uintptr_t) ptr - (limit ? (uintptr_t) d->base : 0));
+  if (e->md != md || off >= limit)
+    return 0;
+  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
+  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
+  struct mm_slab *s = (struct mm_slab *) (d->base + soff);
+  uint64_t rel = off - soff - c->objoff;	/* huge if below slot 0 */
+  if (PM_KIND (ent) != PM_SLAB || rel >= c->span || mm_slab_owner (s) != tc->id
+      || (mm_slab_flags (s) & MM_SLAB_CHECKED))
+    return 0;
+  uint64_t idx = (rel * c->recip) >> 40, bit = 1ULL << (idx % 64);
+  if (idx * c->size != rel || !(s->bits[idx / 64] & bit)
+      || (__atomic_load_n (&s->bits[c->words + idx / 64], __ATOMIC_RELAXED) & bit))
+    return 0;
+  return PM_SLAB_CLS (ent) + 1;
+}
+
 void *
 mrealloc (void *md, void *ptr, size_t size)
 {
   if (!ptr)
     return mmalloc (md, size);
+  unsigned cls = owned_slot (md, ptr);
+  if (cls--)
+    {				/* a slot of ours: no lock, as resize_in_place */
+      size_t room = mm_classes[cls].size;
+      if (size <= room && (size > room / 2 || cls == 0))
+	return ptr;
+      void *p = mmalloc (md, size);
+      if (p)
+	{
+	  memcpy (p, ptr, size < room ? size : room);
+	  mfree (md, ptr);
+	}
+      return p;
+    }
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
     return NULL;

@@ -218,6 +218,59 @@ heap_file_copies_and_reattaches_with_its_blocks (void **state)
   tu_end_heap (md);
 }
 
+/* Small blocks reallocated through every size class and back, in the
+   thread's own slabs (no lock) and in those of another thread (which it
+   left behind): contents kept, a slot that fits stays.  */
+static void
+walk_sizes (void *md, char *p, uint64_t tag)
+{
+  size_t size = 16;
+  tu_fill (p, size, tag);
+  for (size_t n = 24; n <= 32768; n = n * 5 / 4 + 8)
+    {
+      char *q = mrealloc (md, p, n);
+      assert_non_null (q);
+      assert_true (tu_holds (q, size, tag));
+      tu_fill (q, n, tag);
+      p = q;
+      size = n;
+    }
+  for (size_t n = size; n >= 16; n = n * 2 / 3)
+    {
+      char *q = mrealloc (md, p, n);
+      assert_non_null (q);
+      assert_true (tu_holds (q, n, tag));
+      p = q;
+      size_t room = mmalloc_usable_size (md, p);	/* its slot: stays */
+      assert_ptr_equal (mrealloc (md, p, room), p);
+      assert_ptr_equal (mrealloc (md, p, room / 2 + 1), p);
+    }
+  mfree (md, p);
+}
+
+static void *
+alloc_small (void *md)
+{
+  return mmalloc (md, 16);
+}
+
+static void
+small_blocks_keep_contents_through_every_class (void **state)
+{
+  (void) state;
+  void *md = tu_new_heap ();
+  walk_sizes (md, alloc_small (md), 51);
+  pthread_t t;
+  void *other;
+  assert_int_equal (pthread_create (&t, NULL, alloc_small, md), 0);
+  assert_int_equal (pthread_join (t, &other), 0);
+  assert_non_null (other);
+  walk_sizes (md, other, 52);	/* a slot of another thread's slab */
+  walk_sizes (NULL, alloc_small (NULL), 53);	/* the default heap */
+  assert_heap_ok (md);
+  tu_end_heap (md);
+}
+
 int
 main (void)
 {
@@ -228,6 +281,7 @@ main (void)
     cmocka_unit_test (blocked_block_moves_its_pages_without_copying),
     cmocka_unit_test (failed_mremap_falls_back_to_a_copy),
     cmocka_unit_test (heap_file_copies_and_reattaches_with_its_blocks),
+    cmocka_unit_test (small_blocks_keep_contents_through_every_class),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
