@@ -549,6 +549,56 @@ readonly_commands_beside_a_writer (void **state)
   tu_hold_stop (w);
 }
 
+/* A file cut short while a command reads it (a writer shrinking it):
+   the command's reads past the new end fault, and it says so and exits 2.
+   The walk is held in the middle by its full output pipe while the file
+   is cut.  */
+static void
+file_cut_under_a_walk_exits_2 (void **state)
+{
+  (void) state;
+  void *md = tu_new_file_heap ("cut.heap");
+  for (int i = 0; i < 8000; i++)
+    assert_non_null (mmalloc (md, 16));
+  tu_end_heap (md);
+  const char *p = tu_path ("cut.heap");
+  int out[2];
+  assert_int_equal (pipe (out), 0);
+  char errp[512];
+  snprintf (errp, sizeof errp, "%s/tool.err", tu_dir ());
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      int e = open (errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (e < 0 || dup2 (out[1], 1) < 0 || dup2 (e, 2) < 0)
+	_exit (126);
+      close (out[0]);
+      alarm (20);
+      execl (tool (), "mmtool", "walk", p, (char *) NULL);
+      _exit (127);
+    }
+  close (out[1]);
+  /* Wait for the first full pipe's worth: the walk is under way.  */
+  char buf[4096];
+  size_t got = 0;
+  ssize_t r;
+  while (got < 4096 && (r = read (out[0], buf, sizeof buf - got)) > 0)
+    got += (size_t) r;
+  assert_int_equal (truncate (p, (off_t) (MM_HDR_PAGES + MM_LEAF_PAGES + 1) * MM_PAGE), 0);
+  while (read (out[0], buf, sizeof buf) > 0)
+    ;
+  close (out[0]);
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st));
+  assert_int_equal (WEXITSTATUS (st), 2);
+  char err[4096];
+  slurp (errp, err, sizeof err);
+  assert_non_null (strstr (err, "mmtool: the heap file shrank while it was read"));
+}
+
 static void
 usage_errors_exit_2 (void **state)
 {
@@ -757,6 +807,7 @@ main (void)
     cmocka_unit_test (recover_rebuilds_a_dirty_file),
     cmocka_unit_test (readonly_commands_leave_files_unchanged),
     cmocka_unit_test (readonly_commands_beside_a_writer),
+    cmocka_unit_test (file_cut_under_a_walk_exits_2),
     cmocka_unit_test (usage_errors_exit_2),
     cmocka_unit_test (damaged_files_never_crash_the_tool),
   };
