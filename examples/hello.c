@@ -1,5 +1,5 @@
-/* hello.c -- the first run stores a string in a heap file, the second prints it.
-   cc -Iinclude examples/hello.c build/libmmalloc.a -lpthread -o hello  */
+/* hello.c -- the first run stores a string in a heap file, the second
+   prints it.  cc hello.c -lmmalloc -o hello  */
 
 #include <mmalloc.h>
 
@@ -13,13 +13,14 @@ int
 main (void)
 {
   int fd = open ("hello.heap", O_RDWR | O_CREAT, 0644);
+  /* A new heap in an empty file, or the heap of an earlier run.  */
   void *md = fd < 0 ? NULL : mmalloc_attach (fd, NULL);
   if (!md)
     {
       fprintf (stderr, "hello.heap: %s\n", mmalloc_strerror (errno));
       return 1;
     }
-  close (fd);
+  close (fd);                   /* the library keeps its own */
   char *s = mmalloc_getkey (md, 0);
   if (s)
     printf ("found in hello.heap: %s\n", s);
@@ -29,6 +30,9 @@ main (void)
       mmalloc_setkey (md, 0, s);
       printf ("stored a string in hello.heap; run me again\n");
     }
+  else
+    fprintf (stderr, "hello.heap: %s\n",
+             mmalloc_strerror (mmalloc_errno (md)));
   mmalloc_detach (md);
-  return 0;
+  return s ? 0 : 1;
 }

@@ -11,6 +11,8 @@
 #             clang its attributes give mmalloc's blocks their size
 #             (__builtin_object_size), -Warray-bounds and _FORTIFY_SOURCE
 #             catch overruns of them, dropping mrealloc's result warns
+#   readme    the README's first code block is examples/hello.c, which
+#             works and reports errors with mmalloc_strerror
 #   man       every page of man/ formats with groff -ww without a warning
 #
 # Usage: sh tests/package/run.sh   (POSIX sh; from anywhere; it builds in a
@@ -293,6 +295,44 @@ if command -v clang >/dev/null 2>&1; then
   clang -std=c11 -Wall -I"$repo/include" -c -o "$tmp/align.o" "$tmp/align.c" >"$tmp/align.log" 2>&1
   t "clang: mmemalign (NULL, 3, 10) warns (alloc_align: -Wnon-power-of-two-alignment)" \
     grep -q 'non-power-of-two-alignment' "$tmp/align.log"
+fi
+
+# --- the README's example -------------------------------------------------------------
+
+# The README's first code block: lines indented by four spaces after a blank
+# line, up to the first line indented less.
+awk 'blk && /^$/ { held = held "\n"; next }
+     blk && /^    / { printf "%s", held; held = ""; print substr($0, 5); next }
+     blk { exit }
+     prev == "" && /^    / { blk = 1; print substr($0, 5); next }
+     { prev = $0 }' "$repo/README" >"$tmp/readme-first.c"
+if cmp -s "$tmp/readme-first.c" "$repo/examples/hello.c"; then
+  ok "the README's first code block is examples/hello.c ($(wc -l <"$repo/examples/hello.c") lines)"
+else
+  notok "the README's first code block is examples/hello.c:"
+  diff "$tmp/readme-first.c" "$repo/examples/hello.c" | head -n 20 | sed 's/^/#   /'
+fi
+t "examples/hello.c reports errors with mmalloc_strerror, not perror" \
+  sh -c '! grep -q "perror" "$1" && grep -q "mmalloc_strerror" "$1"' sh "$repo/examples/hello.c"
+if $CC -std=c11 -Wall -Wextra -Werror -I"$repo/include" -o "$tmp/hello" "$repo/examples/hello.c" \
+     "$build/libmmalloc.a" -lpthread >"$tmp/hello.log" 2>&1; then
+  mkdir "$tmp/hellorun"
+  one=$(cd "$tmp/hellorun" && "$tmp/hello" 2>&1); rc1=$?
+  two=$(cd "$tmp/hellorun" && "$tmp/hello" 2>&1); rc2=$?
+  if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$one" = "stored a string in hello.heap; run me again" ] \
+     && [ "$two" = "found in hello.heap: hello from an earlier process" ]; then
+    ok "hello stores its string in the first run and finds it in the second"
+  else
+    notok "hello: first run ($rc1) '$one', second ($rc2) '$two'"
+  fi
+  # A hello.heap that is no heap: the message names mmalloc's error.
+  rm -f "$tmp/hellorun/hello.heap"
+  head -c 8192 /dev/zero | tr '\0' 'x' >"$tmp/hellorun/hello.heap"
+  bad=$(cd "$tmp/hellorun" && "$tmp/hello" 2>&1); rc=$?
+  t "hello on a file that is no heap: exit 1, '$bad'" \
+    test $rc -eq 1 -a "$bad" = "hello.heap: Not an mmalloc heap file"
+else
+  notok "examples/hello.c compiles with -Wall -Wextra -Werror"; showlog "$tmp/hello.log"
 fi
 
 # --- manual pages -------------------------------------------------------------------
