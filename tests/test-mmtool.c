@@ -281,6 +281,25 @@ info_says_what_the_header_says (void **state)
 	    " and d['size'] %% 4096 == 0 and d['clean'] is True and d['writer'] is False"
 	    " and d['keys'] == [0, 1, 2]", K.base);
   json_holds (r, expr);
+  /* A region that does not validate: the header's word all the same, with
+     the reason, and status 2.  */
+  int fd = open (p, O_RDWR);
+  uint64_t sum;
+  off_t at = (off_t) offsetof (struct mm_header, dir_sum);
+  assert_int_equal (pread (fd, &sum, sizeof sum, at), (ssize_t) sizeof sum);
+  sum ^= 1;
+  assert_int_equal (pwrite (fd, &sum, sizeof sum, at), (ssize_t) sizeof sum);
+  close (fd);
+  const char *damaged = mmalloc_strerror (MMALLOC_ECORRUPT);
+  r = MMTOOL ("info", p);
+  assert_int_equal (r->status, 2);
+  assert_non_null (strstr (r->out, base));
+  assert_non_null (strstr (r->out, damaged));
+  assert_non_null (strstr (r->err, damaged));
+  r = MMTOOL ("info", "--json", p);
+  assert_int_equal (r->status, 2);
+  snprintf (expr, sizeof expr, "d['error'] == '%s' and d['base'] == %" PRIuPTR, damaged, K.base);
+  json_holds (r, expr);
 }
 
 static void

@@ -225,16 +225,25 @@ read_header (int fd, struct mm_header *h, struct stat *st)
     file_error (e);
 }
 
-/* A private, read-only view of the file: never written, no lock.  */
+/* A private, read-only view of the file: never written, no lock.  NULL
+   with errno if it cannot be attached.  */
 static void *
-view (void)
+try_view (void)
 {
   int fd = open_file (O_RDONLY);
   void *md = mmalloc_attach_flags (fd, NULL, MMALLOC_INSPECT);
   int e = errno;
   close (fd);
+  errno = e;
+  return md;
+}
+
+static void *
+view (void)
+{
+  void *md = try_view ();
   if (!md)
-    file_error (e);
+    file_error (errno);
   return md;
 }
 
@@ -327,6 +336,8 @@ state_name (const struct mm_header *h, int writer)
   return writer > 0 ? "attached by a writer" : "needs recovery";
 }
 
+static void info_text (const struct mm_header *h, const struct stat *st, int writer, int err);
+
 static int
 cmd_info (void)
 {
@@ -336,19 +347,19 @@ cmd_info (void)
   read_header (fd, &h, &st);
   close (fd);
   int writer = writer_present (&st);
-  void *md = view ();		/* the whole region validated */
-  mmalloc_detach (md);
-  int nkeys = 0;
-  for (int k = 0; k < MMALLOC_KEYS; k++)
-    nkeys += h.keys[k] != 0;
-  uint64_t size = h.top << MM_PAGE_SHIFT;
+  /* The whole region validated; if it is damaged, what the header says is
+     shown all the same, with the reason, and the status is 2.  */
+  void *md = try_view ();
+  int err = md ? 0 : errno;
+  if (md)
+    mmalloc_detach (md);
   if (opt_json)
     {
       jopen (NULL, '{');
       jstr ("file", file_name);
       jnum ("version", h.version);
       jnum ("base", h.base);
-      jnum ("size", size);
+      jnum ("size", h.top << MM_PAGE_SHIFT);
       jnum ("span", h.span);
       jnum ("file_size", (uint64_t) st.st_size);
       jbool ("clean", h.state == MM_CLEAN);
@@ -363,28 +374,42 @@ cmd_info (void)
 	if (h.keys[k])
 	  jnum (NULL, (uint64_t) k);
       jclose (']');
+      if (err)
+	jstr ("error", mmalloc_strerror (err));
       jclose ('}');
-      return 0;
     }
+  else
+    info_text (&h, &st, writer, err);
+  if (err)
+    file_error (err);
+  return 0;
+}
+
+static void
+info_text (const struct mm_header *h, const struct stat *st, int writer, int err)
+{
+  int nkeys = 0;
+  for (int k = 0; k < MMALLOC_KEYS; k++)
+    nkeys += h->keys[k] != 0;
+  uint64_t size = h->top << MM_PAGE_SHIFT;
   printf ("file:        %s\n", file_name);
-  printf ("format:      %" PRIu32 " (this build reads 1 to %d; library %s)\n", h.version,
+  printf ("format:      %" PRIu32 " (this build reads 1 to %d; library %s)\n", h->version,
 	  MM_FORMAT_VERSION, mmalloc_version ());
-  printf ("base:        0x%" PRIx64 "\n", h.base);
-  printf ("size:        %" PRIu64 " bytes (%" PRIu64 " pages in use)\n", size, h.top);
-  printf ("span:        %" PRIu64 " bytes\n", h.span);
-  printf ("file size:   %jd bytes\n", (intmax_t) st.st_size);
-  printf ("state:       %s\n", state_name (&h, writer));
+  printf ("base:        0x%" PRIx64 "\n", h->base);
+  printf ("size:        %" PRIu64 " bytes (%" PRIu64 " pages in use)\n", size, h->top);
+  printf ("span:        %" PRIu64 " bytes\n", h->span);
+  printf ("file size:   %jd bytes\n", (intmax_t) st->st_size);
+  printf ("state:       %s\n", err ? mmalloc_strerror (err) : state_name (h, writer));
   printf ("writer:      %s\n", writer < 0 ? "unknown" : writer ? "present" : "none");
-  printf ("checked:     %s\n", h.flags & MM_F_CHECKED ? "yes (mmcheck)" : "no");
+  printf ("checked:     %s\n", h->flags & MM_F_CHECKED ? "yes (mmcheck)" : "no");
   printf ("keys set:    %d", nkeys);
   for (int k = 0, first = 1; k < MMALLOC_KEYS; k++)
-    if (h.keys[k])
+    if (h->keys[k])
       {
 	printf ("%s%d", first ? " (" : " ", k);
 	first = 0;
       }
   puts (nkeys ? ")" : "");
-  return 0;
 }
 
 /* --- stats -------------------------------------------------------------- */
