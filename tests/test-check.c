@@ -259,11 +259,11 @@ free_of_a_bad_pointer_is_reported_when_checked (void **state)
   (void) state;
   expect ((struct job) { FREE_MIDDLE, 100, 1 }, 77, 0, "not the start of a block");
   expect ((struct job) { FREE_MIDDLE, 20000, 1 }, 77, 0, "not the start of a block");
-  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 1 }, 77, 0, "mmalloc: ");
+  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 1 }, 77, 0, "not the start of a block");
   expect ((struct job) { FREE_MISALIGNED, 100, 1 }, 77, 0, "misaligned");
-  expect ((struct job) { FREE_STACK, 100, 1 }, 77, 0, "mmalloc: ");
-  expect ((struct job) { FREE_OTHER_HEAP, 100, 1 }, 77, 0, "mmalloc: ");
-  expect ((struct job) { FREE_OTHER_HEAP, 20000, 1 }, 77, 0, "mmalloc: ");
+  expect ((struct job) { FREE_STACK, 100, 1 }, 77, 0, "pointer outside the heap");
+  expect ((struct job) { FREE_OTHER_HEAP, 100, 1 }, 77, 0, "pointer outside the heap");
+  expect ((struct job) { FREE_OTHER_HEAP, 20000, 1 }, 77, 0, "pointer outside the heap");
 }
 
 /* --- misuse without mmcheck: the default abort function ------------------------- */
@@ -282,10 +282,10 @@ bad_pointer_aborts_without_mmcheck (void **state)
   (void) state;
   expect ((struct job) { FREE_MIDDLE, 100, 0 }, 0, SIGABRT, "not the start of a block");
   expect ((struct job) { FREE_MIDDLE, 20000, 0 }, 0, SIGABRT, "not the start of a block");
-  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 0 }, 0, SIGABRT, "mmalloc: ");
+  expect ((struct job) { FREE_PAGE_MIDDLE, 20000, 0 }, 0, SIGABRT, "not the start of a block");
   expect ((struct job) { FREE_MISALIGNED, 24, 0 }, 0, SIGABRT, "misaligned");
-  expect ((struct job) { FREE_STACK, 100, 0 }, 0, SIGABRT, "mmalloc: ");
-  expect ((struct job) { FREE_OTHER_HEAP, 100, 0 }, 0, SIGABRT, "mmalloc: ");
+  expect ((struct job) { FREE_STACK, 100, 0 }, 0, SIGABRT, "pointer outside the heap");
+  expect ((struct job) { FREE_OTHER_HEAP, 100, 0 }, 0, SIGABRT, "pointer outside the heap");
 }
 
 /* --- the whole-heap check -------------------------------------------------------- */

@@ -96,6 +96,13 @@ freed_bytes_become_free_or_leave_the_heap (void **state)
   assert_int_equal (none.chunks_used, 0);
   assert_int_equal (none.bytes_used, 0);
   assert_total_covers (none);
+  /* Every byte that was used or free is free now (a slot, or a page run
+     that an empty slab became), or left the heap.  */
+  assert_true (none.bytes_total <= full.bytes_total);
+  size_t gone = full.bytes_total - none.bytes_total;
+  if (none.bytes_free + gone < full.bytes_used + full.bytes_free)
+    fail_msg ("of %zu bytes used and %zu free, %zu are free and %zu left the heap",
+	      full.bytes_used, full.bytes_free, none.bytes_free, gone);
   tu_end_heap (md);
 }
 

@@ -114,6 +114,8 @@ exiting_threads_give_their_slabs_back (void **state)
       assert_int_equal (pthread_create (&t, NULL, alloc_and_exit, md), 0);
       assert_int_equal (pthread_join (t, &keep[round]), 0);
       assert_non_null (keep[round]);
+      /* Every slab the thread owned came back when it exited.  */
+      assert_int_equal (mm_desc_of (md)->nowned, 0);
       if (round == 20)
 	total_after_warmup = mmstats (md).bytes_total;
     }
@@ -127,6 +129,10 @@ exiting_threads_give_their_slabs_back (void **state)
   assert_null (mmalloc_detach (md));
 }
 
+/* A heap detached and attached again gets the same descriptor (a new
+   handle, a new generation): this thread's cache still holds an entry for
+   that descriptor, owning a slab of the old attach, which must not be used
+   for the new one.  */
 static void
 cache_of_a_detached_heap_is_never_used (void **state)
 {
@@ -134,15 +140,26 @@ cache_of_a_detached_heap_is_never_used (void **state)
   int fd = tu_newfile ("stale.heap");
   void *md = mmalloc_attach (fd, NULL);
   assert_non_null (md);
+  struct mm_desc *d = mm_desc_of (md);
+  unsigned cls = mm_size_class (64);
   void *a = mmalloc (md, 64);	/* this thread now owns a slab of md */
+  assert_non_null (a);
+  struct mm_tce *e = mm_tc_self->cur;
+  assert_ptr_equal (e->d, d);
+  assert_non_null (e->slab[cls]);
   mmalloc_setkey (md, 0, a);
   assert_null (mmalloc_detach (md));
-  /* Re-attach: descriptors are reused, so md may well come back.  */
   void *md2 = mmalloc_attach (fd, NULL);
   close (fd);
   assert_non_null (md2);
+  /* The premise: the descriptor came back, and the entry is stale.  */
+  assert_ptr_equal (mm_desc_of (md2), d);
+  assert_ptr_equal (e->d, d);
+  assert_non_null (e->slab[cls]);
+  assert_true (e->gen != d->gen);
   void *b = mmalloc (md2, 64);
   assert_non_null (b);
+  assert_ptr_not_equal (mm_tc_self->cur, e);	/* a new entry serves md2 */
   assert_ptr_not_equal (b, a);	/* a is still allocated in the file */
   assert_ptr_equal (mmalloc_getkey (md2, 0), a);
   assert_heap_ok (md2);
