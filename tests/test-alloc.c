@@ -12,25 +12,12 @@
 
 /* --- helpers -------------------------------------------------------------- */
 
-static bool
-all_bytes (const void *p, size_t n, unsigned char v)
-{
-  const unsigned char *c = p;
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != v)
-      return false;
-  return true;
-}
-
 static uint64_t rng_state;
 
 static uint64_t
 rng (void)
 {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
+  return tu_rnd (&rng_state);
 }
 
 static int
@@ -362,7 +349,7 @@ mcalloc_zeroes_memory_that_was_dirty (void **state)
 	{
 	  p[i] = mcalloc (md, 1, size);
 	  assert_non_null (p[i]);
-	  if (!all_bytes (p[i], size, 0))
+	  if (!tu_all_bytes (p[i], size, 0))
 	    fail_msg ("mcalloc (1, %zu) returned dirty memory", size);
 	  for (int k = 0; k < N; k++)
 	    reused += p[i] == old[k];
@@ -388,7 +375,7 @@ mcalloc_multiplies_count_by_size (void **state)
   unsigned char *p = mcalloc (md, 1000, 37);
   assert_ptr_equal (p, dirty);
   assert_true (mmalloc_usable_size (md, p) >= 37000);
-  assert_true (all_bytes (p, 37000, 0));
+  assert_true (tu_all_bytes (p, 37000, 0));
   memset (p, 1, 37000);
   mfree (md, p);
   tu_end_heap (md);

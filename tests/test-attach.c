@@ -665,9 +665,7 @@ second_writer_in_this_process_is_elocked (void **state)
 static int
 child_attach_status (const char *path)
 {
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       int fd = open (path, O_RDWR);
@@ -706,9 +704,7 @@ writer_killed_with_sigkill_releases_the_heap (void **state)
   const char *path = make_heap ("killed.heap");
   int ready[2];
   assert_int_equal (pipe (ready), 0);
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       close (ready[0]);
@@ -822,23 +818,32 @@ reader_keeps_writers_out (void **state)
   assert_int_equal (child_attach_status (path), 1);
 }
 
+/* The new empty file NAME opened with FLAGS: the attach is refused with
+   ERR and leaves the file empty.  The descriptor, still open.  */
+static int
+refused_on_empty (const char *name, int flags, int err)
+{
+  int wfd = tu_newfile (name);
+  assert_int_equal (close (wfd), 0);
+  int fd = open (tu_path (name), flags);
+  assert_true (fd >= 0);
+  errno = 0;
+  assert_null (mmalloc_attach (fd, NULL));
+  assert_int_equal (errno, err);
+  struct stat st;
+  assert_int_equal (fstat (fd, &st), 0);
+  assert_int_equal (st.st_size, 0);
+  return fd;
+}
+
 static void
 empty_read_only_file_is_erofs (void **state)
 {
   (void) state;
-  int wfd = tu_newfile ("empty-ro.heap");
-  assert_int_equal (close (wfd), 0);
-  int fd = open (tu_path ("empty-ro.heap"), O_RDONLY);
-  assert_true (fd >= 0);
-  errno = 0;
-  assert_null (mmalloc_attach (fd, NULL));
-  assert_int_equal (errno, EROFS);
-  struct stat st;
-  assert_int_equal (fstat (fd, &st), 0);
-  assert_int_equal (st.st_size, 0);
+  int fd = refused_on_empty ("empty-ro.heap", O_RDONLY, EROFS);
   /* The refused reader left no lock: a writer may create the heap while the
      reader's descriptor is still open.  */
-  wfd = open (tu_path ("empty-ro.heap"), O_RDWR);
+  int wfd = open (tu_path ("empty-ro.heap"), O_RDWR);
   assert_true (wfd >= 0);
   void *md = attach_ok (wfd, NULL);
   assert_null (mmalloc_detach (md));
@@ -850,16 +855,7 @@ static void
 write_only_descriptor_is_eacces (void **state)
 {
   (void) state;
-  int wfd = tu_newfile ("wronly.heap");
-  assert_int_equal (close (wfd), 0);
-  int fd = open (tu_path ("wronly.heap"), O_WRONLY);
-  assert_true (fd >= 0);
-  errno = 0;
-  assert_null (mmalloc_attach (fd, NULL));
-  assert_int_equal (errno, EACCES);
-  struct stat st;
-  assert_int_equal (fstat (fd, &st), 0);
-  assert_int_equal (st.st_size, 0);
+  int fd = refused_on_empty ("wronly.heap", O_WRONLY, EACCES);
   assert_int_equal (close (fd), 0);
   /* An existing heap opened write-only is refused the same way, untouched.  */
   const char *path = make_heap ("wronly2.heap");

@@ -10,16 +10,6 @@
 
 #include "mmalloc-compat.h"
 
-static bool
-all_bytes (const void *p, size_t n, unsigned char v)
-{
-  const unsigned char *c = p;
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != v)
-      return false;
-  return true;
-}
-
 static void
 malloc_and_free_use_the_default_heap (void **state)
 {
@@ -54,7 +44,7 @@ calloc_uses_the_default_heap_and_zeroes (void **state)
   struct mstats s0 = mmstats (NULL);
   unsigned char *p = calloc (100, 40);
   assert_non_null (p);
-  assert_true (all_bytes (p, 4000, 0));
+  assert_true (tu_all_bytes (p, 4000, 0));
   assert_true (mmalloc_usable_size (NULL, p) >= 4000);
   assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
   errno = 0;
@@ -76,12 +66,12 @@ realloc_uses_the_default_heap_and_keeps_contents (void **state)
   memset (p, 'r', 100);
   p = realloc (p, 100000);
   assert_non_null (p);
-  assert_true (all_bytes (p, 100, 'r'));
+  assert_true (tu_all_bytes (p, 100, 'r'));
   assert_true (mmalloc_usable_size (NULL, p) >= 100000);
   assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
   p = realloc (p, 10);
   assert_non_null (p);
-  assert_true (all_bytes (p, 10, 'r'));
+  assert_true (tu_all_bytes (p, 10, 'r'));
   assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used + 1);
   free (p);
   assert_int_equal (mmstats (NULL).chunks_used, s0.chunks_used);

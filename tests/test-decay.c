@@ -225,9 +225,7 @@ kill_with_dirty_runs_loses_nothing (void **state)
   (void) state;
   int fd = tu_newfile ("dirty.heap");
   enum { N = 24 };
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       void *md = mmalloc_attach (fd, NULL);
@@ -251,9 +249,7 @@ kill_with_dirty_runs_loses_nothing (void **state)
       raise (SIGKILL);
       _exit (1);
     }
-  int st;
-  assert_int_equal (waitpid (pid, &st, 0), pid);
-  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  tu_wait_killed (pid);
   void *md = mmalloc_attach (fd, NULL);
   assert_non_null (md);
   assert_heap_ok (md);
@@ -282,16 +278,6 @@ kill_with_dirty_runs_loses_nothing (void **state)
   close (fd);
 }
 
-/* Every byte of [P, P+N) is 0.  */
-static int
-all_zero (const char *p, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (p[i])
-      return 0;
-  return 1;
-}
-
 static void
 calloc_of_fresh_pages_writes_none (void **state)
 {
@@ -302,7 +288,7 @@ calloc_of_fresh_pages_writes_none (void **state)
   assert_non_null (p);
   /* Its first page may be a run's header page, cleared.  */
   assert_true (resident (p + 4096, n - 4096) <= 1);
-  assert_true (all_zero (p, n));
+  assert_true (tu_all_bytes (p, n, 0));
   mfree (md, p);
   tu_end_heap (md);
 }
@@ -319,7 +305,7 @@ calloc_of_dirty_pages_zeroes_them (void **state)
   mfree (md, p);
   char *q = mcalloc (md, BLOCK / 8, 8);
   assert_ptr_equal (q, p);	/* the dirty run is reused */
-  assert_true (all_zero (q, BLOCK));
+  assert_true (tu_all_bytes (q, BLOCK, 0));
   /* Given back, then allocated again: not written, and zeros.  */
   memset (q, 0xee, BLOCK);
   mfree (md, q);
@@ -327,7 +313,7 @@ calloc_of_dirty_pages_zeroes_them (void **state)
   q = mcalloc (md, 1, BLOCK);
   assert_ptr_equal (q, p);
   assert_int_equal (resident (q + 4096, BLOCK - 4096), 0);
-  assert_true (all_zero (q, BLOCK));	/* its first page too: it held the header */
+  assert_true (tu_all_bytes (q, BLOCK, 0));	/* its first page too: it held the header */
   mfree (md, q);
   mfree (md, after);
   tu_end_heap (md);
@@ -340,9 +326,7 @@ calloc_after_a_crash_zeroes_dirty_runs (void **state)
 {
   (void) state;
   int fd = tu_newfile ("calloc.heap");
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       void *md = mmalloc_attach (fd, NULL);
@@ -355,14 +339,12 @@ calloc_after_a_crash_zeroes_dirty_runs (void **state)
       raise (SIGKILL);
       _exit (1);
     }
-  int st;
-  assert_int_equal (waitpid (pid, &st, 0), pid);
-  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  tu_wait_killed (pid);
   void *md = mmalloc_attach (fd, NULL);
   assert_non_null (md);
   char *q = mcalloc (md, 1, BLOCK);
   assert_non_null (q);
-  assert_true (all_zero (q, BLOCK));
+  assert_true (tu_all_bytes (q, BLOCK, 0));
   memset (q, 0xcd, BLOCK);
   mfree (md, q);
   assert_heap_ok (md);
@@ -371,7 +353,7 @@ calloc_after_a_crash_zeroes_dirty_runs (void **state)
   assert_non_null (md);
   q = mcalloc (md, 1, BLOCK);
   assert_non_null (q);
-  assert_true (all_zero (q, BLOCK));
+  assert_true (tu_all_bytes (q, BLOCK, 0));
   mfree (md, q);
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));

@@ -5,16 +5,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-static bool
-all_bytes (const void *p, size_t n, unsigned char v)
-{
-  const unsigned char *c = p;
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != v)
-      return false;
-  return true;
-}
-
 /* First in this program, so that creating the default heap is part of it.
    Nothing between the two sbrk (0) calls uses the C library's malloc.  */
 static void
@@ -70,7 +60,7 @@ null_descriptor_serves_every_call (void **state)
   mfree (NULL, dirty);
   unsigned char *c = mcalloc (NULL, 50, 40);
   assert_ptr_equal (c, dirty);
-  assert_true (all_bytes (c, 2000, 0));
+  assert_true (tu_all_bytes (c, 2000, 0));
   char *m = mmemalign (NULL, 1 << 16, 300);
   assert_non_null (m);
   assert_int_equal ((uintptr_t) m % (1 << 16), 0);
@@ -83,7 +73,7 @@ null_descriptor_serves_every_call (void **state)
   assert_int_equal (mmalloc_usable_size (NULL, NULL), 0);
   a = mrealloc (NULL, a, 50000);
   assert_non_null (a);
-  assert_true (all_bytes (a, 100, 'a'));
+  assert_true (tu_all_bytes (a, 100, 'a'));
   assert_int_equal (mmstats (NULL).chunks_used, before.chunks_used + 4);
   assert_heap_ok (NULL);
   mfree (NULL, a);
@@ -130,7 +120,7 @@ detaching_null_does_nothing (void **state)
   assert_int_equal (after.chunks_used, before.chunks_used);
   assert_int_equal (after.bytes_used, before.bytes_used);
   assert_int_equal (after.bytes_total, before.bytes_total);
-  assert_true (all_bytes (keep, 1000, 'k'));
+  assert_true (tu_all_bytes (keep, 1000, 'k'));
   assert_true (mmalloc_usable_size (NULL, keep) >= 1000);
   void *p = mmalloc (NULL, 5000);
   assert_non_null (p);

@@ -282,10 +282,7 @@ full_disk_gives_enospc_and_no_sigbus (void **state)
     }
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
-  fd = open (path, O_RDWR);
-  md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  md = tu_reattach (path);
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
   assert_int_equal (umount (mnt), 0);
@@ -298,8 +295,7 @@ reattach_works_in_200_fresh_processes (void **state)
   make_heap ("aslr.heap");
   for (int i = 0; i < 200; i++)
     {
-      pid_t pid = fork ();
-      assert_true (pid >= 0);
+      pid_t pid = tu_fork ();
       if (pid == 0)
 	{
 	  execl (tu_beside ("helper-reattach"), "helper-reattach", tu_path ("aslr.heap"), (char *) NULL);

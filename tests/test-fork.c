@@ -28,21 +28,12 @@ now (void)
   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-static uint64_t
-next (uint64_t *s)
-{
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
 /* Mostly small sizes (the slabs' lock-free paths), some of the page
    allocator's.  */
 static size_t
 some_size (uint64_t *s)
 {
-  uint64_t r = next (s);
+  uint64_t r = tu_rnd (s);
   return (r & 15) == 0 ? (size_t) (r >> 8) % 200000 : (size_t) (r >> 8) % 600;
 }
 
@@ -57,7 +48,7 @@ static int stop_load;		/* atomic */
 static int
 churn (void **win, int *where, uint64_t *s, char *why, size_t whylen)
 {
-  uint64_t r = next (s);
+  uint64_t r = tu_rnd (s);
   int i = (int) (r % WIN);
   if (win[i])
     {
@@ -290,9 +281,7 @@ child_reuses_full_slabs_of_threads_gone (void **state)
   pthread_barrier_wait (&fill_ready);
   for (int i = 0; i < FILLED; i++)
     assert_non_null (filled[i]);
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     _exit (child_reuses_filled ());
   int st;

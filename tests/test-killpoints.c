@@ -75,10 +75,7 @@ static int older;		/* ... with slabs as an older version left them */
 static void
 make_template (void)
 {
-  int fd = tu_newfile ("tmpl.heap");
-  void *md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  void *md = tu_new_file_heap ("tmpl.heap");
   if (checked)
     assert_int_equal (mmcheck (md, NULL), 1);
   struct table *t = mcalloc (md, 1, sizeof *t);
@@ -114,10 +111,7 @@ make_template (void)
   assert_null (mmalloc_detach (md));
   /* Counted as attached again: blocks in quarantine (checked) are freed by
      the detach.  */
-  fd = open (tu_path ("tmpl.heap"), O_RDWR);
-  md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  md = tu_reattach (tu_path ("tmpl.heap"));
   template_used = mmstats (md).chunks_used;
   assert_null (mmalloc_detach (md));
 }
@@ -344,9 +338,7 @@ make_killed (void)
       keep (mmalloc (md, 40000));
       _exit (5);
     }
-  int st;
-  waitpid (pid, &st, 0);
-  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  tu_wait_killed (pid);
 }
 
 /* Make the checked template look as a version before the poisoning of
@@ -356,10 +348,7 @@ make_killed (void)
 static void
 age_template (void)
 {
-  int fd = open (tu_path ("tmpl.heap"), O_RDWR);
-  void *md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  void *md = tu_reattach (tu_path ("tmpl.heap"));
   struct mm_desc *d = mm_desc_of (md);
   d->hdr->version = MM_FORMAT_V1;	/* hdr_sum reads it as that anyway */
   for (uint64_t pg = MM_HDR_PAGES; pg < d->hdr->top; pg++)
@@ -398,8 +387,7 @@ every_kill_point (void)
 	  if (k > 1 && !tu_stress () && k % SAMPLE != (long) s % SAMPLE)
 	    continue;
 	  copy (sc->when == DURING_ATTACH ? "killed.heap" : "tmpl.heap", "work.heap");
-	  pid_t pid = fork ();
-	  assert_true (pid >= 0);
+	  pid_t pid = tu_fork ();
 	  if (pid == 0)
 	    run_child (sc, k);
 	  int st;

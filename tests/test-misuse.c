@@ -706,8 +706,7 @@ quarantine_survives_kill9 (void **state)
 {
   (void) state;
   int fd = tu_newfile ("kill.heap");
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       void *md = mmalloc_attach (fd, NULL);
@@ -733,9 +732,7 @@ quarantine_survives_kill9 (void **state)
       raise (SIGKILL);
       _exit (4);
     }
-  int st;
-  assert_int_equal (waitpid (pid, &st, 0), pid);
-  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+  tu_wait_killed (pid);
   void *md = mmalloc_attach (fd, NULL);
   close (fd);
   assert_non_null (md);

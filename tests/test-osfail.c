@@ -79,10 +79,7 @@ every_failing_os_call_gives_a_clean_error (void **state)
 	mm_os_fail_at (0, 0);
 
 	/* Whatever failed, the file re-attaches whole with what was kept.  */
-	fd = open (path, O_RDWR);
-	md = mmalloc_attach (fd, NULL);
-	close (fd);
-	assert_non_null (md);
+	md = tu_reattach (path);
 	assert_heap_ok (md);
 	list = mmalloc_getkey (md, 0);
 	for (int i = 0; i < BLOCKS; i++)

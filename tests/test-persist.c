@@ -16,20 +16,6 @@ struct run
   char err[4096];		/* stderr */
 };
 
-static void
-drain (int fd, char *buf, size_t len)
-{
-  size_t got = 0;
-  ssize_t r;
-  while (got + 1 < len && (r = read (fd, buf + got, len - 1 - got)) > 0)
-    got += (size_t) r;
-  buf[got] = 0;
-  char sink[256];
-  while (read (fd, sink, sizeof sink) > 0)
-    ;
-  close (fd);
-}
-
 /* Run ./helper-persist MODE PATH [ARG]; its status and output in R.  */
 static void
 helper (struct run *r, const char *mode, const char *path, const char *arg)
@@ -37,9 +23,7 @@ helper (struct run *r, const char *mode, const char *path, const char *arg)
   int out[2], err[2];
   assert_int_equal (pipe (out), 0);
   assert_int_equal (pipe (err), 0);
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       dup2 (out[1], 1);
@@ -54,8 +38,8 @@ helper (struct run *r, const char *mode, const char *path, const char *arg)
   close (out[1]);
   close (err[1]);
   /* The outputs are short: stdout first cannot block the child on stderr.  */
-  drain (out[0], r->out, sizeof r->out);
-  drain (err[0], r->err, sizeof r->err);
+  tu_drain (out[0], r->out, sizeof r->out);
+  tu_drain (err[0], r->err, sizeof r->err);
   assert_int_equal (waitpid (pid, &r->status, 0), pid);
 }
 

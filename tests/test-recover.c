@@ -140,10 +140,7 @@ static void
 kill_trials (int checked)
 {
   const char *path = tu_path ("kill.heap");
-  int fd = tu_newfile ("kill.heap");
-  void *md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  void *md = tu_new_file_heap ("kill.heap");
   if (checked)
     assert_int_equal (mmcheck (md, NULL), 1);
   struct table *t = mcalloc (md, 1, sizeof *t);
@@ -157,20 +154,14 @@ kill_trials (int checked)
   for (int trial = 0; trial < ntrials; trial++)
     {
       uint64_t child_seed = tu_rnd (&seed) | 1;
-      pid_t pid = fork ();
-      assert_true (pid >= 0);
+      pid_t pid = tu_fork ();
       if (pid == 0)
 	mutate_forever (path, child_seed, checked ? 2 : 1);
       usleep ((useconds_t) (1000 + tu_rnd (&seed) % 20000));
       kill (pid, SIGKILL);
-      int st;
-      assert_int_equal (waitpid (pid, &st, 0), pid);
-      assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
+      tu_wait_killed (pid);
 
-      fd = open (path, O_RDWR);
-      md = mmalloc_attach (fd, NULL);
-      close (fd);
-      assert_non_null (md);
+      md = tu_reattach (path);
       assert_heap_ok (md);
       t = mmalloc_getkey (md, 0);
       assert_non_null (t);
@@ -188,10 +179,7 @@ kill_trials (int checked)
   print_message ("%s%d kills, %d published blocks verified\n", checked ? "checked: " : "",
 		 ntrials, checked_blocks);
   assert_true (checked_blocks > 0);
-  fd = open (path, O_RDWR);
-  md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  md = tu_reattach (path);
   reports = 0;
   assert_int_equal (mmcheck (md, count_report), checked);
   t = mmalloc_getkey (md, 0);
@@ -245,9 +233,7 @@ recovery_leaves_the_program_s_damage_reported (void **state)
       memset (t[i], 0x42, n);
     }
   assert_null (mmalloc_detach (md));
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {				/* misuse, and die attached */
       fd = open (path, O_RDWR);
@@ -262,13 +248,8 @@ recovery_leaves_the_program_s_damage_reported (void **state)
 	}
       kill (getpid (), SIGKILL);
     }
-  int st;
-  assert_int_equal (waitpid (pid, &st, 0), pid);
-  assert_true (WIFSIGNALED (st) && WTERMSIG (st) == SIGKILL);
-  fd = open (path, O_RDWR);
-  md = mmalloc_attach (fd, NULL);
-  close (fd);
-  assert_non_null (md);
+  tu_wait_killed (pid);
+  md = tu_reattach (path);
   assert_int_equal (mmalloc_check (md), 2 * N);
   reports = 0;
   assert_int_equal (mmcheck (md, count_report), 1);

@@ -113,10 +113,7 @@ static uint64_t rng_state;
 static uint64_t
 rng (void)
 {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
+  return tu_rnd (&rng_state);
 }
 
 static size_t

@@ -11,19 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-static uint64_t
-next (uint64_t *s)
-{
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
 static size_t
 rand_size (uint64_t *s)
 {
-  uint64_t r = next (s);
+  uint64_t r = tu_rnd (s);
   unsigned pick = (unsigned) (r % 100);
   r >>= 8;
   if (pick < 88)
@@ -61,7 +52,7 @@ worker_run (void *arg)
   uint64_t s = 0x1234567 + (uint64_t) w->id * 0x9e3779b97f4a7c15ULL;
   for (long op = 0; op < OPS_PER_THREAD; op++)
     {
-      size_t i = (size_t) (next (&s) % SLOTS);
+      size_t i = (size_t) (tu_rnd (&s) % SLOTS);
       if (!w->ptr[i])
 	{
 	  w->len[i] = rand_size (&s);
@@ -74,7 +65,7 @@ worker_run (void *arg)
 	    }
 	  tu_fill (w->ptr[i], w->len[i], tag_of (w, i));
 	}
-      else if (next (&s) % 10 == 0)
+      else if (tu_rnd (&s) % 10 == 0)
 	{
 	  size_t n = rand_size (&s);
 	  char *q = mrealloc (w->md, w->ptr[i], n);

@@ -233,9 +233,7 @@ run_report (char *const argv[], char *out, size_t outlen)
 {
   int pfd[2];
   assert_int_equal (pipe (pfd), 0);
-  fflush (NULL);
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
+  pid_t pid = tu_fork ();
   if (pid == 0)
     {
       close (pfd[0]);
@@ -247,15 +245,7 @@ run_report (char *const argv[], char *out, size_t outlen)
       _exit (127);
     }
   close (pfd[1]);
-  size_t got = 0;
-  ssize_t r;
-  while (got + 1 < outlen && (r = read (pfd[0], out + got, outlen - 1 - got)) > 0)
-    got += (size_t) r;
-  out[got] = 0;
-  char sink[256];
-  while (read (pfd[0], sink, sizeof sink) > 0)
-    ;
-  close (pfd[0]);
+  tu_drain (pfd[0], out, outlen);
   int st;
   assert_int_equal (waitpid (pid, &st, 0), pid);
   return st;

@@ -5,9 +5,11 @@
      removed with everything in it when the program exits, pass or fail;
    - tu_path (name): a path inside it;  tu_newfile (name): an empty heap file;
    - assert_heap_ok (md): the whole-heap check finds no problem;
+   - tu_reattach (path): attach a heap file again;  tu_fork (): fork with
+     stdio flushed;  tu_wait_killed (pid): a child killed by SIGKILL;  tu_all_bytes (p, n, v): every byte is V;
    - tu_child (fn, arg, err, errlen): run FN in a forked child, collect what it
      writes on stderr, and return its wait status, so misuse that aborts can be
-     asserted from the parent;
+     asserted from the parent;  tu_drain (fd, buf, len): read a pipe to its end;
    - tu_vm_size (): the address space this process holds (VmSize);
    - tu_beside (name): a path relative to the directory of this program
      (the runner starts each program in an empty directory of its own);
@@ -98,6 +100,23 @@ tu_newfile (const char *name)
   return fd;
 }
 
+/* Read FD to its end into BUF (LEN bytes, NUL-terminated; what does not
+   fit is read and dropped), and close it.  */
+static inline void
+tu_drain (int fd, char *buf, size_t len)
+{
+  size_t got = 0;
+  ssize_t r;
+  while (got + 1 < len && (r = read (fd, buf + got, len - 1 - got)) > 0)
+    got += (size_t) r;
+  if (len)
+    buf[got] = 0;
+  char sink[256];
+  while (read (fd, sink, sizeof sink) > 0)
+    ;
+  close (fd);
+}
+
 /* Run FN (ARG) in a child; its stderr goes to ERR (NUL-terminated).  Returns
    the wait status.  The child exits 0 if FN returns.  */
 static inline int
@@ -116,16 +135,7 @@ tu_child (void (*fn) (void *), void *arg, char *err, size_t errlen)
       _exit (0);
     }
   close (pfd[1]);
-  size_t got = 0;
-  ssize_t r;
-  while (got + 1 < errlen && (r = read (pfd[0], err + got, errlen - 1 - got)) > 0)
-    got += (size_t) r;
-  if (errlen)
-    err[got] = 0;
-  char sink[256];
-  while (read (pfd[0], sink, sizeof sink) > 0)
-    ;
-  close (pfd[0]);
+  tu_drain (pfd[0], err, errlen);
   int st;
   assert_int_equal (waitpid (pid, &st, 0), pid);
   return st;
@@ -149,6 +159,54 @@ tu_new_file_heap (const char *name)
   close (fd);
   assert_non_null (md);
   return md;
+}
+
+/* Attach the heap file at PATH again, read-write (which recovers it if its
+   last writer died).  */
+static inline void *
+tu_reattach (const char *path)
+{
+  int fd = open (path, O_RDWR);
+  if (fd < 0)
+    fail_msg ("open %s: %s", path, strerror (errno));
+  void *md = mmalloc_attach (fd, NULL);
+  int e = errno;
+  close (fd);
+  if (!md)
+    fail_msg ("attach %s: %s", path, mmalloc_strerror (e));
+  return md;
+}
+
+/* fork, with stdio flushed first (so that the child's exit writes nothing
+   twice); the child gets 0.  */
+static inline pid_t
+tu_fork (void)
+{
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  return pid;
+}
+
+/* Wait for the child PID, which must have been killed by SIGKILL.  */
+static inline void
+tu_wait_killed (pid_t pid)
+{
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  if (!WIFSIGNALED (st) || WTERMSIG (st) != SIGKILL)
+    fail_msg ("child %d: wait status 0x%x, expected a kill by SIGKILL", (int) pid, st);
+}
+
+/* True if the N bytes at P all hold V.  */
+static inline int
+tu_all_bytes (const void *p, size_t n, unsigned char v)
+{
+  const unsigned char *c = (const unsigned char *) p;
+  for (size_t i = 0; i < n; i++)
+    if (c[i] != v)
+      return 0;
+  return 1;
 }
 
 static inline void
