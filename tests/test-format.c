@@ -10,7 +10,9 @@
    original mapping.  */
 
 #include "testutil.h"
-#include "format.h"
+#include "mmprivate.h"		/* format.h, and the heap's descriptor */
+
+#include <pthread.h>
 
 static struct mm_class tab[256];
 
@@ -745,6 +747,49 @@ walk_a_heap_file_read_into_memory (void **state)
   free (im.buf);
 }
 
+/* Every free of a slot checks its slab's header as mm_lookup does: a slab
+   whose slot count was changed (so its rbits would lie elsewhere) is damage,
+   also on the path of a thread that frees into another thread's slab.  */
+struct other_free
+{
+  void *md, *p;
+};
+
+static void *
+free_from_other_thread (void *arg)
+{
+  struct other_free *o = arg;
+  void *mine = mmalloc (o->md, 64);	/* this heap becomes the thread's own */
+  assert_non_null (mine);
+  mfree (o->md, o->p);
+  return NULL;
+}
+
+static void
+free_into_a_slab_of_another_size_is_damage (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  char *p = mmalloc (md, 64);
+  assert_non_null (p);
+  struct mm_desc *d = mm_desc_of (md);
+  uint64_t off = (uint64_t) (p - d->base);
+  uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  struct mm_slab *s = mm_at (d, mm_fmt_slab_of (off, e));
+  assert_true (mm_fmt_slab_ident (s, PM_SLAB_CLS (e), &mm_classes[PM_SLAB_CLS (e)]));
+  s->nobj += 64;
+  struct other_free o = { md, p };
+  pthread_t t;
+  assert_int_equal (pthread_create (&t, NULL, free_from_other_thread, &o), 0);
+  assert_int_equal (pthread_join (t, NULL), 0);
+  errno = 0;
+  assert_null (mmalloc (md, 100000));
+  assert_int_equal (errno, MMALLOC_ECORRUPT);
+  s->nobj -= 64;
+  mmalloc_detach (md);
+}
+
 int
 main (void)
 {
@@ -762,6 +807,7 @@ main (void)
     cmocka_unit_test (walk_without_the_checks_asked_skips_them),
     cmocka_unit_test (walk_truncated_and_lost),
     cmocka_unit_test (walk_a_heap_file_read_into_memory),
+    cmocka_unit_test (free_into_a_slab_of_another_size_is_damage),
   };
   return cmocka_run_group_tests (tests, setup, NULL);
 }
