@@ -56,19 +56,16 @@ owned_by_self (struct mm_desc *d)
 static void
 take_back_others (struct mm_desc *d, uint32_t self)
 {
-  uint64_t top = d->hdr->top;
-  for (uint64_t pg = MM_HDR_PAGES; pg < top;)
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, MM_HDR_PAGES, 0);
+  while (mm_fmt_iter_next (&it, &t))
     {
-      uint32_t e = mm_pm_get (d, pg);
-      uint64_t n = PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? e & PM_NMASK : 1;
-      if (PM_KIND (e) == PM_SLAB && PM_SLAB_OFF (e) == 0 && PM_SLAB_CLS (e) < MM_NCLASSES)
-	{
-	  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-	  n = mm_classes[PM_SLAB_CLS (e)].pages;
-	  if (s->owner && s->owner != self && mm_slab_ok (d, pg << MM_PAGE_SHIFT, PM_SLAB_CLS (e)))
-	    mm_slab_adopt (d, s);
-	}
-      pg += n ? n : 1;
+      struct mm_slab *s = mm_at (d, t.pg << MM_PAGE_SHIFT);
+      if (!t.flaw && t.kind == PM_SLAB && s->owner && s->owner != self
+	  && mm_slab_ok (d, t.pg << MM_PAGE_SHIFT, PM_SLAB_CLS (t.mark)))
+	mm_slab_adopt (d, s);
     }
 }
 

@@ -230,7 +230,7 @@ slab_tail (const struct mm_class *c)
 }
 
 const char *
-mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c)
+mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c, int still)
 {
   if (__atomic_load_n (&s->flags, __ATOMIC_RELAXED) & ~MM_SLAB_FLAGS)
     return "slab header: unknown flags";
@@ -246,7 +246,7 @@ mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c)
 	return "slab: slot past the end marked freed";
       if ((b & tail) != tail)
 	return "slab bitmap: slot past the end marked free";
-      if (r & ~b)
+      if (still && (r & ~b))
 	return "slab: slot freed by another thread was not allocated";
     }
   return 0;

@@ -409,13 +409,14 @@ mm_fmt_slab_ident (const struct mm_slab *s, unsigned cls, const struct mm_class 
 }
 
 /* What is wrong with a slab header whose identity holds, and its bitmaps
-   (C->words of bits, then of rbits, right after S): 0, or a message.  Flags
-   known, hint within the bitmap, slots past the end taken in bits and not in
-   rbits, and rbits a subset of bits: what must hold before a link to the
-   slab is followed and written through.  Words are read one at a time
-   (relaxed atomic loads): on a slab that threads use, each read is of one
-   instant.  */
-const char *mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c);
+   (C->words of bits, then of rbits, right after S): 0, or a message.  What
+   holds at every instant, also while threads use the slab: flags known,
+   hint within the bitmap, slots past the end taken in bits and not in
+   rbits.  With STILL (no thread writes its bits: the slab has no owner, or
+   the caller is its owner), rbits is a subset of bits: what must hold
+   before a link to the slab is followed and written through.  Words are
+   read one at a time (relaxed atomic loads), rbits before bits.  */
+const char *mm_fmt_slab_bits (const struct mm_slab *s, const struct mm_class *c, int still);
 
 /* What is wrong with the counts of a slab that no thread owns (its owner 0)
    and whose bits hold still: used and rfree against the bitmaps, and its

@@ -74,29 +74,6 @@ problem (struct walk *w, const char *what, uint64_t pg)
   mm_report (w->d, what, pg << MM_PAGE_SHIFT);
 }
 
-/* A run of KIND at PG: its END mark and empty interior.  Returns its length,
-   or 0 after reporting.  */
-static uint64_t
-walk_run (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
-{
-  uint64_t n = e & PM_NMASK;
-  if (!(e & PM_HEAD) || n == 0 || n > top - pg)
-    {
-      problem (w, "page map: bad run", pg);
-      return 0;
-    }
-  uint32_t want = (e & ~PM_HEAD) | PM_END;
-  if (n == 1 ? !(e & PM_END) : mm_pm_get (w->d, pg + n - 1) != want)
-    problem (w, "page map: run without its end mark", pg);
-  for (uint64_t i = pg + 1; i + 1 < pg + n; i++)
-    if (mm_pm_get (w->d, i))
-      {
-	problem (w, "page map: mark inside a run", i);
-	break;
-      }
-  return n;
-}
-
 /* What is wrong with the allocated checked block at START (ROOM bytes): 0 if
    nothing.  A block in quarantine must hold its poison.  */
 static const char *
@@ -127,138 +104,103 @@ walk_large (struct walk *w, uint64_t pg, uint64_t n, uint32_t e)
     }
 }
 
-static uint64_t
-walk_slab (struct walk *w, uint64_t pg, uint32_t e, uint64_t top)
+/* The checked blocks of the slab S (class C, first page PG) that no thread
+   owns: each allocated slot's header and guards, and each free slot's
+   poison if S keeps it.  */
+static void
+walk_checked_slots (struct walk *w, const struct mm_slab *s, const struct mm_class *c,
+		    uint16_t flags, uint64_t pg)
 {
-  unsigned cls = PM_SLAB_CLS (e);
-  if (cls >= MM_NCLASSES || e != PM_MAKE (PM_SLAB, cls))
+  const uint64_t *rb = s->bits + c->words;
+  for (uint32_t i = 0; i < c->words; i++)
     {
-      problem (w, "page map: bad slab mark", pg);
-      return 1;
-    }
-  const struct mm_class *c = &mm_classes[cls];
-  if (c->pages > top - pg)
-    {
-      problem (w, "slab runs past the top", pg);
-      return top - pg;
-    }
-  for (uint64_t i = 1; i < c->pages; i++)
-    if (mm_pm_get (w->d, pg + i) != PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | cls))
-      problem (w, "page map: slab page marked wrong", pg + i);
-  struct mm_slab *s = (struct mm_slab *) (w->d->base + (pg << MM_PAGE_SHIFT));
-  if (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj)
-    {
-      problem (w, "slab header damaged", pg);
-      return c->pages;
-    }
-  /* The walk holds the class lock, so a slab without an owner keeps its
-     owner, its bits, used, its list marks and its slots' headers; only other
-     threads' frees still set rbits (atomic OR, then rfree counted).  An
-     owner writes its slab's bits, used and flags without a lock: of an owned
-     slab only what holds at every instant is checked, one word at a time.  */
-  uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_ACQUIRE);
-  uint16_t flags = __atomic_load_n (&s->flags, __ATOMIC_ACQUIRE);
-  uint32_t rfree = __atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE);	/* before rbits */
-  uint32_t words = (c->nobj + 63) / 64, used = 0, pending = 0;
-  const uint64_t *rb = mm_rbits (s);
-  for (uint32_t i = 0; i < words; i++)
-    {
-      uint64_t bits = __atomic_load_n (&s->bits[i], __ATOMIC_ACQUIRE);
-      uint64_t r = __atomic_load_n (&rb[i], __ATOMIC_ACQUIRE);
-      uint64_t tail = (i == words - 1 && c->nobj % 64) ? ~0ULL << (c->nobj % 64) : 0;
-      if (r & tail)
-	problem (w, "slab: slot past the end marked freed", pg);
-      if ((bits & tail) != tail)
-	problem (w, "slab bitmap: slot past the end marked free", pg);
-      if (owner)
-	continue;
-      if (r & ~bits)
-	problem (w, "slab: slot freed by another thread was not allocated", pg);
-      bits &= ~tail;
-      pending += (uint32_t) __builtin_popcountll (r & bits);
-      bits &= ~r;
-      used += (uint32_t) __builtin_popcountll (bits);
-      if (!(flags & MM_SLAB_CHECKED))
-	continue;
+      uint64_t tail = (i == c->words - 1 && c->nobj % 64) ? ~0ULL << (c->nobj % 64) : 0;
+      uint64_t bits = __atomic_load_n (&s->bits[i], __ATOMIC_ACQUIRE) & ~tail
+	& ~__atomic_load_n (&rb[i], __ATOMIC_ACQUIRE);
       uint64_t avail = (flags & MM_SLAB_POISON) ? ~bits & ~tail : 0;	/* in the free state */
       for (uint64_t all = bits | avail; all; all &= all - 1)
 	{
 	  uint32_t bit = (uint32_t) __builtin_ctzll (all);
-	  char *slot = (char *) s + c->objoff + (size_t) (i * 64 + bit) * c->size;
+	  char *slot = (char *) s + mm_fmt_slot_off (c, i * 64 + bit);
 	  const char *bad = (bits >> bit) & 1 ? walk_block (slot, c->size)
 	    : mm_chk_freed_intact ((const struct mm_chk *) (void *) slot, c->size);
 	  if (bad)
 	    problem (w, bad, pg);
 	}
     }
+}
+
+/* The slab of class CLS at PG, whose page marks agree (the format's walk).
+   The walk holds the class lock, so a slab without an owner keeps its
+   owner, its bits, used, its list marks and its slots' headers; only other
+   threads' frees still set rbits (atomic OR, then rfree counted).  An owner
+   writes its slab's bits, used and flags without a lock: of an owned slab
+   only what holds at every instant is checked (mm_fmt_slab_bits).  */
+static void
+walk_slab (struct walk *w, uint64_t pg, unsigned cls)
+{
+  const struct mm_class *c = &mm_classes[cls];
+  struct mm_slab *s = mm_at (w->d, pg << MM_PAGE_SHIFT);
+  if (!mm_fmt_slab_ident (s, cls, c))
+    {
+      problem (w, "slab header damaged", pg);
+      return;
+    }
+  uint32_t owner = __atomic_load_n (&s->owner, __ATOMIC_ACQUIRE);
+  uint16_t flags = __atomic_load_n (&s->flags, __ATOMIC_ACQUIRE);
+  const char *bad = mm_fmt_slab_bits (s, c, !owner);
+  if (!bad && !owner)
+    bad = mm_fmt_slab_counts (s, c);
+  if (bad)
+    problem (w, bad, pg);
+  if (!owner && (flags & MM_SLAB_CHECKED))
+    walk_checked_slots (w, s, c, flags, pg);
   int listed = (flags & MM_SLAB_LISTED) != 0;
   if (owner && listed)
     problem (w, "slab both owned and on a partial list", pg);
   if (owner && (flags & MM_SLAB_CHECKED))
     problem (w, "checked slab owned by a thread", pg);
-  if (!owner)
-    {
-      /* rfree may lag rbits (a free between its OR and its count), never
-	 lead it.  A slab off the lists is full but for such frees, which
-	 list it once counted; a listed one has a free slot.  */
-      if (s->used != used + pending || rfree > pending)
-	problem (w, "slab counts differ from its bitmaps", pg);
-      if (listed ? used == c->nobj : used + pending < c->nobj)
-	problem (w, "slab partial-list mark wrong", pg);
-    }
   if (listed)
     w->listed[cls][flags & MM_SLAB_CHECKED]++;
   w->nslabs[cls]++;
   w->nslots[cls] += c->nobj;
-  return c->pages;
 }
 
+/* Every page below `top' by the format's walk (mm_fmt_iter_next, checking
+   that runs are empty inside): each flaw it finds, and each thing.  */
 static void
 walk_pages (struct walk *w)
 {
   struct mm_desc *d = w->d;
-  uint64_t top = d->hdr->top, prev_free = 0;
-  for (uint64_t pg = 0; pg < top;)
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  int prev_free = 0;
+  mm_fmt_iter_init (&it, &h, 0, MM_FMT_INTERIOR);
+  while (mm_fmt_iter_next (&it, &t))
     {
-      uint32_t e = mm_pm_get (d, pg);
-      uint64_t n = 1;
-      switch (PM_KIND (e))
+      if (t.flaw)
+	problem (w, mm_fmt_flaw_name (t.flaw), t.pg);
+      if (t.flaw && t.flaw != MM_FMT_INSIDE)
 	{
-	case PM_META:
-	  break;
-	case PM_FREE:
-	  if (!(n = walk_run (w, pg, e, top)))
-	    n = 1;
-	  else
-	    {
-	      if (prev_free)
-		problem (w, "page map: free runs not merged", pg);
-	      if (((struct mm_run *) (d->base + (pg << MM_PAGE_SHIFT)))->magic != MM_RUN_MAGIC)
-		problem (w, "free run header damaged", pg);
-	      w->nruns++;
-	      w->run_pages += n;
-	    }
-	  break;
-	case PM_LARGE:
-	  if (!(n = walk_run (w, pg, e, top)))
-	    n = 1;
-	  else
-	    walk_large (w, pg, n, e);
-	  break;
-	case PM_SLAB:
-	  n = walk_slab (w, pg, e, top);
-	  break;
-	default:
-	  problem (w, "page map: page belongs to nothing", pg);
+	  prev_free = 0;
+	  continue;
 	}
-      prev_free = PM_KIND (e) == PM_FREE;
-      pg += n;
+      if (t.kind == PM_FREE)
+	{
+	  if (prev_free)
+	    problem (w, "page map: free runs not merged", t.pg);
+	  if (!mm_fmt_run_ok (mm_at (d, t.pg << MM_PAGE_SHIFT), h.top))
+	    problem (w, "free run header damaged", t.pg);
+	  w->nruns++;
+	  w->run_pages += t.n;
+	}
+      else if (t.kind == PM_LARGE)
+	walk_large (w, t.pg, t.n, t.mark);
+      else if (t.kind == PM_SLAB)
+	walk_slab (w, t.pg, PM_SLAB_CLS (t.mark));
+      prev_free = t.kind == PM_FREE;
     }
-  if (top < MM_HDR_PAGES)
-    return;
-  for (uint64_t pg = 0; pg < MM_HDR_PAGES; pg++)
-    if (PM_KIND (mm_pm_get (d, pg)) != PM_META)
-      problem (w, "page map: header page not marked", pg);
 }
 
 static void
@@ -307,8 +249,8 @@ walk_partials (struct walk *w)
 	    uint64_t pg = off >> MM_PAGE_SHIFT;
 	    uint32_t e = pg < top && !(off % MM_PAGE) ? mm_pm_get (d, pg) : 0;
 	    struct mm_slab *s = (struct mm_slab *) (d->base + off);
-	    if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) != c || PM_SLAB_OFF (e)
-		|| n > w->nslabs[c] || s->magic != MM_SLAB_MAGIC
+	    if (e != mm_fmt_slab_mark (c, 0) || n > w->nslabs[c]
+		|| !mm_fmt_slab_ident (s, c, &mm_classes[c])
 		|| (int) (s->flags & MM_SLAB_CHECKED) != k || s->prev != prev)
 	      {
 		problem (w, "partial list: bad entry", pg);
@@ -356,12 +298,10 @@ mmalloc_check (void *md)
       walk_bins (&w);
       walk_partials (&w);
       walk_counters (&w);
-      /* The leaves: where the directory says, in order, outside every block
-         (the walks above take any META page for one).  */
+      /* The leaves in order, each below the top (the walk of the pages
+         found those not marked, and the blocks over them).  */
       if (mm_dir_validate (d, 0))
 	problem (&w, "page-map directory: a leaf out of order or beyond the top", 1);
-      else if (!w.problems && mm_pages_walk (d, 1, NULL, NULL))
-	problem (&w, "page map: a leaf that is not marked, or a page marked as one", 1);
     }
   mm_unlock_all (d);
   return w.problems;

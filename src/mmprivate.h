@@ -470,8 +470,6 @@ MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
 MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
 					   void *), void *arg);
-MM_HIDDEN uint64_t mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e,
-				   uint64_t top);
 
 /* --- Slabs and partial lists (slab.c) -------------------------------------- */
 

@@ -10,44 +10,36 @@
 
 #include <string.h>
 
-/* Slots of the slabs and the free runs, walked through the page map: the
-   slots are counted from the slabs' bitmaps, which owners change without a
-   lock (the figures are exact whenever no thread allocates).  */
+/* Slots of the slabs and the free runs, walked through the page map (the
+   format's walk; slabs with a whole header): the slots are counted from
+   the slabs' bitmaps, which owners change without a lock (the figures are
+   exact whenever no thread allocates).  */
 static void
 count_pages (struct mm_desc *d, struct mm_heapinfo *hi)
 {
   struct mstats *st = &hi->st;
-  uint64_t top = d->hdr->top;
-  for (uint64_t pg = MM_HDR_PAGES; pg < top;)
-    {
-      uint32_t e = mm_pm_get (d, pg);
-      uint64_t n = 1;
-      if (PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE)
-	n = (e & PM_NMASK) ? e & PM_NMASK : 1;
-      if (PM_KIND (e) == PM_FREE && (e & PM_HEAD) && n <= top - pg)
-	{
-	  hi->bin_runs[mm_bin_of (n)]++;
-	  hi->bin_pages[mm_bin_of (n)] += n;
-	  if (pg + n == top)
-	    hi->top_run_bytes = n << MM_PAGE_SHIFT;
-	}
-      else if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES && !PM_SLAB_OFF (e))
-	{
-	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (e)];
-	  const struct mm_slab *s = (const struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-	  n = c->pages;
-	  if (s->magic == MM_SLAB_MAGIC && s->nobj == c->nobj)
-	    {
-	      size_t used = mm_slab_used (s);
-	      st->chunks_used += used;
-	      st->bytes_used += used * c->size;
-	      st->chunks_free += c->nobj - used;
-	      st->bytes_free += (c->nobj - used) * (size_t) c->size;
-	      hi->cls_free[PM_SLAB_CLS (e)] += c->nobj - used;
-	    }
-	}
-      pg += n;
-    }
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, MM_HDR_PAGES, MM_FMT_HEADERS);
+  while (mm_fmt_iter_next (&it, &t))
+    if (!t.flaw && t.kind == PM_FREE)
+      {
+	hi->bin_runs[mm_bin_of (t.n)]++;
+	hi->bin_pages[mm_bin_of (t.n)] += t.n;
+	if (t.pg + t.n == h.top)
+	  hi->top_run_bytes = t.n << MM_PAGE_SHIFT;
+      }
+    else if (!t.flaw && t.kind == PM_SLAB)
+      {
+	const struct mm_class *c = &mm_classes[PM_SLAB_CLS (t.mark)];
+	size_t used = mm_slab_used (mm_at (d, t.pg << MM_PAGE_SHIFT));
+	st->chunks_used += used;
+	st->bytes_used += used * c->size;
+	st->chunks_free += c->nobj - used;
+	st->bytes_free += (c->nobj - used) * (size_t) c->size;
+	hi->cls_free[PM_SLAB_CLS (t.mark)] += c->nobj - used;
+      }
 }
 
 void

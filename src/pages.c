@@ -603,35 +603,29 @@ decay (struct mm_desc *d)
    malloc_trim, mmalloc_trim): the top's free run but for KEEP pages (at
    least 1), and the pages of every free run below that were not given back
    yet, all but each run's first page, which holds its links.  The runs are
-   found by a walk of the page map that stops at the first mark that makes
-   no sense.  Returns the bytes given back.  */
+   found by the format's walk of the page map, which stops at the first run
+   whose marks make no sense.  Returns the bytes given back.  */
 uint64_t
 mm_pages_trim (struct mm_desc *d, uint64_t keep)
 {
   if (mm_damaged (d))
     return 0;
-  uint64_t given = shrink_to (d, 0, keep ? keep : 1), top = d->hdr->top;
-  for (uint64_t pg = MM_HDR_PAGES, n; pg < top && !mm_damaged (d); pg += n)
+  uint64_t given = shrink_to (d, 0, keep ? keep : 1);
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, MM_HDR_PAGES, 0);
+  while (!mm_damaged (d) && mm_fmt_iter_next (&it, &t))
     {
-      uint32_t e = mm_pm_get (d, pg);
-      n = 1;
-      if ((PM_KIND (e) != PM_FREE && PM_KIND (e) != PM_LARGE) || !(e & PM_HEAD))
+      struct mm_run *r = run_at (d, t.pg);
+      if (t.flaw == MM_FMT_BAD_RUN)
+	mm_damage (d, "run marks", t.pg << MM_PAGE_SHIFT);
+      else if (t.flaw || t.kind != PM_FREE || t.n < 2 || (r->released & MM_RUN_ZERO))
 	continue;
-      n = e & PM_NMASK;
-      if (!n || n > top - pg)
-	{
-	  mm_damage (d, "run marks", pg << MM_PAGE_SHIFT);
-	  break;
-	}
-      struct mm_run *r = run_at (d, pg);
-      if (PM_KIND (e) != PM_FREE || n < 2 || (r->released & MM_RUN_ZERO))
-	continue;
-      if (r->magic != MM_RUN_MAGIC)
-	{
-	  mm_damage (d, "free run", pg << MM_PAGE_SHIFT);
-	  break;
-	}
-      given += release_run (d, pg, n);
+      else if (!mm_fmt_run_ok (r, h.top))
+	mm_damage (d, "free run", t.pg << MM_PAGE_SHIFT);
+      else
+	given += release_run (d, t.pg, t.n);
     }
   d->decay_last = mm_os_now_ms ();
   return given;
@@ -967,114 +961,43 @@ mm_pages_grow (struct mm_desc *d, uint64_t n)
    (region_validate) and before recovery; links of free runs and slabs where
    they are followed (bin_insert, bin_remove, mm_slab_ok).  */
 
-/* Are the page-map entries of pages [FROM, TO) all 0?  A window's entries lie
-   together in its leaf: compared a page of them at a time.  */
+/* May recovery take the page of the flawed thing T for a free page?  Not a
+   header or leaf page that is not marked META, nor a block or slab over a
+   leaf (the directory would make the page map write into it).  */
 static int
-pm_zero (const struct mm_desc *d, uint64_t from, uint64_t to)
+flaw_recoverable (const struct mm_fmt_thing *t)
 {
-  static const uint32_t zeros[MM_PAGE / 4];
-  while (from < to)
-    {
-      uint64_t wend = (from | (MM_WIN_PAGES - 1)) + 1, n = (to < wend ? to : wend) - from;
-      if (n > MM_PAGE / 4)
-	n = MM_PAGE / 4;
-      if (memcmp (mm_pm (d, from), zeros, n * 4))
-	return 0;
-      from += n;
-    }
-  return 1;
+  return t->flaw != MM_FMT_META && t->flaw != MM_FMT_UNREADABLE
+    && !(t->flaw == MM_FMT_LEAF && PM_KIND (t->mark) != PM_FREE);
 }
 
-/* Is the run mark E at PG (below TOP) the head of a whole run of its kind:
-   its length, else 0.  With STRICT, nothing may be marked inside.  */
-static uint64_t
-whole_run (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top, int strict)
-{
-  uint64_t n = e & PM_NMASK;
-  uint32_t extra = PM_KIND (e) == PM_LARGE ? PM_CHECKED : 0;
-  if ((e & ~(PM_NMASK | PM_END | extra)) != PM_MAKE (PM_KIND (e), PM_HEAD)
-      || n == 0 || n > top - pg)
-    return 0;
-  if (n == 1)
-    return (e & PM_END) ? 1 : 0;
-  if ((e & PM_END) || mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END))
-    return 0;
-  return !strict || pm_zero (d, pg + 1, pg + n - 1) ? n : 0;
-}
-
-/* Is there a whole slab at PG (below TOP), its first page marked E: its
-   length in pages, else 0.  With HEADER, its header must say so too.  */
-static uint64_t
-whole_slab (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top, int header)
-{
-  unsigned cls = PM_SLAB_CLS (e);
-  if (cls >= MM_NCLASSES || e != PM_MAKE (PM_SLAB, cls))
-    return 0;
-  const struct mm_class *c = &mm_classes[cls];
-  if (c->pages > top - pg)
-    return 0;
-  for (uint64_t i = 1; i < c->pages; i++)
-    if (mm_pm_get (d, pg + i) != PM_MAKE (PM_SLAB, (uint32_t) (i << 8) | cls))
-      return 0;
-  const struct mm_slab *s = (const struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-  if (header && (s->magic != MM_SLAB_MAGIC || s->cls != cls || s->nobj != c->nobj))
-    return 0;
-  return c->pages;
-}
-
-/* Walk the page map below `top' in page order, the directory checked
-   (mm_dir_validate), and call VISIT (D, PG, N, KIND, ARG) for each thing
-   found: a header page or a page of a leaf (META, one page at a time), a
-   whole large block, a whole slab, or free pages.  STRICT (a heap detached
-   cleanly): every page must belong to exactly one of them, by marks that
-   agree, or the heap is damaged.  Else (recovery): a block or slab counts
-   when it is whole (marks that agree, a slab's header too), and every other
-   page is FREE, one at a time.  Either way every page of every leaf below
-   `top' must be marked META and lie outside every block, slab and run: a
-   directory that names other pages would make the page map write into
-   them.  Returns 0, MMALLOC_ECORRUPT, or what VISIT returned if not 0.  */
+/* Walk the page map below `top' in page order with the format's walk
+   (mm_fmt_iter_next), the directory checked (mm_dir_validate), and call
+   VISIT (D, PG, N, KIND, ARG) for each thing found: a header page or a page
+   of a leaf (META, one page at a time), a whole large block, a whole slab,
+   or free pages.  STRICT (a heap detached cleanly): every page must belong
+   to exactly one of them, by marks that agree, nothing marked inside a run,
+   or the heap is damaged.  Else (recovery): a block or slab counts when it
+   is whole (marks that agree, a slab's header too), and every other page is
+   FREE.  Either way every page of every leaf below `top' must be marked
+   META and lie outside every block and slab.  Returns 0, MMALLOC_ECORRUPT,
+   or what VISIT returned if not 0.  */
 int
 mm_pages_walk (struct mm_desc *d, int strict,
 	       int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t, void *),
 	       void *arg)
 {
-  const uint32_t *dir = (const uint32_t *) (d->base + MM_PAGE);
-  uint64_t top = d->hdr->top, w = 0;
-  for (uint64_t pg = 0; pg < top;)
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, 0, strict ? MM_FMT_INTERIOR : MM_FMT_HEADERS);
+  while (mm_fmt_iter_next (&it, &t))
     {
-      /* The next leaf that ends after PG (they come in page order).  */
-      while (w < MM_DIR_ENTRIES && dir[w] && dir[w] + MM_LEAF_PAGES <= pg)
-	w++;
-      uint64_t leaf = w < MM_DIR_ENTRIES && dir[w] && dir[w] < top ? dir[w] : top;
-      uint32_t e = mm_pm_get (d, pg), kind = PM_KIND (e);
-      uint64_t n = 0;
-      if (pg < MM_HDR_PAGES || pg >= leaf)
-	{
-	  if (e != PM_MAKE (PM_META, 0))
-	    return MMALLOC_ECORRUPT;
-	  n = 1;
-	  kind = PM_META;
-	}
-      else
-	{
-	  if (kind == PM_LARGE || (strict && kind == PM_FREE))
-	    n = whole_run (d, pg, e, top, strict);
-	  else if (kind == PM_SLAB)
-	    n = whole_slab (d, pg, e, top, !strict);
-	  if (!n && strict)
-	    return MMALLOC_ECORRUPT;
-	  if (!n)
-	    {
-	      n = 1;
-	      kind = PM_FREE;
-	    }
-	  if (pg + n > leaf)
-	    return MMALLOC_ECORRUPT;
-	}
-      int r = visit ? visit (d, pg, n, kind, arg) : 0;
+      if (t.flaw && (strict || !flaw_recoverable (&t)))
+	return MMALLOC_ECORRUPT;
+      int r = visit ? visit (d, t.pg, t.n, t.flaw ? PM_FREE : t.kind, arg) : 0;
       if (r)
 	return r;
-      pg += n;
     }
   return 0;
 }
@@ -1113,16 +1036,4 @@ mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n)
   mark_run (d, pg, n, PM_FREE, 0);
   bin_insert (d, pg, n, (d->mode & MM_MODE_FILE) ? MM_RUN_HOLES : 0, mm_os_now_ms ());
   return 0;
-}
-
-/* The length of the whole large block, free run or slab (its header too)
-   whose first page PG (below TOP) is marked E, by the rules of a strict walk;
-   0 if its marks are not whole.  For walks that resume between lock holds
-   (walk.c), which cannot restart mm_pages_walk from page 0 each time.  */
-uint64_t
-mm_pages_whole (const struct mm_desc *d, uint64_t pg, uint32_t e, uint64_t top)
-{
-  if (PM_KIND (e) == PM_SLAB)
-    return whole_slab (d, pg, e, top, 1);
-  return PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? whole_run (d, pg, e, top, 1) : 0;
 }

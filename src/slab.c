@@ -28,7 +28,7 @@ mm_slab_ok (struct mm_desc *d, uint64_t off, unsigned cls)
   for (uint32_t i = 0; i < c->pages; i++)
     if (mm_pm_get (d, pg + i) != mm_fmt_slab_mark (cls, i))
       return 0;
-  return mm_fmt_slab_bits (s, c) == 0;
+  return mm_fmt_slab_bits (s, c, 1) == 0;
 }
 
 /* Is OFF, the head of CLS's partial list K (0 unchecked, 1 checked), a whole

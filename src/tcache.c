@@ -407,30 +407,27 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
 void
 mm_tc_drop_heap (struct mm_desc *d)
 {
-  uint64_t top = d->hdr->top;
   /* Stop the fast frees first (they do not compare generations; they test
      the owner, which the walk clears one slab at a time): with the bound at
      0 they take the slow path and wait for our locks.  */
   uint64_t limit = __atomic_exchange_n (&d->limit, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
   /* The walk touches every slab: skip it when no thread owns one.  */
-  for (uint64_t pg = MM_HDR_PAGES; pg < top && __atomic_load_n (&d->nowned, __ATOMIC_RELAXED);)
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, MM_HDR_PAGES, 0);
+  while (__atomic_load_n (&d->nowned, __ATOMIC_RELAXED) && mm_fmt_iter_next (&it, &t))
     {
-      uint32_t e = mm_pm_get (d, pg);
-      uint64_t n = PM_KIND (e) == PM_LARGE || PM_KIND (e) == PM_FREE ? e & PM_NMASK : 1;
-      if (PM_KIND (e) == PM_SLAB && PM_SLAB_OFF (e) == 0 && PM_SLAB_CLS (e) < MM_NCLASSES)
+      struct mm_slab *s = mm_at (d, t.pg << MM_PAGE_SHIFT);
+      if (!t.flaw && t.kind == PM_SLAB && s->owner
+	  && mm_slab_ok (d, t.pg << MM_PAGE_SHIFT, PM_SLAB_CLS (t.mark)))
 	{
-	  struct mm_slab *s = (struct mm_slab *) (d->base + (pg << MM_PAGE_SHIFT));
-	  n = mm_classes[PM_SLAB_CLS (e)].pages;
-	  if (s->owner && mm_slab_ok (d, pg << MM_PAGE_SHIFT, PM_SLAB_CLS (e)))
-	    {
-	      if (mm_owner_dead (s->owner))
-		mm_slab_adopt (d, s);	/* its counts may be half made */
-	      else
-		mm_slab_unowned (d, s);
-	    }
+	  if (mm_owner_dead (s->owner))
+	    mm_slab_adopt (d, s);	/* its counts may be half made */
+	  else
+	    mm_slab_unowned (d, s);
 	}
-      pg += n ? n : 1;
     }
   mm_set_limit (d, limit);
 }

@@ -8,9 +8,9 @@
    other threads changed the heap never goes back: a block allocated from
    before the walk began until after it ended is visited exactly once; one
    allocated or freed meanwhile may be visited or not.  Each batch proves
-   what it reads as mm_pages_walk does (whole runs and slabs, the directory),
-   so a damaged heap is reported (mm_damage, MMALLOC_ECORRUPT) and never
-   followed outside the region.  */
+   what it reads with the format's walk of the page map (whole runs and
+   slabs, slab headers, the directory), so a damaged heap is reported
+   (mm_damage, MMALLOC_ECORRUPT) and never followed outside the region.  */
 
 #include "mmprivate.h"
 
@@ -71,54 +71,39 @@ mm_walk_from (struct mm_desc *d, struct mm_wpos *pos, int resume, mm_wfn fn, voi
       return MMALLOC_ECORRUPT;
     }
   pos->vtop = top;
-  while (pos->pg < top)
+  struct mm_fmt_heap h = mm_fmt_of (d);
+  struct mm_fmt_iter it;
+  struct mm_fmt_thing t;
+  mm_fmt_iter_init (&it, &h, pos->pg, MM_FMT_HEADERS);
+  while (mm_fmt_iter_next (&it, &t))
     {
-      uint64_t n = 1;
-      pg = pos->pg;
-      uint32_t e = mm_pm_get (d, pg);
-      switch (PM_KIND (e))
+      pg = t.pg;
+      if (t.flaw && !(t.flaw == MM_FMT_NOTHING && resume))
+	goto damaged;		/* else resumed inside a run or slab made meanwhile */
+      if (!t.flaw)
+	resume = 0;
+      if (!t.flaw && t.kind == PM_SLAB)
 	{
-	case PM_META:
-	  resume = 0;
-	  break;
-	case PM_SLAB:
-	  if (PM_SLAB_OFF (e) && resume)
-	    break;		/* resumed inside a slab made meanwhile */
-	  if (!(n = mm_pages_whole (d, pg, e, top)))
-	    goto damaged;
-	  resume = 0;
-	  if (pos->cls != PM_SLAB_CLS (e))
+	  if (pos->cls != PM_SLAB_CLS (t.mark))
 	    pos->idx = 0;	/* not the slab the position was in */
-	  pos->cls = PM_SLAB_CLS (e);
+	  pos->cls = PM_SLAB_CLS (t.mark);
 	  r = walk_slots (d, (struct mm_slab *) mm_at (d, pg << MM_PAGE_SHIFT),
-			      &mm_classes[pos->cls], pos, fn, arg);
+			  &mm_classes[pos->cls], pos, fn, arg);
 	  if (r)
 	    return r;
-	  break;
-	case PM_LARGE:
-	case PM_FREE:
-	  if (!(e & PM_HEAD) && resume)
-	    break;		/* resumed inside a run made meanwhile */
-	  if (!(n = mm_pages_whole (d, pg, e, top)))
-	    goto damaged;
-	  resume = 0;
-	  if (PM_KIND (e) == PM_LARGE)
-	    {
-	      struct mm_wblock b;
-	      b.start = b.user = mm_at (d, pg << MM_PAGE_SHIFT);
-	      b.room = b.size = (size_t) n << MM_PAGE_SHIFT;
-	      pos->pg = pg + n;
-	      pos->idx = 0;
-	      if ((!(e & PM_CHECKED) || mm_chk_user (b.start, b.room, &b.user, &b.size))
-		  && (r = fn (d, &b, arg)))
-		return r;
-	    }
-	  break;
-	default:
-	  if (!resume)
-	    goto damaged;	/* else inside a run made meanwhile */
 	}
-      pos->pg = pg + n;
+      else if (!t.flaw && t.kind == PM_LARGE)
+	{
+	  struct mm_wblock b;
+	  b.start = b.user = mm_at (d, pg << MM_PAGE_SHIFT);
+	  b.room = b.size = (size_t) t.n << MM_PAGE_SHIFT;
+	  pos->pg = pg + t.n;
+	  pos->idx = 0;
+	  if ((!(t.mark & PM_CHECKED) || mm_chk_user (b.start, b.room, &b.user, &b.size))
+	      && (r = fn (d, &b, arg)))
+	    return r;
+	}
+      pos->pg = pg + t.n;
       pos->idx = 0;
     }
   return 0;

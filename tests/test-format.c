@@ -374,7 +374,7 @@ slab_header_levels (void **state)
       struct mm_slab *s = make_slab (buf, c);
       const struct mm_class *k = &tab[c];
       assert_true (mm_fmt_slab_ident (s, c, k));
-      assert_null (mm_fmt_slab_bits (s, k));
+      assert_null (mm_fmt_slab_bits (s, k, 1));
       assert_null (mm_fmt_slab_counts (s, k));
       assert_false (mm_fmt_slab_ident (s, c + 1, &tab[c + 1]));
       s->nobj--;
@@ -393,19 +393,19 @@ slab_header_levels (void **state)
   assert_true (k->nobj % 64 != 0);
   s = make_slab (buf, 3);
   s->flags |= 0x40;
-  assert_string_equal (mm_fmt_slab_bits (s, k), "slab header: unknown flags");
+  assert_string_equal (mm_fmt_slab_bits (s, k, 1), "slab header: unknown flags");
   s = make_slab (buf, 3);
   s->hint = k->words;
-  assert_string_equal (mm_fmt_slab_bits (s, k), "slab header: hint past the bitmap");
+  assert_string_equal (mm_fmt_slab_bits (s, k, 1), "slab header: hint past the bitmap");
   s = make_slab (buf, 3);
   s->bits[k->words - 1] &= ~(1ULL << 63);
-  assert_string_equal (mm_fmt_slab_bits (s, k), "slab bitmap: slot past the end marked free");
+  assert_string_equal (mm_fmt_slab_bits (s, k, 1), "slab bitmap: slot past the end marked free");
   s = make_slab (buf, 3);
   s->bits[k->words + k->words - 1] = 1ULL << 63;
-  assert_string_equal (mm_fmt_slab_bits (s, k), "slab: slot past the end marked freed");
+  assert_string_equal (mm_fmt_slab_bits (s, k, 1), "slab: slot past the end marked freed");
   s = make_slab (buf, 3);
   s->bits[k->words] = 1;	/* rbits: slot 0 freed, never allocated */
-  assert_string_equal (mm_fmt_slab_bits (s, k),
+  assert_string_equal (mm_fmt_slab_bits (s, k, 1),
 		       "slab: slot freed by another thread was not allocated");
 
   /* Counts: two slots allocated, one of them freed by another thread.  */
@@ -737,7 +737,7 @@ walk_a_heap_file_read_into_memory (void **state)
       assert_int_equal (mm_fmt_read (&h, soff, sb, k->objoff), 0);
       const struct mm_slab *s = (const struct mm_slab *) (void *) sb;
       assert_true (mm_fmt_slab_ident (s, PM_SLAB_CLS (e), k));
-      assert_null (mm_fmt_slab_bits (s, k));
+      assert_null (mm_fmt_slab_bits (s, k, 1));
       assert_null (mm_fmt_slab_counts (s, k));
       uint64_t idx = mm_fmt_slot (k, off - soff, &into);
       assert_true (idx < k->nobj);

@@ -55,7 +55,7 @@ slab_thing (const struct mm_fmt_heap *h, const struct mm_fmt_thing *t)
   const struct mm_slab *s = (const struct mm_slab *) (void *) buf;
   if (!mm_fmt_slab_ident (s, cls, c))
     FAIL ("a slab walked with its headers checked has a bad header");
-  if (!mm_fmt_slab_bits (s, c))
+  if (!mm_fmt_slab_bits (s, c, 1))
     (void) mm_fmt_slab_counts (s, c);
   uint64_t base = t->pg << MM_PAGE_SHIFT;
   for (uint64_t rel = 0; rel < (uint64_t) c->pages << MM_PAGE_SHIFT; rel += 4093)
