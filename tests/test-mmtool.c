@@ -77,28 +77,69 @@ mmtool_v (const char *const *argv)
 
 #define MMTOOL(...) mmtool_v ((const char *const[]) { __VA_ARGS__, NULL })
 
-/* The output of R read by python3's json.load, and EXPR (a Python
-   expression over the object D) true of it.  Skips the test if there is
-   no python3.  */
+/* One python3 for the whole program (its start costs more than all the
+   checks): it reads an expression and a line of JSON at a time and answers
+   "ok", "false", or "error" and why.  */
+static const char py_judge[] =
+  "import json, sys\n"
+  "while True:\n"
+  "    expr = sys.stdin.readline()\n"
+  "    if not expr:\n"
+  "        break\n"
+  "    text = sys.stdin.readline()\n"
+  "    try:\n"
+  "        d = json.loads(text)\n"
+  "        print('ok' if eval(expr) else 'false', flush=True)\n"
+  "    except Exception as e:\n"
+  "        print('error', repr(e).replace('\\n', ' '), flush=True)\n";
+
+static FILE *py_in, *py_out;
+
+/* 0 once python3 runs, -1 if there is none.  */
+static int
+py_start (void)
+{
+  if (py_in)
+    return 0;
+  if (system ("command -v python3 >/dev/null 2>&1") != 0)
+    return -1;
+  int to[2], from[2];
+  assert_int_equal (pipe2 (to, O_CLOEXEC), 0);
+  assert_int_equal (pipe2 (from, O_CLOEXEC), 0);
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      dup2 (to[0], 0);
+      dup2 (from[1], 1);
+      execlp ("python3", "python3", "-c", py_judge, (char *) NULL);
+      _exit (127);
+    }
+  close (to[0]);
+  close (from[1]);
+  py_in = fdopen (to[1], "w");
+  py_out = fdopen (from[0], "r");
+  assert_true (py_in && py_out);
+  return 0;
+}
+
+/* The output of R is one line of JSON, which python3's json module reads,
+   and EXPR (a Python expression over the object D) is true of it.  Skips
+   the test if there is no python3.  */
 static void
 json_holds (const struct run *r, const char *expr)
 {
-  if (system ("command -v python3 >/dev/null 2>&1") != 0)
+  if (py_start () < 0)
     skip ();
-  char p[512];
-  snprintf (p, sizeof p, "%s/json.out", tu_dir ());
-  FILE *f = fopen (p, "w");
-  assert_non_null (f);
-  fputs (r->out, f);
-  fclose (f);
-  char cmd[1024];
-  snprintf (cmd, sizeof cmd,
-	    "python3 -c 'import json,os,sys; d=json.load(sys.stdin);"
-	    " sys.exit(0 if eval(os.environ[\"EXPR\"]) else 1)' < '%s'", p);
-  assert_int_equal (setenv ("EXPR", expr, 1), 0);
-  int st = system (cmd);
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    fail_msg ("json: %s does not hold of: %s", expr, r->out);
+  size_t len = strlen (r->out);
+  if (len == 0 || strchr (r->out, '\n') != r->out + len - 1)
+    fail_msg ("json: not one line: %s", r->out);
+  fprintf (py_in, "%s\n%s", expr, r->out);
+  fflush (py_in);
+  char answer[512] = "";
+  if (!fgets (answer, sizeof answer, py_out) || strcmp (answer, "ok\n"))
+    fail_msg ("json: %s does not hold (%s) of: %s", expr, answer, r->out);
 }
 
 /* --- Heap files of known content ------------------------------------------ */
