@@ -34,6 +34,10 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WER
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(CPPFLAGS) $(WARN) \
               $(CFLAGS) $(SANFLAGS)
 LINK_FLAGS := $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
+# The shared libraries are linked with -z defs (no symbol left undefined)
+# unless a sanitizer is on: clang leaves its runtime out of shared
+# libraries, whose symbols then come from the program.
+ZDEFS   := $(if $(findstring -fsanitize=,$(CFLAGS) $(SANFLAGS) $(LDFLAGS)),,-Wl,-z,defs)
 LIBS    := -lpthread
 
 B       ?= build
@@ -73,11 +77,11 @@ $(B)/obj $(B)/tests $(B)/examples:
 
 $(SHLIB): $(LOBJS) src/libmmalloc.map
 	$(CC) $(LINK_FLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libmmalloc.map \
-	  -Wl,-z,defs -o $@ $(LOBJS) $(LIBS)
+	  $(ZDEFS) -o $@ $(LOBJS) $(LIBS)
 
 $(MSHLIB): $(OBJS) src/libmmalloc-malloc.map
 	$(CC) $(LINK_FLAGS) -shared -Wl,-soname,$(MSONAME) \
-	  -Wl,--version-script=src/libmmalloc-malloc.map -Wl,-z,defs -o $@ $(OBJS) $(LIBS)
+	  -Wl,--version-script=src/libmmalloc-malloc.map $(ZDEFS) -o $@ $(OBJS) $(LIBS)
 
 $(B)/libmmalloc-malloc.so.1: $(MSHLIB)
 	ln -sf libmmalloc-malloc.so.$(VERSION) $@

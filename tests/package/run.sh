@@ -101,6 +101,16 @@ if [ -z "$nonow" ]; then
 else
   notok "linked without LDFLAGS (no BIND_NOW):$nonow"
 fi
+if command -v clang >/dev/null 2>&1; then
+  # clang does not put its sanitizer runtimes into shared libraries.
+  if $MAKE -j2 -C "$repo" CC=clang B="$tmp/clang-asan" CFLAGS=-fsanitize=address lib \
+       >"$tmp/clang-asan.log" 2>&1; then
+    ok "make lib CC=clang CFLAGS=-fsanitize=address links the shared libraries"
+  else
+    notok "make lib CC=clang CFLAGS=-fsanitize=address links the shared libraries"
+    showlog "$tmp/clang-asan.log"
+  fi
+fi
 if [ -x "$fb/tests/test-smoke" ]; then
   mkdir "$tmp/smoke"
   if (cd "$fb/tests" && TMPDIR=$tmp/smoke ./test-smoke) >"$tmp/smoke.log" 2>&1; then
