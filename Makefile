@@ -43,12 +43,14 @@ LIBS    := -lpthread
 B       ?= build
 SRCS    := $(wildcard src/*.c)
 OBJS    := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
+KP_OBJS := $(patsubst src/%.c,$(B)/obj-kp/%.o,$(filter-out src/malloc.c,$(SRCS)))
 HDRS    := include/mmalloc.h src/mmprivate.h src/format.h
 
 SHLIB   := $(B)/libmmalloc.so.$(VERSION)
 STLIB   := $(B)/libmmalloc.a
-# The objects of libmmalloc.a as they are, internal symbols global: for the
-# tests, which call the library's internals.  Not installed.
+# The library the tests link, never installed: the objects of libmmalloc.a
+# with their internal symbols global (the tests call internals), built with
+# kill points (MM_KILLPOINTS) and internal assertions (MM_ASSERTS).
 ITLIB   := $(B)/libmmalloc-internal.a
 # libmmalloc-malloc: the same objects plus malloc.o, the process-wide malloc.
 MOBJ    := $(B)/obj/malloc.o
@@ -117,23 +119,16 @@ $(STLIB): $(B)/libmmalloc.o
 	rm -f $@
 	$(AR) rcs $@ $<
 
-$(ITLIB): $(LOBJS)
+$(ITLIB): $(KP_OBJS)
 	rm -f $@
-	$(AR) rcs $@ $(LOBJS)
+	$(AR) rcs $@ $(KP_OBJS)
 
-# The same library with kill points (MM_KILLPOINTS), for tests only.
-KP_OBJS := $(patsubst src/%.c,$(B)/obj-kp/%.o,$(filter-out src/malloc.c,$(SRCS)))
-KP_LIB  := $(B)/libmmalloc-kp.a
 
 $(B)/obj-kp:
 	mkdir -p $@
 
 $(B)/obj-kp/%.o: src/%.c $(HDRS) | $(B)/obj-kp
-	$(CC) $(ALL_CFLAGS) -DMM_KILLPOINTS -c $< -o $@
-
-$(KP_LIB): $(KP_OBJS)
-	rm -f $@
-	$(AR) rcs $@ $(KP_OBJS)
+	$(CC) $(ALL_CFLAGS) -DMM_KILLPOINTS -DMM_ASSERTS -c $< -o $@
 
 tools: $(TOOLS)
 
@@ -154,9 +149,6 @@ TEST_LIBS   := $(ITLIB) -lcmocka -lpthread
 
 $(B)/tests/%: tests/%.c tests/testutil.h $(ITLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
-
-$(B)/tests/test-killpoints: tests/test-killpoints.c tests/testutil.h $(KP_LIB) | $(B)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(KP_LIB) -lcmocka -lpthread
 
 $(B)/tests/test-compat: include/mmalloc-compat.h
 

@@ -104,9 +104,13 @@ mm_alloc (struct mm_desc *d, size_t size, int *zero)
       need = size + sizeof (struct mm_chk) + 1;
     }
   void *p;
-  struct mm_arm arm = { size, sizeof (struct mm_chk), NULL, NULL, NULL };
+  struct mm_arm arm = { size, sizeof (struct mm_chk), NULL, MM_OK, NULL };
   if (need <= MM_SMALL_MAX)
-    p = mm_alloc_small (d, mm_size_class (need), checked ? &arm : NULL);
+    {
+      unsigned cls = mm_size_class (need);
+      MM_ASSERT (cls < MM_NCLASSES && mm_classes[cls].size >= need);
+      p = mm_alloc_small (d, cls, checked ? &arm : NULL);
+    }
   else
     {
       uint64_t n = pages_for (need);

@@ -31,35 +31,36 @@ mm_block_lock (struct mm_desc *d, const void *ptr)
 void
 mm_block_unlock (struct mm_desc *d, unsigned li)
 {
+  MM_ASSERT (li <= MM_NCLASSES);
   mm_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
 }
 
-static const char *
+static enum mm_verdict
 lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
 {
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
   uint64_t soff = mm_fmt_slab_of (off, e), pg = soff >> MM_PAGE_SHIFT;
   if (PM_SLAB_OFF (e) >= c->pages || pg < MM_HDR_PAGES || pg + c->pages > mm_top (d))
-    return "damaged page map holds pointer";
+    return MM_DAMAGED_PAGE_MAP_PTR;
   struct mm_slab *s = mm_at (d, soff);
   if (!mm_fmt_slab_ident (s, cls, c))
-    return "damaged slab holds pointer";
+    return MM_DAMAGED_SLAB;
   int checked = mm_slab_flags (s) & MM_SLAB_CHECKED;
   size_t pre = checked ? sizeof (struct mm_chk) : 0, lead = 0;
   /* A checked block's user pointer follows its header in the slot.  */
   uint64_t into, idx = mm_fmt_slot (c, off - soff - pre, &into);
   if (idx >= c->nobj)
-    return "pointer is not the start of a block";
+    return MM_BAD_NOT_START;
   char *slot = (char *) s + mm_fmt_slot_off (c, idx);
   if (checked && !(lead = mm_chk_lead (slot, c->size)))
-    return "block header clobbered (write before the block?)";
+    return MM_BAD_HEADER;
   if (into != (checked ? lead - pre : 0))
-    return "pointer is not the start of a block";
+    return MM_BAD_NOT_START;
   uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_RELAXED)
     & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
   if (!(live & (1ULL << (idx % 64))))
-    return "block is not allocated (freed twice?)";
+    return MM_BAD_NOT_ALLOCATED;
   b->start = slot + (lead ? lead - pre : 0);
   b->room = c->size - (lead ? lead - pre : 0);
   b->lead = lead;
@@ -68,17 +69,17 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
   b->idx = (uint32_t) idx;
   b->cls = cls;
   b->checked = checked;
-  return 0;
+  return MM_OK;
 }
 
-const char *
+enum mm_verdict
 mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
 {
   if ((uintptr_t) ptr & (MM_ALIGN - 1))
-    return "misaligned pointer";
+    return MM_BAD_MISALIGNED;
   uint64_t off = (uint64_t) ((const char *) ptr - d->base);
   if ((const char *) ptr < d->base || off >= mm_top (d) << MM_PAGE_SHIFT)
-    return "pointer outside the heap";
+    return MM_BAD_OUTSIDE;
   uint64_t pg = off >> MM_PAGE_SHIFT;
   uint32_t e = mm_pm_get (d, pg);
   if (!(off & (MM_PAGE - 1)) && pg && !(PM_KIND (e) == PM_LARGE && (e & PM_HEAD)))
@@ -91,22 +92,22 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
     {
     case PM_SLAB:
       if (PM_SLAB_CLS (e) >= MM_NCLASSES)
-	return "damaged page map";
+	return MM_DAMAGED_PAGE_MAP;
       return lookup_slab (d, off, e, b);
     case PM_LARGE:
       {
 	int checked = (e & PM_CHECKED) != 0;
 	uint64_t start = pg << MM_PAGE_SHIFT, n = e & PM_NMASK;
 	if (!(e & PM_HEAD) || off < start + (checked ? sizeof (struct mm_chk) : 0))
-	  return "pointer is not the start of a block";
+	  return MM_BAD_NOT_START;
 	if (!n || n > mm_top (d) - pg
 	    || (n > 1 && mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END)))
-	  return "damaged page map holds pointer";
+	  return MM_DAMAGED_PAGE_MAP_PTR;
 	size_t lead = checked ? mm_chk_lead (d->base + start, (size_t) n << MM_PAGE_SHIFT) : 0;
 	if (checked && !lead)
-	  return "block header clobbered (write before the block?)";
+	  return MM_BAD_HEADER;
 	if (off != start + lead)
-	  return "pointer is not the start of a block";
+	  return MM_BAD_NOT_START;
 	size_t pre = lead ? lead - sizeof (struct mm_chk) : 0;
 	b->start = d->base + start + pre;
 	b->room = ((size_t) n << MM_PAGE_SHIFT) - pre;
@@ -116,12 +117,12 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
 	b->idx = 0;
 	b->cls = MM_NCLASSES;
 	b->checked = checked;
-	return 0;
+	return MM_OK;
       }
     case PM_FREE:
-      return "block is not allocated (freed twice?)";
+      return MM_BAD_NOT_ALLOCATED;
     default:
-      return "pointer was not handed out by this heap";
+      return MM_BAD_FOREIGN;
     }
 }
 
@@ -181,18 +182,15 @@ unsigned
 mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int verify)
 {
   unsigned li = mm_block_lock (d, ptr);
-  const char *bad = mm_lookup (d, ptr, b);
-  if (!bad && b->cls != li)
-    bad = "block changed under a concurrent call";
-  if (!bad && b->checked)
+  enum mm_verdict bad = mm_lookup (d, ptr, b);
+  if (bad == MM_OK && b->cls != li)
+    bad = MM_BAD_CHANGED;
+  if (bad == MM_OK && b->checked)
     bad = mm_chk_verify (ptr, b, verify);
-  if (!bad)
+  if (bad == MM_OK)
     return li;
   mm_block_unlock (d, li);
-  if (bad[0] == 'd' && bad[1] == 'a')	/* "damaged ...": the heap, not the caller */
-    mm_damage (d, bad, (uint64_t) ((const char *) ptr - d->base));
-  else
-    mm_fault (d, bad, ptr);
+  mm_bad_block (d, bad, ptr);
   return MM_BLOCK_BAD;
 }
 
@@ -200,6 +198,7 @@ mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int ve
 void
 mm_block_release (struct mm_desc *d, struct mm_block *b)
 {
+  MM_ASSERT (b->slab ? b->cls < MM_NCLASSES && b->idx < b->slab->nobj : b->cls == MM_NCLASSES);
   if (b->slab)
     free_slot (d, b);
   else

@@ -113,3 +113,62 @@ mm_fork_refuse (struct mm_desc *d, const char *what)
   errno = MMALLOC_ELOCKED;
   return 1;
 }
+
+/* The words of the report of V.  */
+const char *
+mm_verdict_text (enum mm_verdict v)
+{
+  static const char *const text[MM_VERDICTS] = {
+    [MM_OK] = "no problem",
+    [MM_BAD_MISALIGNED] = "misaligned pointer",
+    [MM_BAD_OUTSIDE] = "pointer outside the heap",
+    [MM_BAD_FOREIGN] = "pointer was not handed out by this heap",
+    [MM_BAD_NOT_START] = "pointer is not the start of a block",
+    [MM_BAD_NOT_ALLOCATED] = "block is not allocated (freed twice?)",
+    [MM_BAD_CHANGED] = "block changed under a concurrent call",
+    [MM_BAD_HEADER] = "block header clobbered (write before the block?)",
+    [MM_BAD_DOUBLE_FREE] = "double free (block freed twice)",
+    [MM_BAD_USE_AFTER_FREE] = "use after free (the block was freed)",
+    [MM_BAD_OVERRUN] = "write past the end of a block",
+    [MM_BAD_WRITE_AFTER_FREE] = "write after free",
+    [MM_DAMAGED_PAGE_MAP] = "damaged page map",
+    [MM_DAMAGED_PAGE_MAP_PTR] = "damaged page map holds pointer",
+    [MM_DAMAGED_SLAB] = "damaged slab holds pointer",
+  };
+  return (unsigned) v < MM_VERDICTS && text[v] ? text[v] : "bad pointer";
+}
+
+/* PTR, given back to D, is bad as V says: damage of the heap (reported
+   once; the heap stops) or the caller's misuse (reported; the abort
+   function runs).  */
+void
+mm_bad_block (struct mm_desc *d, enum mm_verdict v, const void *ptr)
+{
+  if (v >= MM_DAMAGED_FIRST)
+    mm_damage (d, mm_verdict_text (v), (uint64_t) ((const char *) ptr - d->base));
+  else
+    mm_fault (d, mm_verdict_text (v), ptr);
+}
+
+#ifdef MM_ASSERTS
+/* An internal invariant (MM_ASSERT) does not hold: a bug of the library.  */
+void
+mm_assert_fail (const char *file, int line, const char *cond)
+{
+  char num[12], *p = num + sizeof num;
+  *--p = 0;
+  do
+    *--p = (char) ('0' + line % 10);
+  while ((line /= 10) > 0 && p > num);
+  char buf[256], *q = buf, *end = buf + sizeof buf - 1;
+  put (&q, end, "mmalloc: internal assertion failed: ");
+  put (&q, end, file);
+  put (&q, end, ":");
+  put (&q, end, p);
+  put (&q, end, ": ");
+  put (&q, end, cond);
+  *q++ = '\n';
+  mm_os_write_stderr (buf, (size_t) (q - buf));
+  abort ();
+}
+#endif

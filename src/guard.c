@@ -126,13 +126,13 @@ mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
 
 /* Is C, ROOM bytes up to the end of its block, a freed header followed by
    untouched poison?  */
-const char *
+enum mm_verdict
 mm_chk_freed_intact (const struct mm_chk *c, size_t room)
 {
   if (!mm_chk_is (c, MM_CHK_FREE) || !chk_all ((const unsigned char *) (c + 1), room - CHK,
 					      MM_CHK_POISON))
-    return "write after free";
-  return 0;
+    return MM_BAD_WRITE_AFTER_FREE;
+  return MM_OK;
 }
 
 /* Put SLOT (ROOM bytes) in the free state: a freed header first (which ends
@@ -181,7 +181,7 @@ mm_chk_slab_init (struct mm_slab *s)
 void
 mm_chk_claim (struct mm_slab *s, char *start, size_t room, struct mm_arm *arm)
 {
-  arm->bad = 0;
+  arm->bad = MM_OK;
   if (s && (s->flags & MM_SLAB_POISON))
     {
       arm->bad = mm_chk_freed_intact ((const struct mm_chk *) (void *) start, room);
@@ -197,8 +197,8 @@ mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm)
 {
   if (!p)
     return NULL;
-  if (MM_UNLIKELY (arm->bad != 0))
-    mm_fault (d, arm->bad, arm->bad_ptr);
+  if (MM_UNLIKELY (arm->bad != MM_OK))
+    mm_fault (d, mm_verdict_text (arm->bad), arm->bad_ptr);
   return arm->user;
 }
 
@@ -259,27 +259,27 @@ mm_chk_begin (char *start)
 }
 
 /* What is wrong with the checked block B, of the user pointer PTR, as MODE
-   asks (MM_CHK_PEEK, ...): 0 if nothing.  */
-const char *
+   asks (MM_CHK_PEEK, ...): MM_OK if nothing.  */
+enum mm_verdict
 mm_chk_verify (const void *ptr, const struct mm_block *b, int mode)
 {
   const struct mm_chk *c = (const struct mm_chk *) ptr - 1;
   if (mm_chk_is (c, MM_CHK_FREE))
-    return mode == MM_CHK_FREEING ? "double free (block freed twice)"
-      : "use after free (the block was freed)";
+    return mode == MM_CHK_FREEING ? MM_BAD_DOUBLE_FREE
+      : MM_BAD_USE_AFTER_FREE;
   if (!mm_chk_is (c, MM_CHK_LIVE) || c->size > b->room - CHK - 1)
-    return "block header clobbered (write before the block?)";
+    return MM_BAD_HEADER;
   if (mode == MM_CHK_PEEK)
-    return 0;
+    return MM_OK;
   /* Every guard byte: a write far past the end (or into an aligned block's
      lead) is as much an overrun as one at the end.  They are fewer than a
      page for a large block, and fewer than the slot for a small one, which
      free poisons whole anyway.  */
   size_t n = b->room - CHK - (size_t) c->size;
   if (!chk_all ((const unsigned char *) ptr + c->size, n, MM_CHK_BYTE))
-    return "write past the end of a block";
+    return MM_BAD_OVERRUN;
   n = b->lead > CHK ? b->lead - 2 * CHK : 0;
   if (!chk_all ((const unsigned char *) c - n, n, MM_CHK_BYTE))
-    return "block header clobbered (write before the block?)";
-  return 0;
+    return MM_BAD_HEADER;
+  return MM_OK;
 }

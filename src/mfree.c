@@ -108,7 +108,7 @@ free_fast (struct mm_desc *d, void *ptr)
   uint64_t b = __atomic_load_n (bw, __ATOMIC_RELAXED);
   if (MM_UNLIKELY (!(b & bit) || (__atomic_load_n (rb, __ATOMIC_RELAXED) & bit)))
     {
-      mm_fault (d, "block is not allocated (freed twice?)", ptr);
+      mm_fault (d, mm_verdict_text (MM_BAD_NOT_ALLOCATED), ptr);
       return 1;
     }
   if (owner && owner == mm_tc_self->id)
@@ -131,7 +131,7 @@ free_fast (struct mm_desc *d, void *ptr)
   if (MM_UNLIKELY (old & bit))
     {
       slab_unpin (tc, d, s, cls);
-      mm_fault (d, "block is not allocated (freed twice?)", ptr);
+      mm_fault (d, mm_verdict_text (MM_BAD_NOT_ALLOCATED), ptr);
       return 1;
     }
   uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
@@ -186,6 +186,7 @@ mfree_slow (void *md, void *ptr)
 static inline void
 hint_push (struct mm_tce *e, unsigned cls, void *p, uintptr_t v)
 {
+  MM_ASSERT (mm_hint_slab (v)->cls == cls && mm_hint_idx (v) < mm_hint_slab (v)->nobj);
   unsigned n = e->nhint[cls];
   if (MM_LIKELY (n < MM_TC_HINTS))
     {

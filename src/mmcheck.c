@@ -74,15 +74,15 @@ problem (struct walk *w, const char *what, uint64_t pg)
   mm_report (w->d, what, pg << MM_PAGE_SHIFT);
 }
 
-/* What is wrong with the allocated checked block at START (ROOM bytes): 0 if
-   nothing.  A block in quarantine must hold its poison.  */
-static const char *
+/* What is wrong with the allocated checked block at START (ROOM bytes): MM_OK
+   if nothing.  A block in quarantine must hold its poison.  */
+static enum mm_verdict
 walk_block (char *start, size_t room)
 {
   struct mm_block b;
   b.lead = mm_chk_lead (start, room);
   if (!b.lead)
-    return "block header clobbered (write before the block?)";
+    return MM_BAD_HEADER;
   b.start = start + b.lead - CHK;
   b.room = room - b.lead + CHK;
   const struct mm_chk *c = (const struct mm_chk *) (void *) b.start;
@@ -98,9 +98,10 @@ walk_large (struct walk *w, uint64_t pg, uint64_t n, uint32_t e)
   w->large_pages += n;
   if (e & PM_CHECKED)
     {
-      const char *bad = walk_block (w->d->base + (pg << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT);
-      if (bad)
-	problem (w, bad, pg);
+      enum mm_verdict bad = walk_block (w->d->base + (pg << MM_PAGE_SHIFT),
+					(size_t) n << MM_PAGE_SHIFT);
+      if (bad != MM_OK)
+	problem (w, mm_verdict_text (bad), pg);
     }
 }
 
@@ -122,10 +123,10 @@ walk_checked_slots (struct walk *w, const struct mm_slab *s, const struct mm_cla
 	{
 	  uint32_t bit = (uint32_t) __builtin_ctzll (all);
 	  char *slot = (char *) s + mm_fmt_slot_off (c, i * 64 + bit);
-	  const char *bad = (bits >> bit) & 1 ? walk_block (slot, c->size)
+	  enum mm_verdict bad = (bits >> bit) & 1 ? walk_block (slot, c->size)
 	    : mm_chk_freed_intact ((const struct mm_chk *) (void *) slot, c->size);
-	  if (bad)
-	    problem (w, bad, pg);
+	  if (bad != MM_OK)
+	    problem (w, mm_verdict_text (bad), pg);
 	}
     }
 }

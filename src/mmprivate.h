@@ -30,6 +30,19 @@
 #define MM_LIKELY(x) __builtin_expect (!!(x), 1)
 #define MM_UNLIKELY(x) __builtin_expect (!!(x), 0)
 
+/* MM_ASSERT (COND): COND is an invariant of the library's own making (see
+   the glossary below), never a check of what a file or a caller gave: those
+   are validated and reported.  Built with -DMM_ASSERTS (the library the
+   tests link, and the sanitizer and kill-point builds), a false COND is
+   reported with its file and line (mm_assert_fail, diag.c) and the process
+   aborts; in the release build COND is not evaluated.  */
+#ifdef MM_ASSERTS
+#define MM_ASSERT(cond)							\
+  ((void) (MM_LIKELY (cond) || (mm_assert_fail (__FILE__, __LINE__, #cond), 0)))
+#else
+#define MM_ASSERT(cond) ((void) sizeof (!(cond)))
+#endif
+
 /* --- Compile-time options (each with its default) ------------------------ */
 
 /* MM_SPAN_MAX, a heap's span (128 GiB), is the format's: see format.h.  */
@@ -236,6 +249,33 @@ struct mm_desc
 
 /* Types that several layers share.  */
 
+/* What is wrong with a pointer given back, or with a checked block: the
+   caller's misuse (mm_fault: reported, then the heap's abort function), or,
+   from MM_DAMAGED_FIRST on, damage to the heap's metadata (mm_damage: the
+   heap stops).  mm_verdict_text gives the words of the report.  */
+enum mm_verdict
+{
+  MM_OK = 0,
+  /* The caller's misuse.  */
+  MM_BAD_MISALIGNED,
+  MM_BAD_OUTSIDE,
+  MM_BAD_FOREIGN,
+  MM_BAD_NOT_START,
+  MM_BAD_NOT_ALLOCATED,
+  MM_BAD_CHANGED,
+  MM_BAD_HEADER,
+  MM_BAD_DOUBLE_FREE,
+  MM_BAD_USE_AFTER_FREE,
+  MM_BAD_OVERRUN,
+  MM_BAD_WRITE_AFTER_FREE,
+  /* Damage to the heap's metadata.  */
+  MM_DAMAGED_FIRST,
+  MM_DAMAGED_PAGE_MAP = MM_DAMAGED_FIRST,
+  MM_DAMAGED_PAGE_MAP_PTR,
+  MM_DAMAGED_SLAB,
+  MM_VERDICTS			/* their number */
+};
+
 /* A checked block to set up while its lock is held: the size asked for and
    the offset of the user's pointer from the block's start (16, or the
    alignment); receives the user's pointer and what was found wrong with the
@@ -244,7 +284,7 @@ struct mm_arm
 {
   size_t size, lead;
   void *user;
-  const char *bad;
+  enum mm_verdict bad;
   void *bad_ptr;
 };
 
@@ -410,6 +450,12 @@ MM_HIDDEN void mm_fault (struct mm_desc *d, const char *what, const void *ptr);
 MM_HIDDEN void mm_report (struct mm_desc *d, const char *what, uint64_t value);
 MM_HIDDEN void mm_damage (struct mm_desc *d, const char *what, uint64_t off);
 MM_HIDDEN void mm_bad_desc (const char *what, const void *md);
+MM_HIDDEN const char *mm_verdict_text (enum mm_verdict v);
+MM_HIDDEN void mm_bad_block (struct mm_desc *d, enum mm_verdict v, const void *ptr);
+#ifdef MM_ASSERTS
+MM_HIDDEN void mm_assert_fail (const char *file, int line, const char *cond)
+  __attribute__ ((noreturn, cold));
+#endif
 MM_HIDDEN int mm_fork_refuse (struct mm_desc *d, const char *what);
 
 /* --- Size classes (classes.c) ---------------------------------------------- */
@@ -440,10 +486,11 @@ MM_HIDDEN int mm_chk_recover (char *start, size_t room);
 MM_HIDDEN void mm_chk_begin (char *start);
 MM_HIDDEN void mm_chk_slab_init (struct mm_slab *s);
 MM_HIDDEN void mm_chk_recycle (struct mm_slab *s, char *slot, size_t room);
-MM_HIDDEN const char *mm_chk_verify (const void *ptr, const struct mm_block *b, int mode);
+MM_HIDDEN enum mm_verdict mm_chk_verify (const void *ptr, const struct mm_block *b,
+					   int mode);
 MM_HIDDEN size_t mm_chk_size (const void *ptr);
 MM_HIDDEN int mm_chk_is (const struct mm_chk *c, uint32_t magic);
-MM_HIDDEN const char *mm_chk_freed_intact (const struct mm_chk *c, size_t room);
+MM_HIDDEN enum mm_verdict mm_chk_freed_intact (const struct mm_chk *c, size_t room);
 MM_HIDDEN int mm_chk_user (char *start, size_t room, char **user, size_t *size);
 
 /* --- Page allocator (pages.c): page lock held by the caller -------------- */
@@ -505,9 +552,10 @@ MM_HIDDEN void *mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t ali
 
 /* --- Pointers and their blocks (block.c) ----------------------------------- */
 
-/* 0 if PTR is a live block of D; else a message for mm_fault.  The caller holds
-   the lock the block's kind needs (see block.c).  */
-MM_HIDDEN const char *mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b);
+/* MM_OK if PTR is a live block of D, described in *B; else what is wrong.
+   The caller holds the lock the block's kind needs (see block.c).  */
+MM_HIDDEN enum mm_verdict mm_lookup (struct mm_desc *d, const void *ptr,
+				      struct mm_block *b);
 MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
 				     struct mm_block *b, int verify);
 MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
@@ -682,6 +730,7 @@ mm_pm_get (const struct mm_desc *d, uint64_t pg)
 static inline void
 mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
 {
+  MM_ASSERT (PM_KIND (e) <= PM_META && pg < d->span >> MM_PAGE_SHIFT);
   __atomic_store_n (mm_pm (d, pg), e, __ATOMIC_RELEASE);
   MM_KP ();
 }
@@ -692,6 +741,7 @@ mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
 static inline void
 mm_set_limit (struct mm_desc *d, uint64_t limit)
 {
+  MM_ASSERT (limit % MM_PAGE == 0 && limit <= d->held);
   __atomic_store_n (&d->limit, limit, __ATOMIC_SEQ_CST);
   if (MM_UNLIKELY (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST)))
     __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);
@@ -700,6 +750,7 @@ mm_set_limit (struct mm_desc *d, uint64_t limit)
 static inline void
 mm_set_top (struct mm_desc *d, uint64_t top)
 {
+  MM_ASSERT (top >= MM_HDR_PAGES && top <= d->span >> MM_PAGE_SHIFT);
   __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
   mm_set_limit (d, top << MM_PAGE_SHIFT);
 }

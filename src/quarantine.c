@@ -64,27 +64,28 @@ quar_release (struct mm_desc *d, void *p)
 {
   struct mm_block b;
   unsigned li = mm_block_lock (d, p);
-  const char *bad = mm_damaged (d) ? "" : mm_lookup (d, p, &b);
-  if (!bad && (b.cls != li || !b.checked))
-    bad = "damaged page map holds pointer";
-  if (bad)
+  if (mm_damaged (d))
     {				/* left allocated */
       mm_block_unlock (d, li);
-      if (!bad[0])
-	;
-      else if (bad[0] == 'd' && bad[1] == 'a')
-	mm_damage (d, bad, (uint64_t) ((char *) p - d->base));
-      else			/* its lead record was overwritten */
-	mm_fault (d, "write after free", p);
+      return;
+    }
+  enum mm_verdict bad = mm_lookup (d, p, &b);
+  if (bad == MM_OK && (b.cls != li || !b.checked))
+    bad = MM_DAMAGED_PAGE_MAP_PTR;
+  if (bad != MM_OK)
+    {				/* left allocated */
+      mm_block_unlock (d, li);	/* a misuse here: its lead record was
+				   overwritten after the free */
+      mm_bad_block (d, bad >= MM_DAMAGED_FIRST ? bad : MM_BAD_WRITE_AFTER_FREE, p);
       return;
     }
   bad = mm_chk_freed_intact ((const struct mm_chk *) p - 1, b.room);
-  if (b.slab && (bad || b.lead > CHK))
+  if (b.slab && (bad != MM_OK || b.lead > CHK))
     mm_chk_recycle (b.slab, b.start + CHK - b.lead, b.room + b.lead - CHK);
   mm_block_release (d, &b);
   mm_block_unlock (d, li);
-  if (bad)
-    mm_fault (d, bad, p);
+  if (bad != MM_OK)
+    mm_fault (d, mm_verdict_text (bad), p);
 }
 
 /* Release quarantined blocks of D until it holds LIMIT bytes at most.  */
@@ -172,6 +173,7 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
       q->e[i].bytes = b->room + b->lead - CHK;	/* the whole slot or run */
       q->e[i].cls = b->cls;
       q->n++;
+      MM_ASSERT (q->n <= MM_QUAR_BLOCKS);
       q->bytes += q->e[i].bytes;
     }
   else

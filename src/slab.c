@@ -46,6 +46,7 @@ mm_partial_head_ok (struct mm_desc *d, uint64_t off, unsigned cls, int k)
 void
 mm_partial_push (struct mm_desc *d, struct mm_slab *s)
 {
+  MM_ASSERT (mm_slab_owner (s) == 0);	/* LISTED implies no owner */
   struct mm_class_state *cs = &d->hdr->cls[s->cls];
   int k = s->flags & MM_SLAB_CHECKED;
   s->prev = 0;

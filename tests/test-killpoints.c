@@ -1,7 +1,7 @@
 /* test-killpoints.c -- kill -9 at every metadata update of each operation.
 
-   Linked with libmmalloc-kp.a, where the k-th update of region metadata kills
-   the process.  For each operation below and k = 1, 2, ... until the operation
+   Linked with libmmalloc-internal.a (built with kill points), where the k-th
+   update of region metadata kills the process.  For each operation below and k = 1, 2, ... until the operation
    completes, a child attaches a copy of a prepared heap file, arms the
    countdown and runs the operation; the parent then attaches the file (which
    recovers it) and checks the crash model: mmalloc_check finds nothing, every
