@@ -234,7 +234,7 @@ attach_file (int fd, void *baseaddr)
   /* Only now may the fast frees run (a thread's stale entry may name this
      descriptor): never on a heap we may not write, whose slabs may name
      owners, ours by chance, from a process that died.  */
-  mm_set_limit (d, rdonly ? 0 : d->hdr->top << MM_PAGE_SHIFT);
+  mm_set_free_bound (d, rdonly ? 0 : d->hdr->top << MM_PAGE_SHIFT);
   d->magic = MM_DESC_MAGIC;
   return d;
 }

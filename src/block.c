@@ -17,22 +17,22 @@ unsigned
 mm_block_lock (struct mm_desc *d, const void *ptr)
 {
   uint64_t off = (uint64_t) ((const char *) ptr - d->base);
-  unsigned li = MM_NCLASSES;
+  unsigned lockno = MM_NCLASSES;
   if ((const char *) ptr >= d->base && off < mm_top (d) << MM_PAGE_SHIFT)
     {
       uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
       if (PM_KIND (e) == PM_SLAB && PM_SLAB_CLS (e) < MM_NCLASSES)
-	li = PM_SLAB_CLS (e);
+	lockno = PM_SLAB_CLS (e);
     }
-  mm_lock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
-  return li;
+  mm_lock (lockno < MM_NCLASSES ? &d->class_lock[lockno] : &d->page_lock);
+  return lockno;
 }
 
 void
-mm_block_unlock (struct mm_desc *d, unsigned li)
+mm_block_unlock (struct mm_desc *d, unsigned lockno)
 {
-  MM_ASSERT (li <= MM_NCLASSES);
-  mm_unlock (li < MM_NCLASSES ? &d->class_lock[li] : &d->page_lock);
+  MM_ASSERT (lockno <= MM_NCLASSES);
+  mm_unlock (lockno < MM_NCLASSES ? &d->class_lock[lockno] : &d->page_lock);
 }
 
 static enum mm_verdict
@@ -181,15 +181,15 @@ free_slot (struct mm_desc *d, struct mm_block *b)
 unsigned
 mm_block_acquire (struct mm_desc *d, const void *ptr, struct mm_block *b, int verify)
 {
-  unsigned li = mm_block_lock (d, ptr);
+  unsigned lockno = mm_block_lock (d, ptr);
   enum mm_verdict bad = mm_lookup (d, ptr, b);
-  if (bad == MM_OK && b->cls != li)
+  if (bad == MM_OK && b->cls != lockno)
     bad = MM_BAD_CHANGED;
   if (bad == MM_OK && b->checked)
     bad = mm_chk_verify (ptr, b, verify);
   if (bad == MM_OK)
-    return li;
-  mm_block_unlock (d, li);
+    return lockno;
+  mm_block_unlock (d, lockno);
   mm_bad_block (d, bad, ptr);
   return MM_BLOCK_BAD;
 }

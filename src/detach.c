@@ -34,7 +34,7 @@ mmalloc_detach (void *md)
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !mm_damaged (d))
     (void) mm_pages_purge (d, 1);
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
-  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
+  __atomic_store_n (&d->free_bound, 0, __ATOMIC_RELEASE);	/* no fast frees */
   /* A damaged heap stays dirty: the next attach rebuilds its metadata.  */
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !mm_damaged (d))
     {

@@ -91,7 +91,7 @@ mm_damage (struct mm_desc *d, const char *what, uint64_t off)
 {
   if (!__atomic_exchange_n (&d->damaged, 1, __ATOMIC_SEQ_CST))
     {
-      __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);	/* no fast frees */
+      __atomic_store_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);	/* no fast frees */
       say (d, what, ": heap metadata damaged at offset ", off);
       __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);	/* no fast paths */
     }

@@ -79,7 +79,7 @@ heap_after_fork (struct mm_desc *d, int held)
   if (d->mode & MM_MODE_FILE)
     {				/* its slabs keep our owner: no fast frees */
       d->mode |= MM_MODE_RDONLY | MM_MODE_PARENT;
-      d->limit = 0;
+      d->free_bound = 0;
       __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_RELEASE);
     }
   else if (held)

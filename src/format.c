@@ -64,7 +64,7 @@ mm_fmt_classes (struct mm_class tab[256])
 	  size_t bytes = (size_t) n * MM_PAGE;
 	  uint32_t nobj = (uint32_t) (bytes / size);
 	  while (nobj && (slab_hdr_bytes (nobj) + (size_t) nobj * size > bytes
-			  || nobj >= MM_PAGE))	/* a hint packs the index (tcache.c) */
+			  || nobj >= MM_PAGE))	/* a recent slot packs the index (tcache.c) */
 	    nobj--;
 	  if (!nobj)
 	    continue;

@@ -191,7 +191,7 @@ mm_desc_new (void)
   d->held = 0;
   /* limit and damaged atomically: stale thread caches of an earlier heap
      on this descriptor may read them (mfree's fast path, mm_tc_entry).  */
-  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);
+  __atomic_store_n (&d->free_bound, 0, __ATOMIC_RELEASE);
   d->nowned = 0;
   d->resv_lo = d->resv_hi = 0;
   d->trim_min = d->trim_keep = 0;
@@ -218,7 +218,7 @@ mm_desc_free (struct mm_desc *d)
 {
   mm_handle_revoke (d);
   d->magic = 0;
-  __atomic_store_n (&d->limit, 0, __ATOMIC_RELEASE);	/* no fast frees */
+  __atomic_store_n (&d->free_bound, 0, __ATOMIC_RELEASE);	/* no fast frees */
   __atomic_store_n (&d->gen, 0, __ATOMIC_RELEASE);
   mm_lock (&mm_pool_lock);
   if (d->live_prev)

@@ -1,8 +1,8 @@
 /* malloc.c -- the process-wide malloc of libmmalloc-malloc.so: the C library's
    allocation interface on mmalloc's default heap (the NULL descriptor).
 
-   Built only into libmmalloc-malloc (with MM_MALLOC_REPLACE); libmmalloc.so
-   exports the m* API alone.  Nothing here may allocate, print or call dlsym:
+   Linked only into libmmalloc-malloc (the Makefile leaves malloc.o out of
+   libmmalloc); libmmalloc.so exports the m* API alone.  Nothing here may allocate, print or call dlsym:
    it runs before and inside everything else, including ld.so's callers and
    pthread start-up.  Errors follow C and POSIX: NULL with errno ENOMEM, and
    posix_memalign's return codes.  fork: see fork.c.  */

@@ -18,16 +18,16 @@ mm_free (struct mm_desc *d, void *ptr)
   struct mm_block b;
   if (mm_damaged (d))
     return;			/* see mm_damage */
-  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_FREEING);
-  if (li == MM_BLOCK_BAD)
+  unsigned lockno = mm_block_acquire (d, ptr, &b, MM_CHK_FREEING);
+  if (lockno == MM_BLOCK_BAD)
     return;
   if (b.checked)
     {
-      mm_chk_free (d, ptr, &b, li);	/* quarantine; drops the lock */
+      mm_chk_free (d, ptr, &b, lockno);	/* quarantine; drops the lock */
       return;
     }
   mm_block_release (d, &b);
-  mm_block_unlock (d, li);
+  mm_block_unlock (d, lockno);
 }
 
 /* Frees by threads that do not own the slab, and the slab's lifetime.
@@ -184,25 +184,25 @@ mfree_slow (void *md, void *ptr)
 
 /* Remember the slot at P (V: its slab | its index) for mmalloc's fast path.  */
 static inline void
-hint_push (struct mm_tce *e, unsigned cls, void *p, uintptr_t v)
+recent_push (struct mm_tce *e, unsigned cls, void *p, uintptr_t v)
 {
-  MM_ASSERT (mm_hint_slab (v)->cls == cls && mm_hint_idx (v) < mm_hint_slab (v)->nobj);
-  unsigned n = e->nhint[cls];
-  if (MM_LIKELY (n < MM_TC_HINTS))
+  MM_ASSERT (mm_recent_slab (v)->cls == cls && mm_recent_idx (v) < mm_recent_slab (v)->nobj);
+  unsigned n = e->nrecent[cls];
+  if (MM_LIKELY (n < MM_TC_RECENT))
     {
-      e->hint[cls][n].p = p;
-      e->hint[cls][n].v = v;
-      e->nhint[cls] = (uint8_t) (n + 1);
+      e->recent[cls][n].p = p;
+      e->recent[cls][n].v = v;
+      e->nrecent[cls] = (uint8_t) (n + 1);
     }
 }
 
 /* mfree freed slot IDX (at P) of S, which we own, and S needs more than a
-   hint: it was on the full list, or it is empty.  */
+   recent slot: it was on the full list, or it is empty.  */
 static __attribute__ ((noinline)) void
 freed_rare (struct mm_tce *e, struct mm_slab *s, void *p, uint64_t idx)
 {
-  if (mm_tc_freed (e, s, 0))	/* else given up: no hint into it */
-    hint_push (e, s->cls, p, (uintptr_t) s | idx);
+  if (mm_tc_freed (e, s, 0))	/* else given up: no recent slot in it */
+    recent_push (e, s->cls, p, (uintptr_t) s | idx);
 }
 
 /* The fast path: a slot of a slab this thread owns, given back with one
@@ -211,9 +211,9 @@ freed_rare (struct mm_tce *e, struct mm_slab *s, void *p, uint64_t idx)
    E, the entry of the heap this thread used last, is not checked against
    the heap's generation: every change that makes entries stale also takes
    the owners out of the heap's slabs (mm_tc_drop_heap, recovery in a fork
-   child) or zeroes d->limit (detach, damage, a read-only child), and a
+   child) or zeroes d->free_bound (detach, damage, a read-only child), and a
    stale entry takes no slab (acquire in tcache.c), so a slab owned by this
-   thread below d->limit was taken through E itself.  The
+   thread below d->free_bound was taken through E itself.  The
    pointer is checked as the slow path checks it: a slot boundary, its bit
    set, not freed already by another thread.  */
 void
@@ -225,9 +225,9 @@ mfree (void *md, void *ptr)
       struct mm_tce *e = tc->cur;
       struct mm_desc *d = e->d;
       /* The bound first: while it is not 0, base is the attached heap's.  */
-      uint64_t limit = __atomic_load_n (&d->limit, __ATOMIC_ACQUIRE);
-      uint64_t off = (uint64_t) ((uintptr_t) ptr - (limit ? (uintptr_t) d->base : 0));
-      if (MM_LIKELY (e->md == md && off < limit && !mm_tracing ()))
+      uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_ACQUIRE);
+      uint64_t off = (uint64_t) ((uintptr_t) ptr - (bound ? (uintptr_t) d->base : 0));
+      if (MM_LIKELY (e->md == md && off < bound && !mm_tracing ()))
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
@@ -253,7 +253,7 @@ mfree (void *md, void *ptr)
 		      freed_rare (e, s, ptr, idx);	/* a tail call: no frame here */
 		      return;
 		    }
-		  hint_push (e, cls, ptr, (uintptr_t) s | idx);
+		  recent_push (e, cls, ptr, (uintptr_t) s | idx);
 		  return;
 		}
 	    }

@@ -43,7 +43,7 @@ mmalloc_refill (void *md, size_t size, struct mm_tce *e, unsigned cls)
   return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size);
 }
 
-/* The fast path: a slot this thread freed lately (a hint), else one of the
+/* The fast path: a slot this thread freed lately (a recent slot), else one of the
    slab it owns for the class, taken with one store to the slab's bitmap.  */
 void *
 mmalloc (void *md, size_t size)
@@ -54,14 +54,14 @@ mmalloc (void *md, size_t size)
       struct mm_tce *e = tc->cur;
       if (MM_LIKELY (e->md == md && e->gen == mm_gen (e->d) && !mm_tracing ()))
 	{
-	  unsigned cls = mm_size_class (size), n = e->nhint[cls];
+	  unsigned cls = mm_size_class (size), n = e->nrecent[cls];
 	  if (MM_LIKELY (n != 0))
 	    {
-	      struct mm_hint *h = &e->hint[cls][n - 1];
-	      struct mm_slab *s = mm_hint_slab (h->v);
-	      unsigned idx = mm_hint_idx (h->v);
+	      struct mm_recent *h = &e->recent[cls][n - 1];
+	      struct mm_slab *s = mm_recent_slab (h->v);
+	      unsigned idx = mm_recent_idx (h->v);
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
-	      e->nhint[cls] = (uint8_t) (n - 1);
+	      e->nrecent[cls] = (uint8_t) (n - 1);
 	      if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);

@@ -2,8 +2,16 @@
    mremap, madvise, posix_fallocate, ftruncate, flock, msync and fsync.
 
    Each wrapper returns 0 or an errno value and never touches errno's meaning for
-   its caller.  Every call goes through os_step () first, so a test can make the
-   Nth call fail (mm_os_fail_at) and see that each caller copes.  */
+   its caller.  The calls that reserve, map, commit, discard or allocate
+   memory, grow, cut, punch or sync a file, or lock it, go through os_step ()
+   first, so a test can make the Nth of them fail (mm_os_fail_at) and see
+   that each caller copes.
+   The others do not count as steps: mm_os_pagesize and mm_os_now_ms (which
+   cannot fail), mm_os_unmap and mm_os_close (whose callers give back and
+   cannot do anything about a failure), mm_os_write_stderr (reports), and the
+   checks and reads of a file made before anything is mapped (mm_os_readable,
+   mm_os_file_size, mm_os_dup, mm_os_read), whose failures tests make with
+   real files instead.  */
 
 #include "mmprivate.h"
 

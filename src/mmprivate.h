@@ -1,14 +1,103 @@
 /* mmprivate.h -- every internal structure of mmalloc and the small inline helpers.
 
-   Layers (see src/README): the OS layer (mmap-sup.c) below the region (attach.c,
-   detach.c, sbrk-sup.c), below the page allocator (pages.c), below the block
-   allocator (mmalloc.c, mfree.c, ...), below the services (keys, stats, check,
-   trace).  Invariants kept here:
-   - the region holds no pointer of its own making: metadata refers to metadata by
-     page index or byte offset from the region base, checked against `top';
-   - per-block state is authoritative in one place: the page map for pages, the
-     slab bitmap for small slots; bins, partial lists and counters are derived;
-   - the process descriptor (struct mm_desc) never lives in the region.  */
+   The order of the source files (which calls which) is the layer table of
+   src/README.  This comment is the glossary: the one description of each
+   object, its invariants, and for each field whether it is authoritative
+   (the only record of a fact: what recovery rebuilds from) or derived
+   (rebuilt from the authoritative state by recover.c), who writes it and
+   under which lock.  Other comments, src/README and the manual refer here.
+
+   Locks: per heap, one class lock per size class and one page lock, taken
+   class lock first; the process-wide locks (default heap, trace, registry,
+   pool) before any heap's; the lock of the list of thread caches alone.
+   "Atomic" below means written with atomic stores or read-modify-writes,
+   because other threads read it without the writer's lock.
+
+   region      A heap's address range: its span (the most it may grow to),
+               of which the process holds `held' bytes (region.c).  It
+               holds no pointer of its own making: metadata names metadata
+               by page index or byte offset from the base, checked against
+               `top' before it is followed.
+   header      struct mm_header, page 0.  Fixed fields (magic .. span,
+               covered by hdr_sum): written once at creation.  version:
+               rises only, atomic (mm_format_need).  state: CLEAN/DIRTY,
+               written by attach and detach, alone.  Authoritative: flags
+               (CHECKED, set by mmcheckf under every lock; USED, atomic, no
+               lock), top (pages in use, page lock), keys (atomic, no
+               lock).  dir_sum: page lock (growth), recovery.  bin_mask, bin_head, nlarge, large_pages, nruns,
+               run_pages (derived): page lock.  cls[] (derived): class lock.
+   page map    One 32-bit entry per page below `top', in leaves found
+               through the directory (pages 1..MM_DIR_PAGES; authoritative):
+               a directory entry is written once, under the page lock, when
+               growth first reaches its window.
+               Authoritative: LARGE runs' HEAD/END marks, SLAB marks (class
+               and page offset in every page of a slab), META.  Derived:
+               FREE runs' marks.  Written under the page lock with release
+               stores (mm_pm_set), read without a lock (acquire).  Every
+               page below `top' belongs to exactly one META page, slab,
+               large block or free run; runs mark only their first and last
+               pages; no two free runs touch.
+   run         A free run (struct mm_run in its first page; derived, page
+               lock): magic, bin links next/prev, released (HOLES: its pages
+               after the first have no disk blocks; ZERO: they read zero),
+               since (when it became free).  A LARGE run is one block.
+   slab        struct mm_slab at the start of a run of pages of one class,
+               then its slots.  bits and rbits (authoritative): slot i is
+               allocated iff bits has it and rbits has not; rbits is a
+               subset of bits.  bits are written by the slab's owner, or,
+               with no owner, under the class lock (atomic stores); rbits
+               by frees of other threads (atomic OR).  magic, cls, nobj and
+               the CHECKED and POISON flags (authoritative): set before the
+               slab is reachable (magic last), magic cleared when it is
+               given back, class lock.  Derived: used (bits set,
+               by the writer of bits), rfree (bits in rbits, atomic), hint
+               (the word of bits to search first; writer of bits), owner
+               (class lock; read atomic; 0 after detach and recovery),
+               list flags (FULL, AVAIL: owner; LISTED: class lock, only with
+               no owner), ref (pins of frees by non-owners, atomic: mfree.c),
+               next/prev (the owner's lists, or the partial list under the
+               class lock).  The full rule for each field: struct mm_slab.
+   slot        One block of a slab: free or allocated only as bits/rbits
+               say; a slot of a checked slab starts with a check header.
+   class       struct mm_class: constant, computed once (classes.c): size,
+               slots and pages per slab, offset of slot 0, bitmap words,
+               reciprocal.  mm_size_class maps a size to the least class
+               that holds it.
+   check header  struct mm_chk before a checked block's user pointer
+               (authoritative for checked blocks: a freed header in an
+               allocated slot or block means "in quarantine"); written
+               under the block's lock in the order guard.c gives.
+   descriptor  struct mm_desc: process memory, never in the region, never
+               unmapped (reused through the pool, handle.c).  Fields below.
+   handle      What callers hold instead of a descriptor's address: tag,
+               slot of the table of descriptors, serial (handle.c).
+   generation  d->gen: the attachment's number; a thread cache entry with
+               another is stale.  Changed by attach and detach, by
+               mm_tc_drop_heap under every class lock, by damage (atomic),
+               and in a fork child (fork.c).
+   thread cache  struct mm_tc: a thread's, reached through mm_tc_self; no
+               lock but the list of all caches (all_next/prev, its lock).
+   cache entry struct mm_tce: a thread's state for one heap (up to
+               MM_TC_ENTRIES): the slabs it owns per class (current, avail,
+               full lists) and its recent slots.  Written by its thread only
+               (fork: by the child, alone).
+   recent slot struct mm_recent: a slot this thread freed into a slab it
+               owns, handed out first.  Only where to look: its bit is the
+               record, and a recent slot whose bit was set meanwhile is
+               skipped.  (Not to be confused with a slab's hint.)
+   owner token mm_tc->id, written in the slabs a thread owns; tokens of
+               threads gone in a fork child are dead (mm_owner_dead).
+   quarantine  struct mm_quar (quarantine.c): process memory, page lock;
+               freed checked blocks kept allocated, at most MM_QUAR_BLOCKS.
+
+   Descriptor fields: magic, mode, base (== hdr), fd, dev, ino: set by
+   attach before the heap is published.  free_bound: see its comment; set by
+   mm_set_free_bound (growth: page lock), zeroed atomically by damage,
+   detach and mm_tc_drop_heap.  span, held, resv_lo/hi, trim_*, decay_*,
+   dirty, stale_above, quar, abortfunc: page lock.  nowned: class locks
+   (atomic).  damaged: set once, atomic.  err: the calling thread's last
+   error, no lock.  slot, serial, handle, next (pool), live_next/prev: pool
+   lock; next (registry of files): registry lock.  */
 
 #ifndef MMPRIVATE_H
 #define MMPRIVATE_H 1
@@ -183,12 +272,12 @@ mm_rbits (const struct mm_slab *s)
 struct mm_desc
 {
   /* Read by every fast path of every thread: one cache line that is
-     written rarely (limit: growth, and the events below).  */
+     written rarely (free_bound: growth, and the events below).  */
   uint32_t magic;		/* MM_DESC_MAGIC while attached */
   uint32_t mode;		/* MM_MODE_* */
   char *base;			/* region start, == (char *) hdr */
   struct mm_header *hdr;
-  uint64_t limit;		/* top in bytes while the fast paths may free into
+  uint64_t free_bound;		/* top in bytes while the fast paths may free into
 				   the heap; 0 while they may not (attaching,
 				   detached, damaged, read-only, read-only in a
 				   fork child, owners being taken back by
@@ -312,31 +401,26 @@ enum
   MM_CHK_FREEING		/* the same; a freed block is a double free */
 };
 
-/* --- Thread caches (tcache.c) ----------------------------------------------
-
-   Each thread owns slabs, per heap it uses (up to MM_TC_ENTRIES) and per size
-   class: the owner alone writes their bits (plain stores, no lock); other
-   threads' frees go to rbits.  bits and rbits stay the only record of each
-   slot, so a killed process leaves nothing to undo: recovery folds rbits in
-   and clears owners.  See tcache.c.  */
+/* --- Thread caches (tcache.c): thread cache, cache entry, recent slot in
+   the glossary above ------------------------------------------------------ */
 
 #define MM_TC_ENTRIES 4
-#define MM_TC_HINTS 64		/* freed slots remembered per class */
-struct mm_hint
+#define MM_TC_RECENT 64		/* freed slots remembered per class */
+struct mm_recent
 {
   void *p;			/* a free slot (its bit clear; only we set bits) */
   uintptr_t v;			/* its slab, which this thread owns, | its index
 				   (slabs are page-aligned, nobj < MM_PAGE) */
 };
-/* The slab and the slot index a hint's V packs.  */
+/* The slab and the slot index a recent slot's V packs.  */
 static inline struct mm_slab *
-mm_hint_slab (uintptr_t v)
+mm_recent_slab (uintptr_t v)
 {
   return (struct mm_slab *) (v & ~(uintptr_t) (MM_PAGE - 1));
 }
 
 static inline unsigned
-mm_hint_idx (uintptr_t v)
+mm_recent_idx (uintptr_t v)
 {
   return (unsigned) (v & (MM_PAGE - 1));
 }
@@ -357,9 +441,9 @@ struct mm_tce
   struct mm_slab *full[MM_NCLASSES], *full_tail[MM_NCLASSES];
   uint64_t nowned;		/* slabs owned through this entry (fork.c) */
   /* Slots we freed lately, handed out again first (LIFO, like a free list,
-     but the bitmap stays the only record: a hint is only where to look).  */
-  uint8_t nhint[MM_NCLASSES];
-  struct mm_hint hint[MM_NCLASSES][MM_TC_HINTS];
+     but the bitmap stays the only record: a recent slot is only where to look).  */
+  uint8_t nrecent[MM_NCLASSES];
+  struct mm_recent recent[MM_NCLASSES][MM_TC_RECENT];
 };
 struct mm_tc
 {
@@ -559,13 +643,13 @@ MM_HIDDEN enum mm_verdict mm_lookup (struct mm_desc *d, const void *ptr,
 MM_HIDDEN unsigned mm_block_acquire (struct mm_desc *d, const void *ptr,
 				     struct mm_block *b, int verify);
 MM_HIDDEN unsigned mm_block_lock (struct mm_desc *d, const void *ptr);
-MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned li);
+MM_HIDDEN void mm_block_unlock (struct mm_desc *d, unsigned lockno);
 MM_HIDDEN void mm_block_release (struct mm_desc *d, struct mm_block *b);
 MM_HIDDEN size_t mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b);
 
 /* --- Quarantine (quarantine.c) --------------------------------------------- */
 
-MM_HIDDEN void mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li);
+MM_HIDDEN void mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned lockno);
 MM_HIDDEN void mm_quar_flush (struct mm_desc *d);
 MM_HIDDEN void mm_quar_reset (struct mm_desc *d);
 MM_HIDDEN void mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi);
@@ -735,24 +819,24 @@ mm_pm_set (const struct mm_desc *d, uint64_t pg, uint32_t e)
   MM_KP ();
 }
 
-/* Move the heap's top (page lock held, or no other thread yet).  */
-/* Let the fast frees run below LIMIT bytes, unless damage has stopped them
+/* Let the fast frees run below BOUND bytes, unless damage has stopped them
    (mm_damage sets damaged, then zeroes the bound: one of us sees the other).  */
 static inline void
-mm_set_limit (struct mm_desc *d, uint64_t limit)
+mm_set_free_bound (struct mm_desc *d, uint64_t bound)
 {
-  MM_ASSERT (limit % MM_PAGE == 0 && limit <= d->held);
-  __atomic_store_n (&d->limit, limit, __ATOMIC_SEQ_CST);
+  MM_ASSERT (bound % MM_PAGE == 0 && bound <= d->held);
+  __atomic_store_n (&d->free_bound, bound, __ATOMIC_SEQ_CST);
   if (MM_UNLIKELY (__atomic_load_n (&d->damaged, __ATOMIC_SEQ_CST)))
-    __atomic_store_n (&d->limit, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
 }
 
+/* Move the heap's top (page lock held, or no other thread yet).  */
 static inline void
 mm_set_top (struct mm_desc *d, uint64_t top)
 {
   MM_ASSERT (top >= MM_HDR_PAGES && top <= d->span >> MM_PAGE_SHIFT);
   __atomic_store_n (&d->hdr->top, top, __ATOMIC_RELEASE);
-  mm_set_limit (d, top << MM_PAGE_SHIFT);
+  mm_set_free_bound (d, top << MM_PAGE_SHIFT);
 }
 
 /* D's file is about to hold a record of format VERSION: raise its version
@@ -851,7 +935,7 @@ mm_writable (struct mm_desc *d)
 
 /* Flags that one thread sets (atomically) while others run their paths:
    read atomically too.  Relaxed: each is rechecked where it matters (under
-   a lock, or through d->limit and d->gen, which change after it).  */
+   a lock, or through d->free_bound and d->gen, which change after it).  */
 static inline int
 mm_damaged (const struct mm_desc *d)
 {

@@ -36,8 +36,8 @@ static int
 resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **to)
 {
   struct mm_block b;
-  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_RESIZING);
-  if (li == MM_BLOCK_BAD)
+  unsigned lockno = mm_block_acquire (d, ptr, &b, MM_CHK_RESIZING);
+  if (lockno == MM_BLOCK_BAD)
     return -1;
   *old = mm_usable (d, ptr, &b);
   int done = 0;
@@ -58,7 +58,7 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **
 	  done = n <= PM_NMASK && mm_pages_resize (d, b.pg, n) == 0;
 	  if (!done && n <= PM_NMASK && (*to = move_pages (d, ptr, &b, n)))
 	    {
-	      mm_block_unlock (d, li);
+	      mm_block_unlock (d, lockno);
 	      return 1;
 	    }
 	  if (done)
@@ -69,7 +69,7 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **
       if (done && b.checked)
 	mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), size);
     }
-  mm_block_unlock (d, li);
+  mm_block_unlock (d, lockno);
   return done;
 }
 
@@ -85,9 +85,9 @@ owned_slot (void *md, const void *ptr)
     return 0;
   struct mm_tce *e = tc->cur;
   struct mm_desc *d = e->d;
-  uint64_t limit = __atomic_load_n (&d->limit, __ATOMIC_ACQUIRE);
-  uint64_t off = (uint64_t) ((uintptr_t) ptr - (limit ? (uintptr_t) d->base : 0));
-  if (e->md != md || off >= limit)
+  uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_ACQUIRE);
+  uint64_t off = (uint64_t) ((uintptr_t) ptr - (bound ? (uintptr_t) d->base : 0));
+  if (e->md != md || off >= bound)
     return 0;
   uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
   const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
@@ -191,10 +191,10 @@ mmalloc_usable_size (void *md, void *ptr)
   if (!d || mm_fork_refuse (d, "mmalloc_usable_size: a heap file of the parent process"))
     return 0;
   struct mm_block b;
-  unsigned li = mm_block_acquire (d, ptr, &b, MM_CHK_PEEK);
-  if (li == MM_BLOCK_BAD)
+  unsigned lockno = mm_block_acquire (d, ptr, &b, MM_CHK_PEEK);
+  if (lockno == MM_BLOCK_BAD)
     return 0;
   size_t n = mm_usable (d, ptr, &b);
-  mm_block_unlock (d, li);
+  mm_block_unlock (d, lockno);
   return n;
 }

@@ -63,18 +63,18 @@ static void
 quar_release (struct mm_desc *d, void *p)
 {
   struct mm_block b;
-  unsigned li = mm_block_lock (d, p);
+  unsigned lockno = mm_block_lock (d, p);
   if (mm_damaged (d))
     {				/* left allocated */
-      mm_block_unlock (d, li);
+      mm_block_unlock (d, lockno);
       return;
     }
   enum mm_verdict bad = mm_lookup (d, p, &b);
-  if (bad == MM_OK && (b.cls != li || !b.checked))
+  if (bad == MM_OK && (b.cls != lockno || !b.checked))
     bad = MM_DAMAGED_PAGE_MAP_PTR;
   if (bad != MM_OK)
     {				/* left allocated */
-      mm_block_unlock (d, li);	/* a misuse here: its lead record was
+      mm_block_unlock (d, lockno);	/* a misuse here: its lead record was
 				   overwritten after the free */
       mm_bad_block (d, bad >= MM_DAMAGED_FIRST ? bad : MM_BAD_WRITE_AFTER_FREE, p);
       return;
@@ -83,7 +83,7 @@ quar_release (struct mm_desc *d, void *p)
   if (b.slab && (bad != MM_OK || b.lead > CHK))
     mm_chk_recycle (b.slab, b.start + CHK - b.lead, b.room + b.lead - CHK);
   mm_block_release (d, &b);
-  mm_block_unlock (d, li);
+  mm_block_unlock (d, lockno);
   if (bad != MM_OK)
     mm_fault (d, mm_verdict_text (bad), p);
 }
@@ -139,12 +139,12 @@ mm_quar_flush (struct mm_desc *d)
   quar_drain (d, 0);
 }
 
-/* Free the checked block B of PTR: B's lock LI is held, and dropped here.  The
+/* Free the checked block B of PTR: B's lock LOCKNO is held, and dropped here.  The
    block is marked freed first (see mm_recover), then poisoned and put in
    quarantine; a slot for which there is no room there is given back now, in
    the free state.  */
 void
-mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
+mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned lockno)
 {
   struct mm_chk *c = (struct mm_chk *) ptr - 1;
   int keep = b->room <= MM_QUAR_BLOCK_MAX;
@@ -155,7 +155,7 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
   if (keep)
     memset (ptr, MM_CHK_POISON, b->room - CHK);
   void *spill = NULL;
-  if (li < MM_NCLASSES)
+  if (lockno < MM_NCLASSES)
     mm_lock (&d->page_lock);	/* class lock, then page lock */
   if (keep && !d->quar)
     {
@@ -178,7 +178,7 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
     }
   else
     keep = 0;
-  if (li < MM_NCLASSES)
+  if (lockno < MM_NCLASSES)
     mm_unlock (&d->page_lock);
   if (!keep)
     {
@@ -186,7 +186,7 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned li)
 	mm_chk_recycle (b->slab, b->start + CHK - b->lead, b->room + b->lead - CHK);
       mm_block_release (d, b);
     }
-  mm_block_unlock (d, li);
+  mm_block_unlock (d, lockno);
   if (spill)
     quar_release (d, spill);
   quar_drain (d, MM_QUAR_BYTES);

@@ -1,22 +1,19 @@
 /* tcache.c -- per-thread slab ownership: the lock-free small-block paths.
 
-   Per heap it uses (up to MM_TC_ENTRIES), a thread owns slabs (owner == its
-   id): per class a current slab, an avail list (slabs it freed into since they
-   filled) and a full list, all linked through the slabs' next/prev.  The owner
-   alone writes an owned slab's bits and used count, with plain (relaxed)
-   stores: its allocations and its own frees take no lock and no atomic
-   read-modify-write.
-   Other threads' frees set bits in rbits (atomic OR) and count them in rfree;
-   the owner folds them in when it needs slots.  Frees into a slab with no
-   owner lock only to list it, or when it may be empty.  The owner keeps up
-   to MM_TC_HINTS freed slots per class to hand out first.
+   The objects (thread cache, cache entry, recent slot, slab, owner token)
+   and who writes which of their fields: the glossary of mmprivate.h.  An
+   owned slab's bits are written by its owner alone, with relaxed stores, so
+   its allocations and its own frees take no lock and no atomic
+   read-modify-write; other threads' frees go to rbits, which the owner folds
+   in when it needs slots.  Frees into a slab with no owner lock only to list
+   it, or when it may be empty.
 
-   bits and rbits stay the only record of a slot, so nothing here needs
-   recovery: recovery folds rbits and clears owners.  An owner gives a slab up
+   Nothing here needs recovery: recovery folds rbits and clears owners.  An
+   owner gives a slab up
    (under the class lock) when its own frees empty it, when the thread exits,
    and when the entry is evicted; detach and mmcheckf take every slab back
    (mm_tc_drop_heap) and bump the heap's generation, which makes every
-   thread's entry for it stale (damage bumps it too, and zeroes d->limit).
+   thread's entry for it stale (damage bumps it too, and zeroes d->free_bound).
    Descriptors are never unmapped (attach.c reuses them), so a stale entry
    can always be compared safely.  */
 
@@ -36,12 +33,12 @@ static struct mm_tc *tc_all;
 /* A descriptor no entry can match: empty entries point here.  */
 static struct mm_desc no_desc = { .gen = UINT64_MAX };
 
-/* The hints are left as they are (nhint is 0): they are most of an entry,
+/* The recent slots are left as they are (nrecent is 0): they are most of an entry,
    and pages of them never used stay untouched.  */
 static void
 entry_clear (struct mm_tce *e)
 {
-  memset (e, 0, offsetof (struct mm_tce, hint));
+  memset (e, 0, offsetof (struct mm_tce, recent));
   e->md = (void *) &no_desc;
   e->d = &no_desc;
 }
@@ -202,11 +199,11 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
 	  other_empty = 1;
       if (!other_empty)
 	return 1;
-      unsigned n = 0;		/* forget the hints into it */
-      for (unsigned i = 0; i < e->nhint[c]; i++)
-	if (mm_hint_slab (e->hint[c][i].v) != s)
-	  e->hint[c][n++] = e->hint[c][i];
-      e->nhint[c] = (uint8_t) n;
+      unsigned n = 0;		/* forget the recent slots in it */
+      for (unsigned i = 0; i < e->nrecent[c]; i++)
+	if (mm_recent_slab (e->recent[c][i].v) != s)
+	  e->recent[c][n++] = e->recent[c][i];
+      e->nrecent[c] = (uint8_t) n;
       avail_unlink (d, e, c, s);
       if (!locked)
 	mm_lock (&d->class_lock[c]);
@@ -322,7 +319,7 @@ acquire (struct mm_tce *e, unsigned cls)
   /* A stale entry must own nothing, since the fast free trusts a slab's
      owner instead of comparing generations.  The generation changes with
      every class lock held and every owner taken out (mm_tc_drop_heap), or
-     with d->limit zeroed (damage, detach), or in a fork child (recovery
+     with d->free_bound zeroed (damage, detach), or in a fork child (recovery
      clears the owners).  */
   if (e->gen != __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
     {
@@ -364,7 +361,7 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
   uint32_t idx;
   for (int looked = 0;; looked++)
     {
-      /* used == nobj: every bit set, as hints often leave a slab of the
+      /* used == nobj: every bit set, as recent slots often leave a slab of the
 	 avail list; only frees of other threads (rfree) can make room.  */
       if (s && (s->used < c->nobj || __atomic_load_n (&s->rfree, __ATOMIC_RELAXED))
 	  && (idx = mm_slab_take (s)) != UINT32_MAX)
@@ -410,7 +407,7 @@ mm_tc_drop_heap (struct mm_desc *d)
   /* Stop the fast frees first (they do not compare generations; they test
      the owner, which the walk clears one slab at a time): with the bound at
      0 they take the slow path and wait for our locks.  */
-  uint64_t limit = __atomic_exchange_n (&d->limit, 0, __ATOMIC_SEQ_CST);
+  uint64_t bound = __atomic_exchange_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
   /* The walk touches every slab: skip it when no thread owns one.  */
   struct mm_fmt_heap h = mm_fmt_of (d);
@@ -429,7 +426,7 @@ mm_tc_drop_heap (struct mm_desc *d)
 	    mm_slab_unowned (d, s);
 	}
     }
-  mm_set_limit (d, limit);
+  mm_set_free_bound (d, bound);
 }
 
 /* --- fork ------------------------------------------------------------------ */

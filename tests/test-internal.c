@@ -81,7 +81,7 @@ a_broken_invariant_aborts_with_its_place (void **state)
   assert_true (WIFSIGNALED (st));
   assert_int_equal (WTERMSIG (st), SIGABRT);
   assert_non_null (strstr (err, "mmalloc: internal assertion failed: src/block.c:"));
-  assert_non_null (strstr (err, "li <= MM_NCLASSES"));
+  assert_non_null (strstr (err, "lockno <= MM_NCLASSES"));
   assert_int_equal (mmalloc_detach (md), 0);
 }
 

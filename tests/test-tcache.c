@@ -332,7 +332,7 @@ stale_entry_takes_no_slab (void **state)
 
 /* A thread using more heaps than its cache has entries (MM_TC_ENTRIES):
    entries are dropped, least recently used first, while they own slabs and
-   hold hints, and made again; no block is lost, given twice or damaged.  */
+   hold recent slots, and made again; no block is lost, given twice or damaged.  */
 #define NHEAPS 7
 #define KEEP 600
 

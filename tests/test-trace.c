@@ -149,7 +149,7 @@ trace_records_every_call_exactly (void **state)
 }
 
 /* Tracing turned on while the thread caches are warm (an owned slab, a
-   hint, the default heap's too): the lock-free paths, which do not trace,
+   recent slot, the default heap's too): the lock-free paths, which do not trace,
    must stop at once for every heap.  */
 enum
 { WX, WP1, WP2, WQ, NW };
@@ -163,7 +163,7 @@ traced_warm_run (void *arg)
     _exit (5);
   void *w[NW];
   w[WX] = mmalloc (md, 64);
-  mfree (md, mmalloc (md, 64));	/* leaves a hint */
+  mfree (md, mmalloc (md, 64));	/* leaves a recent slot */
   w[WQ] = mmalloc (NULL, 48);
   if (setenv ("MMALLOC_TRACE", tu_path ("warm.trace"), 1) || mmtrace () != 1)
     _exit (3);
