@@ -30,9 +30,9 @@ region_validate (struct mm_desc *d)
   /* A file that was not detached may be caught in the middle of an update
      that recovery completes; the rest holds only for a clean one.  */
   int clean = h->state == MM_CLEAN;
-  int e = mm_dir_validate (d, !clean);
-  if (e)
-    return e;
+  int err = mm_dir_validate (d, !clean);
+  if (err)
+    return err;
   if (clean && h->dir_sum != mm_dir_sum (d))
     return MMALLOC_ECORRUPT;
   /* Every leaf outside every block; on a clean file every page below `top'
@@ -67,10 +67,10 @@ mmalloc_findbase (int size)
   if ((uint64_t) size > len)
     len = ((uint64_t) size + MM_PAGE - 1) & ~(uint64_t) (MM_PAGE - 1);
   struct mm_desc probe = { .held = 0 };
-  int e = mm_region_place (&probe, len);
-  if (e)
+  int err = mm_region_place (&probe, len);
+  if (err)
     {
-      errno = e == MMALLOC_EADDRINUSE ? ENOMEM : e;
+      errno = err == MMALLOC_EADDRINUSE ? ENOMEM : err;
       return NULL;
     }
   mm_os_unmap (probe.base, (size_t) probe.held);
@@ -86,17 +86,17 @@ map_head (struct mm_desc *d, uint64_t pages, int grow)
     return mm_os_map_private (d->base, len, d->fd, 0);
   if (!(d->mode & MM_MODE_FILE))
     return mm_os_commit (d->base, len);
-  int e = grow ? mm_os_file_grow (d->fd, 0, len) : 0;
-  return e ? e : mm_os_map_file (d->base, len, d->fd, 0, d->mode & MM_MODE_RDONLY);
+  int err = grow ? mm_os_file_grow (d->fd, 0, len) : 0;
+  return err ? err : mm_os_map_file (d->base, len, d->fd, 0, d->mode & MM_MODE_RDONLY);
 }
 
 /* Lay out a new heap in D, whose span is reserved.  */
 static int
 create (struct mm_desc *d)
 {
-  int e = map_head (d, MM_HDR_PAGES, 1);
-  if (e)
-    return e;
+  int err = map_head (d, MM_HDR_PAGES, 1);
+  if (err)
+    return err;
   struct mm_header *h = d->hdr;
   memset (h, 0, MM_HDR_PAGES * MM_PAGE);
   memcpy (h->magic, MM_MAGIC, 8);
@@ -138,11 +138,11 @@ attach_anon (void *baseaddr)
   struct mm_desc *d = mm_desc_new ();
   if (!d)
     return NULL;
-  int e = new_span (d, baseaddr);
-  if (!e)
-    e = create (d);
-  if (e)
-    return attach_fail (d, e);
+  int err = new_span (d, baseaddr);
+  if (!err)
+    err = create (d);
+  if (err)
+    return attach_fail (d, err);
   d->magic = MM_DESC_MAGIC;
   return d;
 }
@@ -158,29 +158,29 @@ open_file (struct mm_desc *d, uint64_t size)
   } buf;
   memset (&buf, 0, sizeof buf);
   size_t want = size < sizeof buf ? (size_t) size : sizeof buf;
-  int e = mm_os_read (d->fd, &buf, want, 0);
-  if (e)
-    return e;
+  int err = mm_os_read (d->fd, &buf, want, 0);
+  if (err)
+    return err;
   if (want < 8 || memcmp (buf.h.magic, MM_MAGIC, 8))
     return MMALLOC_ENOTHEAP;
   if (want < sizeof (struct mm_header))
     return MMALLOC_ETRUNCATED;
-  e = mm_header_validate (&buf.h, size);
-  if (e)
-    return e;
-  e = mm_region_hold (d, (char *) (uintptr_t) buf.h.base, buf.h.span, buf.h.top << MM_PAGE_SHIFT);
-  if (e)
-    return e;
-  e = map_head (d, buf.h.top, 0);
-  if (e)
-    return e;
+  err = mm_header_validate (&buf.h, size);
+  if (err)
+    return err;
+  err = mm_region_hold (d, (char *) (uintptr_t) buf.h.base, buf.h.span, buf.h.top << MM_PAGE_SHIFT);
+  if (err)
+    return err;
+  err = map_head (d, buf.h.top, 0);
+  if (err)
+    return err;
   /* The file may have changed since we read it: validate the mapped copy.  */
-  e = mm_header_validate (d->hdr, size);
-  if (!e && d->hdr->top != buf.h.top)
-    e = MMALLOC_ECORRUPT;
-  if (!e)
-    e = region_validate (d);
-  return e;
+  err = mm_header_validate (d->hdr, size);
+  if (!err && d->hdr->top != buf.h.top)
+    err = MMALLOC_ECORRUPT;
+  if (!err)
+    err = region_validate (d);
+  return err;
 }
 
 static void *
@@ -192,44 +192,44 @@ attach_file (int fd, void *baseaddr)
   d->mode = MM_MODE_FILE;
   int rdonly = 0;
   uint64_t size = 0;
-  int e = mm_os_dup (fd, &d->fd, &rdonly);
-  if (e)
-    return attach_fail (d, e);
+  int err = mm_os_dup (fd, &d->fd, &rdonly);
+  if (err)
+    return attach_fail (d, err);
   if (rdonly)
     d->mode |= MM_MODE_RDONLY;
-  e = mm_os_file_size (d->fd, &size, &d->dev, &d->ino);
-  if (e)
-    return attach_fail (d, e);
-  e = mm_os_lock (d->fd, !rdonly);
-  if (e)
-    return attach_fail (d, e == EWOULDBLOCK ? MMALLOC_ELOCKED : e);
-  e = mm_registry_add (d);
-  if (e)
-    return attach_fail (d, e);
+  err = mm_os_file_size (d->fd, &size, &d->dev, &d->ino);
+  if (err)
+    return attach_fail (d, err);
+  err = mm_os_lock (d->fd, !rdonly);
+  if (err)
+    return attach_fail (d, err == EWOULDBLOCK ? MMALLOC_ELOCKED : err);
+  err = mm_registry_add (d);
+  if (err)
+    return attach_fail (d, err);
   if (size == 0 && rdonly)
-    e = EROFS;
+    err = EROFS;
   else if (size == 0)
     {
-      e = new_span (d, baseaddr);
-      if (!e)
-	e = create (d);
+      err = new_span (d, baseaddr);
+      if (!err)
+	err = create (d);
     }
   else
     {
-      e = open_file (d, size);
+      err = open_file (d, size);
       /* Not detached cleanly: a process died with it attached.  */
-      if (!e && !rdonly && d->hdr->state != MM_CLEAN)
-	e = mm_recover (d);
+      if (!err && !rdonly && d->hdr->state != MM_CLEAN)
+	err = mm_recover (d);
     }
-  if (!e && !rdonly)
+  if (!err && !rdonly)
     {
       __atomic_store_n (&d->hdr->state, MM_DIRTY, __ATOMIC_RELEASE);
       MM_KP ();
     }
-  if (e)
+  if (err)
     {
       mm_registry_remove (d);
-      return attach_fail (d, e);
+      return attach_fail (d, err);
     }
   /* Only now may the fast frees run (a thread's stale entry may name this
      descriptor): never on a heap we may not write, whose slabs may name
@@ -252,16 +252,16 @@ attach_view (int fd)
   d->mode = MM_MODE_VIEW | MM_MODE_RDONLY;
   d->fd = fd;			/* the caller's: never closed here */
   uint64_t size = 0;
-  int e = mm_os_readable (fd);
-  if (!e)
-    e = mm_os_file_size (fd, &size, &d->dev, &d->ino);
-  if (!e)
-    e = size ? open_file (d, size) : MMALLOC_ENOTHEAP;
-  if (!e && d->hdr->state != MM_CLEAN)
-    e = mm_recover (d);
+  int err = mm_os_readable (fd);
+  if (!err)
+    err = mm_os_file_size (fd, &size, &d->dev, &d->ino);
+  if (!err)
+    err = size ? open_file (d, size) : MMALLOC_ENOTHEAP;
+  if (!err && d->hdr->state != MM_CLEAN)
+    err = mm_recover (d);
   d->fd = -1;
-  if (e)
-    return attach_fail (d, e);
+  if (err)
+    return attach_fail (d, err);
   d->magic = MM_DESC_MAGIC;	/* limit stays 0: no fast frees */
   return d;
 }

@@ -162,9 +162,9 @@ free_slot (struct mm_desc *d, struct mm_block *b)
       __atomic_store_n (&s->bits[w], s->bits[w] & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
       mm_slab_count (s, -1);
-      struct mm_tce *e = owner ? mm_tc_find (d) : NULL;
-      if (e)
-	mm_tc_freed (e, s, 1);
+      struct mm_tce *ce = owner ? mm_tc_find (d) : NULL;
+      if (ce)
+	mm_tc_freed (ce, s, 1);
       else
 	mm_slab_after_free (d, s);
       return;

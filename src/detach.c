@@ -62,12 +62,12 @@ mmalloc_sync (void *md)
   if (!(d->mode & MM_MODE_FILE) || !mm_writable (d))
     return 0;
   mm_lock (&d->page_lock);
-  int e = mm_os_sync (d->base, (size_t) (d->hdr->top << MM_PAGE_SHIFT), d->fd);
+  int err = mm_os_sync (d->base, (size_t) (d->hdr->top << MM_PAGE_SHIFT), d->fd);
   mm_unlock (&d->page_lock);
-  if (e)
+  if (err)
     {
-      errno = e;
-      return mm_fail (d, e);
+      errno = err;
+      return mm_fail (d, err);
     }
   return 0;
 }

@@ -46,8 +46,8 @@ owned_by_self (struct mm_desc *d)
   struct mm_tc *tc = mm_tc_self;
   uint64_t n = 0;
   for (int i = 0; tc && i < MM_TC_ENTRIES; i++)
-    if (tc->e[i].d == d && tc->e[i].gen == d->gen)
-      n += tc->e[i].nowned;
+    if (tc->entries[i].d == d && tc->entries[i].gen == d->gen)
+      n += tc->entries[i].nowned;
   return n;
 }
 

@@ -53,9 +53,9 @@ mm_handle_slot (struct mm_desc *d)
   if (!c)
     {
       void *p;
-      int e = mm_os_alloc (CHUNK_SLOTS * sizeof *c, &p);
-      if (e)
-	return e;
+      int err = mm_os_alloc (CHUNK_SLOTS * sizeof *c, &p);
+      if (err)
+	return err;
       chunks[n / CHUNK_SLOTS] = c = p;
     }
   c[n % CHUNK_SLOTS] = d;
@@ -163,10 +163,10 @@ mm_desc_new (void)
   if (!d)
     {
       void *p;
-      int e = mm_os_alloc (sizeof (struct mm_desc), &p);
-      if (e)
+      int rc = mm_os_alloc (sizeof (struct mm_desc), &p);
+      if (rc)
 	{
-	  errno = e;
+	  errno = rc;
 	  return NULL;
 	}
       d = p;
@@ -174,12 +174,12 @@ mm_desc_new (void)
       for (unsigned c = 0; c < MM_NCLASSES; c++)
 	pthread_mutex_init (&d->class_lock[c], NULL);
       mm_lock (&mm_pool_lock);
-      e = mm_handle_slot (d);
+      rc = mm_handle_slot (d);
       mm_unlock (&mm_pool_lock);
-      if (e)
+      if (rc)
 	{
 	  mm_os_unmap (d, sizeof (struct mm_desc));
-	  errno = e;
+	  errno = rc;
 	  return NULL;
 	}
     }

@@ -184,36 +184,36 @@ mfree_slow (void *md, void *ptr)
 
 /* Remember the slot at P (V: its slab | its index) for mmalloc's fast path.  */
 static inline void
-recent_push (struct mm_tce *e, unsigned cls, void *p, uintptr_t v)
+recent_push (struct mm_tce *ce, unsigned cls, void *p, uintptr_t v)
 {
   MM_ASSERT (mm_recent_slab (v)->cls == cls && mm_recent_idx (v) < mm_recent_slab (v)->nobj);
-  unsigned n = e->nrecent[cls];
+  unsigned n = ce->nrecent[cls];
   if (MM_LIKELY (n < MM_TC_RECENT))
     {
-      e->recent[cls][n].p = p;
-      e->recent[cls][n].v = v;
-      e->nrecent[cls] = (uint8_t) (n + 1);
+      ce->recent[cls][n].p = p;
+      ce->recent[cls][n].v = v;
+      ce->nrecent[cls] = (uint8_t) (n + 1);
     }
 }
 
 /* mfree freed slot IDX (at P) of S, which we own, and S needs more than a
    recent slot: it was on the full list, or it is empty.  */
 static __attribute__ ((noinline)) void
-freed_rare (struct mm_tce *e, struct mm_slab *s, void *p, uint64_t idx)
+freed_rare (struct mm_tce *ce, struct mm_slab *s, void *p, uint64_t idx)
 {
-  if (mm_tc_freed (e, s, 0))	/* else given up: no recent slot in it */
-    recent_push (e, s->cls, p, (uintptr_t) s | idx);
+  if (mm_tc_freed (ce, s, 0))	/* else given up: no recent slot in it */
+    recent_push (ce, s->cls, p, (uintptr_t) s | idx);
 }
 
 /* The fast path: a slot of a slab this thread owns, given back with one
    store to the slab's bitmap.  Everything else goes the slow way.
 
-   E, the entry of the heap this thread used last, is not checked against
+   CE, the entry of the heap this thread used last, is not checked against
    the heap's generation: every change that makes entries stale also takes
    the owners out of the heap's slabs (mm_tc_drop_heap, recovery in a fork
    child) or zeroes d->free_bound (detach, damage, a read-only child), and a
    stale entry takes no slab (acquire in tcache.c), so a slab owned by this
-   thread below d->free_bound was taken through E itself.  The
+   thread below d->free_bound was taken through CE itself.  The
    pointer is checked as the slow path checks it: a slot boundary, its bit
    set, not freed already by another thread.  */
 void
@@ -222,12 +222,12 @@ mfree (void *md, void *ptr)
   struct mm_tc *tc = mm_tc_self;
   if (MM_LIKELY (tc != NULL))
     {
-      struct mm_tce *e = tc->cur;
-      struct mm_desc *d = e->d;
+      struct mm_tce *ce = tc->cur;
+      struct mm_desc *d = ce->d;
       /* The bound first: while it is not 0, base is the attached heap's.  */
       uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_ACQUIRE);
       uint64_t off = (uint64_t) ((uintptr_t) ptr - (bound ? (uintptr_t) d->base : 0));
-      if (MM_LIKELY (e->md == md && off < bound && !mm_tracing ()))
+      if (MM_LIKELY (ce->md == md && off < bound && !mm_tracing ()))
 	{
 	  uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
 	  const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
@@ -248,12 +248,12 @@ mfree (void *md, void *ptr)
 		  mm_slab_count (s, -1);
 		  uint32_t used = s->used;
 		  unsigned cls = PM_SLAB_CLS (ent);
-		  if (MM_UNLIKELY ((mm_slab_flags (s) & MM_SLAB_FULL) || (used == 0 && s != e->slab[cls])))
+		  if (MM_UNLIKELY ((mm_slab_flags (s) & MM_SLAB_FULL) || (used == 0 && s != ce->slab[cls])))
 		    {
-		      freed_rare (e, s, ptr, idx);	/* a tail call: no frame here */
+		      freed_rare (ce, s, ptr, idx);	/* a tail call: no frame here */
 		      return;
 		    }
-		  recent_push (e, cls, ptr, (uintptr_t) s | idx);
+		  recent_push (ce, cls, ptr, (uintptr_t) s | idx);
 		  return;
 		}
 	    }

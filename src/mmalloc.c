@@ -21,25 +21,25 @@ mmalloc_slow (void *md, size_t size)
     return NULL;
   if (size <= MM_SMALL_MAX)
     {
-      struct mm_tce *e = mm_tc_entry (md, d);
-      if (e)
+      struct mm_tce *ce = mm_tc_entry (md, d);
+      if (ce)
 	{
 	  mm_note_used (d);
-	  void *p = mm_tc_refill (e, mm_size_class (size));
-	  if (p || e->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+	  void *p = mm_tc_refill (ce, mm_size_class (size));
+	  if (p || ce->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
 	    return mm_alloc_done (d, p, size);
-	  /* E went stale meanwhile (checking turned on, say): the locked path.  */
+	  /* CE went stale meanwhile (checking turned on, say): the locked path.  */
 	}
     }
   return mm_alloc_done (d, mm_alloc (d, size, NULL), size);
 }
 
-/* mmalloc's fast path found no slot: refill through the entry E, which is
+/* mmalloc's fast path found no slot: refill through the entry CE, which is
    good (no lookup), else the slow path.  */
 static __attribute__ ((noinline)) void *
-mmalloc_refill (void *md, size_t size, struct mm_tce *e, unsigned cls)
+mmalloc_refill (void *md, size_t size, struct mm_tce *ce, unsigned cls)
 {
-  void *p = mm_tc_refill (e, cls);
+  void *p = mm_tc_refill (ce, cls);
   return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size);
 }
 
@@ -51,17 +51,17 @@ mmalloc (void *md, size_t size)
   struct mm_tc *tc = mm_tc_self;
   if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
     {
-      struct mm_tce *e = tc->cur;
-      if (MM_LIKELY (e->md == md && e->gen == mm_gen (e->d) && !mm_tracing ()))
+      struct mm_tce *ce = tc->cur;
+      if (MM_LIKELY (ce->md == md && ce->gen == mm_gen (ce->d) && !mm_tracing ()))
 	{
-	  unsigned cls = mm_size_class (size), n = e->nrecent[cls];
+	  unsigned cls = mm_size_class (size), n = ce->nrecent[cls];
 	  if (MM_LIKELY (n != 0))
 	    {
-	      struct mm_recent *h = &e->recent[cls][n - 1];
+	      struct mm_recent *h = &ce->recent[cls][n - 1];
 	      struct mm_slab *s = mm_recent_slab (h->v);
 	      unsigned idx = mm_recent_idx (h->v);
 	      uint64_t bit = 1ULL << (idx % 64), b = s->bits[idx / 64];
-	      e->nrecent[cls] = (uint8_t) (n - 1);
+	      ce->nrecent[cls] = (uint8_t) (n - 1);
 	      if (MM_LIKELY (!(b & bit)))	/* else the slab path took it: stale */
 		{
 		  __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
@@ -70,7 +70,7 @@ mmalloc (void *md, size_t size)
 		  return h->p;
 		}
 	    }
-	  struct mm_slab *s = e->slab[cls];
+	  struct mm_slab *s = ce->slab[cls];
 	  if (MM_LIKELY (s != NULL))
 	    {
 	      /* We own it: nobody else writes its bits.  Words before the hint
@@ -90,7 +90,7 @@ mmalloc (void *md, size_t size)
 		    }
 		}
 	    }
-	  return mmalloc_refill (md, size, e, cls);	/* tail calls: no frame here */
+	  return mmalloc_refill (md, size, ce, cls);	/* tail calls: no frame here */
 	}
     }
   return mmalloc_slow (md, size);

@@ -2,7 +2,7 @@
    mremap, madvise, posix_fallocate, ftruncate, flock, msync and fsync.
 
    Each wrapper returns 0 or an errno value and never touches errno's meaning for
-   its caller.  The calls that reserve, map, commit, discard or allocate
+   its caller.  The calls that reserve, map, move, commit, discard or allocate
    memory, grow, cut, punch or sync a file, or lock it, go through os_step ()
    first, so a test can make the Nth of them fail (mm_os_fail_at) and see
    that each caller copes.
@@ -76,9 +76,9 @@ mm_os_pagesize (void)
 int
 mm_os_reserve (void *want, size_t len, int exact, void **out)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   void *p = mmap (want, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return errno;
@@ -101,9 +101,9 @@ mm_os_unmap (void *addr, size_t len)
 int
 mm_os_commit (void *addr, size_t len)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   return mprotect (addr, len, PROT_READ | PROT_WRITE) ? errno : 0;
 }
 
@@ -112,9 +112,9 @@ mm_os_commit (void *addr, size_t len)
 int
 mm_os_decommit (void *addr, size_t len)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   void *p = mmap (addr, len, PROT_NONE,
 		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   return p == MAP_FAILED ? errno : 0;
@@ -124,9 +124,9 @@ mm_os_decommit (void *addr, size_t len)
 int
 mm_os_discard (void *addr, size_t len)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   return madvise (addr, len, MADV_DONTNEED) ? errno : 0;
 }
 
@@ -138,9 +138,9 @@ mm_os_discard (void *addr, size_t len)
 int
 mm_os_move (void *from, void *to, size_t len)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
 #ifdef MREMAP_DONTUNMAP
   void *p = mremap (from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
   if (p == MAP_FAILED)
@@ -156,9 +156,9 @@ mm_os_move (void *from, void *to, size_t len)
 int
 mm_os_map_file (void *addr, size_t len, int fd, uint64_t off, int rdonly)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   int prot = rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
   void *p = mmap (addr, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t) off);
   if (p == MAP_FAILED)
@@ -186,9 +186,9 @@ mm_os_readable (int fd)
 int
 mm_os_map_private (void *addr, size_t len, int fd, uint64_t off)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   void *p = mmap (addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t) off);
   return p == MAP_FAILED ? errno : 0;
 }
@@ -198,22 +198,22 @@ mm_os_map_private (void *addr, size_t len, int fd, uint64_t off)
 int
 mm_os_file_grow (int fd, uint64_t from, uint64_t to)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   if (to <= from)
     return 0;
-  e = posix_fallocate (fd, (off_t) from, (off_t) (to - from));
-  return e;
+  err = posix_fallocate (fd, (off_t) from, (off_t) (to - from));
+  return err;
 }
 
 /* Set FD's size; growing this way reserves no disk blocks (a sparse tail).  */
 int
 mm_os_file_resize (int fd, uint64_t size)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   return ftruncate (fd, (off_t) size) ? errno : 0;
 }
 
@@ -222,9 +222,9 @@ mm_os_file_resize (int fd, uint64_t size)
 int
 mm_os_file_punch (int fd, uint64_t off, uint64_t len)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   return fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off,
 		    (off_t) len) ? errno : 0;
 }
@@ -247,9 +247,9 @@ mm_os_file_size (int fd, uint64_t *size, dev_t *dev, ino_t *ino)
 int
 mm_os_sync (void *addr, size_t len, int fd)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   if (len && msync (addr, len, MS_SYNC))
     return errno;
   return fdatasync (fd) ? errno : 0;
@@ -261,9 +261,9 @@ mm_os_sync (void *addr, size_t len, int fd)
 int
 mm_os_lock (int fd, int exclusive)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   while (flock (fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB))
     if (errno != EINTR)
       return errno;
@@ -357,9 +357,9 @@ mm_os_write_stderr (const char *s, size_t len)
 int
 mm_os_alloc (size_t len, void **out)
 {
-  int e = os_step ();
-  if (e)
-    return e;
+  int err = os_step ();
+  if (err)
+    return err;
   void *p = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return errno;

@@ -288,9 +288,9 @@ mmalloc_check (void *md)
   memset (&w, 0, sizeof w);
   w.d = d;
   mm_lock_all (d);
-  int e = mm_header_validate (d->hdr, 0);
-  if (e)
-    problem (&w, mmalloc_strerror (e), 0);
+  int err = mm_header_validate (d->hdr, 0);
+  if (err)
+    problem (&w, mmalloc_strerror (err), 0);
   else
     {
       if (d->hdr->dir_sum != mm_dir_sum (d))

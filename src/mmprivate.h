@@ -458,7 +458,7 @@ struct mm_tc
 				   marked and its rfree not counted yet (fork:
 				   the count is made anew and the pin dropped
 				   if we are gone in a child) */
-  struct mm_tce e[MM_TC_ENTRIES];	/* never moved (they are large) */
+  struct mm_tce entries[MM_TC_ENTRIES];	/* never moved (they are large) */
 };
 
 /* The figures of mmstats and their parts, for the drop-in's mallinfo,
@@ -621,8 +621,8 @@ MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
 /* --- Thread caches (tcache.c) ---------------------------------------------- */
 
 MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
-MM_HIDDEN void *mm_tc_refill (struct mm_tce *e, unsigned cls);
-MM_HIDDEN int mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked);
+MM_HIDDEN void *mm_tc_refill (struct mm_tce *ce, unsigned cls);
+MM_HIDDEN int mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, int locked);
 MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
 MM_HIDDEN int mm_tc_after_fork (void);

@@ -83,11 +83,11 @@ owned_slot (void *md, const void *ptr)
   struct mm_tc *tc = mm_tc_self;
   if (!tc || mm_tracing ())
     return 0;
-  struct mm_tce *e = tc->cur;
-  struct mm_desc *d = e->d;
+  struct mm_tce *ce = tc->cur;
+  struct mm_desc *d = ce->d;
   uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_ACQUIRE);
   uint64_t off = (uint64_t) ((uintptr_t) ptr - (bound ? (uintptr_t) d->base : 0));
-  if (e->md != md || off >= bound)
+  if (ce->md != md || off >= bound)
     return 0;
   uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
   const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];

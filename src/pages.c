@@ -179,12 +179,12 @@ release (struct mm_desc *d, uint64_t pg, uint64_t n)
     return 0;
   if (pg < d->resv_hi && pg + n > d->resv_lo)
     d->resv_lo = d->resv_hi = 0;
-  int e;
+  int err;
   if (d->mode & MM_MODE_FILE)
-    e = mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
+    err = mm_os_file_punch (d->fd, (uint64_t) (a - (uintptr_t) d->base), z - a);
   else
-    e = mm_os_discard ((void *) a, z - a);
-  return e ? 0 : z - a;
+    err = mm_os_discard ((void *) a, z - a);
+  return err ? 0 : z - a;
 }
 
 /* Reserve disk blocks again for [PG, PG+N) of a released run of a file heap,
@@ -200,12 +200,12 @@ unrelease (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t end)
   uint64_t to = pg + (n > MM_RESERVE_AHEAD ? n : MM_RESERVE_AHEAD);
   if (to > end)
     to = end > pg + n ? end : pg + n;
-  int e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, to << MM_PAGE_SHIFT);
-  if (e && to > pg + n)		/* a nearly full disk: just what is needed */
-    e = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, (to = pg + n) << MM_PAGE_SHIFT);
-  if (e)
+  int err = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, to << MM_PAGE_SHIFT);
+  if (err && to > pg + n)		/* a nearly full disk: just what is needed */
+    err = mm_os_file_grow (d->fd, pg << MM_PAGE_SHIFT, (to = pg + n) << MM_PAGE_SHIFT);
+  if (err)
     {
-      errno = e;
+      errno = err;
       return -1;
     }
   d->resv_lo = pg;
@@ -299,11 +299,11 @@ static void decay (struct mm_desc *d);
 static int
 reclaim (struct mm_desc *d)
 {
-  int e = errno;
-  if (!(d->mode & MM_MODE_FILE) || (e != ENOSPC && e != EDQUOT) || mm_damaged (d))
+  int err = errno;
+  if (!(d->mode & MM_MODE_FILE) || (err != ENOSPC && err != EDQUOT) || mm_damaged (d))
     return 0;
   uint64_t given = mm_pages_purge (d, 1);
-  errno = e;
+  errno = err;
   return given != 0;
 }
 
@@ -884,14 +884,14 @@ grow (struct mm_desc *d, uint64_t n, uint64_t avoid)
 	}
       uint64_t newtop = old + add;
       /* The address space: within the span, and reserved (RLIMIT_AS).  */
-      int e = newtop > limit || ((newtop - 1) >> MM_WIN_SHIFT) >= MM_DIR_ENTRIES
+      int err = newtop > limit || ((newtop - 1) >> MM_WIN_SHIFT) >= MM_DIR_ENTRIES
 	? ENOMEM : mm_region_extend (d, newtop << MM_PAGE_SHIFT);
-      if (e)
+      if (err)
 	{
 	  want = n;		/* try once more for exactly what is needed */
 	  if (attempt == 0 && n + extra > n)
 	    continue;
-	  errno = e;
+	  errno = err;
 	  return -1;
 	}
       char *a = d->base + (old << MM_PAGE_SHIFT);
@@ -901,17 +901,17 @@ grow (struct mm_desc *d, uint64_t n, uint64_t avoid)
 	  /* Disk blocks now for what is written now (the leaves and the new
 	     run's first page); the rest is reserved when it is handed out.  */
 	  uint64_t now = old + leaves * MM_LEAF_PAGES + 1;
-	  e = mm_os_file_grow (d->fd, old << MM_PAGE_SHIFT, now << MM_PAGE_SHIFT);
-	  if (!e)
-	    e = mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
-	  if (!e)
-	    e = mm_os_map_file (a, len, d->fd, old << MM_PAGE_SHIFT, 0);
+	  err = mm_os_file_grow (d->fd, old << MM_PAGE_SHIFT, now << MM_PAGE_SHIFT);
+	  if (!err)
+	    err = mm_os_file_resize (d->fd, newtop << MM_PAGE_SHIFT);
+	  if (!err)
+	    err = mm_os_map_file (a, len, d->fd, old << MM_PAGE_SHIFT, 0);
 	}
       else
-	e = mm_os_commit (a, len);
-      if (e)
+	err = mm_os_commit (a, len);
+      if (err)
 	{
-	  errno = e;
+	  errno = err;
 	  return -1;
 	}
       /* Marks left above the old top (by a shrink, or in a damaged file)

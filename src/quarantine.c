@@ -29,7 +29,7 @@ struct mm_quar
     void *p;
     size_t bytes;
     unsigned cls;		/* of its slot, or MM_NCLASSES: a large block */
-  } e[MM_QUAR_BLOCKS];
+  } entries[MM_QUAR_BLOCKS];
 };
 
 void
@@ -50,8 +50,8 @@ quar_pop (struct mm_desc *d, size_t limit)
   struct mm_quar *q = d->quar;
   if (!q || !q->n || q->bytes <= limit)
     return NULL;
-  void *p = q->e[q->head].p;
-  q->bytes -= q->e[q->head].bytes;
+  void *p = q->entries[q->head].p;
+  q->bytes -= q->entries[q->head].bytes;
   q->head = (q->head + 1) % MM_QUAR_BLOCKS;
   q->n--;
   return p;
@@ -112,13 +112,13 @@ mm_quar_stats (struct mm_desc *d, struct mm_heapinfo *hi)
   for (uint32_t k = 0; q && k < q->n; k++)
     {
       uint32_t i = (q->head + k) % MM_QUAR_BLOCKS;
-      size_t bytes = q->e[i].bytes;
+      size_t bytes = q->entries[i].bytes;
       hi->st.chunks_used--;
       hi->st.bytes_used -= bytes;
       hi->st.chunks_free++;
       hi->st.bytes_free += bytes;
-      if (q->e[i].cls < MM_NCLASSES)
-	hi->cls_free[q->e[i].cls]++;
+      if (q->entries[i].cls < MM_NCLASSES)
+	hi->cls_free[q->entries[i].cls]++;
       else
 	{
 	  unsigned bin = mm_bin_of (bytes >> MM_PAGE_SHIFT);
@@ -169,12 +169,12 @@ mm_chk_free (struct mm_desc *d, void *ptr, struct mm_block *b, unsigned lockno)
       if (q->n == MM_QUAR_BLOCKS)
 	spill = quar_pop (d, 0);
       uint32_t i = (q->head + q->n) % MM_QUAR_BLOCKS;
-      q->e[i].p = ptr;
-      q->e[i].bytes = b->room + b->lead - CHK;	/* the whole slot or run */
-      q->e[i].cls = b->cls;
+      q->entries[i].p = ptr;
+      q->entries[i].bytes = b->room + b->lead - CHK;	/* the whole slot or run */
+      q->entries[i].cls = b->cls;
       q->n++;
       MM_ASSERT (q->n <= MM_QUAR_BLOCKS);
-      q->bytes += q->e[i].bytes;
+      q->bytes += q->entries[i].bytes;
     }
   else
     keep = 0;

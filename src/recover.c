@@ -129,9 +129,9 @@ mm_recover (struct mm_desc *d)
   for (unsigned c = 0; c < MM_NCLASSES; c++)
     memset (&h->cls[c], 0, sizeof h->cls[c]);
   struct rebuild r = { 0, 0 };
-  int e = mm_pages_walk (d, 0, rebuild_one, &r);
-  if (e)
-    return e;
+  int err = mm_pages_walk (d, 0, rebuild_one, &r);
+  if (err)
+    return err;
   if (r.free_to == top && r.free_from < top && free_range (d, r.free_from, top) < 0)
     return errno;
   h->dir_sum = mm_dir_sum (d);

@@ -52,24 +52,24 @@ static int
 hold (char **at, uint64_t span, uint64_t len, uint64_t min, uint64_t *held)
 {
   uint64_t tries[3] = { span, len, min };
-  int e = ENOMEM;
+  int err = ENOMEM;
   for (int i = 0; i < 3; i++)
     {
       if (i && tries[i] >= tries[i - 1])
 	continue;
       void *p;
-      e = mm_os_reserve (*at, (size_t) tries[i], *at != NULL, &p);
-      if (e == ENOMEM || e == EINVAL)
+      err = mm_os_reserve (*at, (size_t) tries[i], *at != NULL, &p);
+      if (err == ENOMEM || err == EINVAL)
 	continue;
-      if (e)
-	return e;
+      if (err)
+	return err;
       *at = p;
       if (tries[i] > len)
 	mm_os_unmap ((char *) p + len, (size_t) (tries[i] - len));
       *held = tries[i] < len ? tries[i] : len;
       return 0;
     }
-  return e;
+  return err;
 }
 
 /* Reserve the address space of the heap in D at WANT, whose span is SPAN and
@@ -77,9 +77,9 @@ hold (char **at, uint64_t span, uint64_t len, uint64_t min, uint64_t *held)
 int
 mm_region_hold (struct mm_desc *d, char *want, uint64_t span, uint64_t used)
 {
-  int e = hold (&want, span, resv_want (used, span), sys_round (used), &d->held);
-  if (e)
-    return e == EEXIST ? MMALLOC_EADDRINUSE : e;
+  int err = hold (&want, span, resv_want (used, span), sys_round (used), &d->held);
+  if (err)
+    return err == EEXIST ? MMALLOC_EADDRINUSE : err;
   d->base = want;
   d->hdr = (struct mm_header *) (void *) want;
   d->span = span;
@@ -95,9 +95,9 @@ mm_region_extend (struct mm_desc *d, uint64_t end)
     return ENOMEM;
   uint64_t want = resv_want (end, d->span), got;
   char *at = d->base + d->held;
-  int e = hold (&at, want - d->held, want - d->held, sys_round (end) - d->held, &got);
-  if (e)
-    return e == EEXIST ? ENOMEM : e;	/* something else lives above */
+  int err = hold (&at, want - d->held, want - d->held, sys_round (end) - d->held, &got);
+  if (err)
+    return err == EEXIST ? ENOMEM : err;	/* something else lives above */
   d->held += got;
   return 0;
 }
@@ -160,9 +160,9 @@ mm_region_place (struct mm_desc *d, uint64_t span)
       for (int i = 0; slots && i < ZONE_TRIES; i++)
 	{
 	  uint64_t at = zones[z].lo + (entropy () % slots) * span;
-	  int e = mm_region_hold (d, (char *) (uintptr_t) at, span, used);
-	  if (e != MMALLOC_EADDRINUSE)
-	    return e;
+	  int err = mm_region_hold (d, (char *) (uintptr_t) at, span, used);
+	  if (err != MMALLOC_EADDRINUSE)
+	    return err;
 	}
     }
   return mm_region_hold (d, NULL, span, used);

@@ -36,11 +36,11 @@ static struct mm_desc no_desc = { .gen = UINT64_MAX };
 /* The recent slots are left as they are (nrecent is 0): they are most of an entry,
    and pages of them never used stay untouched.  */
 static void
-entry_clear (struct mm_tce *e)
+entry_clear (struct mm_tce *ce)
 {
-  memset (e, 0, offsetof (struct mm_tce, recent));
-  e->md = (void *) &no_desc;
-  e->d = &no_desc;
+  memset (ce, 0, offsetof (struct mm_tce, recent));
+  ce->md = (void *) &no_desc;
+  ce->d = &no_desc;
 }
 
 /* --- the owner's lists, linked through the slabs' next/prev offsets ------ */
@@ -69,24 +69,24 @@ set_flag (struct mm_slab *s, uint16_t set, uint16_t clear)
 }
 
 static void
-avail_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+avail_push (struct mm_desc *d, struct mm_tce *ce, unsigned c, struct mm_slab *s)
 {
   s->prev = 0;
-  s->next = e->avail[c] ? mm_off (d, e->avail[c]) : 0;
-  if (e->avail[c])
-    e->avail[c]->prev = mm_off (d, s);
-  e->avail[c] = s;
+  s->next = ce->avail[c] ? mm_off (d, ce->avail[c]) : 0;
+  if (ce->avail[c])
+    ce->avail[c]->prev = mm_off (d, s);
+  ce->avail[c] = s;
   set_flag (s, MM_SLAB_AVAIL, 0);
 }
 
 static void
-avail_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+avail_unlink (struct mm_desc *d, struct mm_tce *ce, unsigned c, struct mm_slab *s)
 {
   struct mm_slab *p = link_at (d, s->prev, c), *n = link_at (d, s->next, c);
   if (p)
     p->next = s->next;
   else
-    e->avail[c] = n;
+    ce->avail[c] = n;
   if (n)
     n->prev = s->prev;
   s->next = s->prev = 0;
@@ -95,31 +95,31 @@ avail_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s
 
 /* Full slabs: pushed at the tail, looked at from the head.  */
 static void
-full_push (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+full_push (struct mm_desc *d, struct mm_tce *ce, unsigned c, struct mm_slab *s)
 {
-  struct mm_slab *t = e->full_tail[c];
+  struct mm_slab *t = ce->full_tail[c];
   s->next = 0;
   s->prev = t ? mm_off (d, t) : 0;
   if (t)
     t->next = mm_off (d, s);
   else
-    e->full[c] = s;
-  e->full_tail[c] = s;
+    ce->full[c] = s;
+  ce->full_tail[c] = s;
   set_flag (s, MM_SLAB_FULL, 0);
 }
 
 static void
-full_unlink (struct mm_desc *d, struct mm_tce *e, unsigned c, struct mm_slab *s)
+full_unlink (struct mm_desc *d, struct mm_tce *ce, unsigned c, struct mm_slab *s)
 {
   struct mm_slab *p = link_at (d, s->prev, c), *n = link_at (d, s->next, c);
   if (p)
     p->next = s->next;
   else
-    e->full[c] = n;
+    ce->full[c] = n;
   if (n)
     n->prev = s->prev;
   else
-    e->full_tail[c] = p;
+    ce->full_tail[c] = p;
   s->next = s->prev = 0;
   set_flag (s, 0, MM_SLAB_FULL);
 }
@@ -133,34 +133,34 @@ give_up (struct mm_desc *d, struct mm_slab *s)
     mm_slab_after_free (d, s);	/* empty: back to the pages unless alone */
 }
 
-/* Give up the slabs of E, if its heap is still the one it was made for.  */
+/* Give up the slabs of CE, if its heap is still the one it was made for.  */
 static void
-entry_release (struct mm_tce *e)
+entry_release (struct mm_tce *ce)
 {
-  struct mm_desc *d = e->d;
+  struct mm_desc *d = ce->d;
   for (unsigned c = 0; d != &no_desc && c < MM_NCLASSES; c++)
-    if (e->slab[c] || e->avail[c] || e->full[c])
+    if (ce->slab[c] || ce->avail[c] || ce->full[c])
       {
 	mm_lock (&d->class_lock[c]);
-	if (e->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+	if (ce->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
 	  {
 	    struct mm_slab *s;
-	    while ((s = e->avail[c]))
+	    while ((s = ce->avail[c]))
 	      {
-		avail_unlink (d, e, c, s);
+		avail_unlink (d, ce, c, s);
 		give_up (d, s);
 	      }
-	    while ((s = e->full[c]))
+	    while ((s = ce->full[c]))
 	      {
-		full_unlink (d, e, c, s);
+		full_unlink (d, ce, c, s);
 		give_up (d, s);
 	      }
-	    if (e->slab[c])
-	      give_up (d, e->slab[c]);
+	    if (ce->slab[c])
+	      give_up (d, ce->slab[c]);
 	  }
 	mm_unlock (&d->class_lock[c]);
       }
-  entry_clear (e);
+  entry_clear (ce);
 }
 
 /* This thread's entry for D, wherever it is in the cache; NULL if none.  */
@@ -169,8 +169,8 @@ mm_tc_find (struct mm_desc *d)
 {
   struct mm_tc *tc = mm_tc_self;
   for (int i = 0; tc && i < MM_TC_ENTRIES; i++)
-    if (tc->e[i].d == d && tc->e[i].gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
-      return &tc->e[i];
+    if (tc->entries[i].d == d && tc->entries[i].gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+      return &tc->entries[i];
   return NULL;
 }
 
@@ -179,20 +179,20 @@ mm_tc_find (struct mm_desc *d)
    the current slab (give it up, so its pages can go back).  1 if we still
    own S, 0 if it was given up.  */
 int
-mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
+mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, int locked)
 {
-  struct mm_desc *d = e->d;
+  struct mm_desc *d = ce->d;
   unsigned c = s->cls;
   if (s->flags & MM_SLAB_FULL)
     {
-      full_unlink (d, e, c, s);
-      avail_push (d, e, c, s);
+      full_unlink (d, ce, c, s);
+      avail_push (d, ce, c, s);
     }
-  if (s->used == 0 && s != e->slab[c])
+  if (s->used == 0 && s != ce->slab[c])
     {
       /* Keep one empty slab per class at hand (on avail), so that a thread
 	 whose blocks come and go does not make and unmake slabs.  */
-      struct mm_slab *o = e->avail[c];
+      struct mm_slab *o = ce->avail[c];
       int other_empty = 0;
       for (int k = 0; o && k < 4; k++, o = link_at (d, o->next, c))
 	if (o != s && o->used == 0)
@@ -200,15 +200,15 @@ mm_tc_freed (struct mm_tce *e, struct mm_slab *s, int locked)
       if (!other_empty)
 	return 1;
       unsigned n = 0;		/* forget the recent slots in it */
-      for (unsigned i = 0; i < e->nrecent[c]; i++)
-	if (mm_recent_slab (e->recent[c][i].v) != s)
-	  e->recent[c][n++] = e->recent[c][i];
-      e->nrecent[c] = (uint8_t) n;
-      avail_unlink (d, e, c, s);
+      for (unsigned i = 0; i < ce->nrecent[c]; i++)
+	if (mm_recent_slab (ce->recent[c][i].v) != s)
+	  ce->recent[c][n++] = ce->recent[c][i];
+      ce->nrecent[c] = (uint8_t) n;
+      avail_unlink (d, ce, c, s);
       if (!locked)
 	mm_lock (&d->class_lock[c]);
       give_up (d, s);
-      e->nowned--;
+      ce->nowned--;
       if (!locked)
 	mm_unlock (&d->class_lock[c]);
       return 0;
@@ -222,7 +222,7 @@ tc_destroy (void *arg)
 {
   struct mm_tc *tc = arg;
   for (int i = 0; i < MM_TC_ENTRIES; i++)
-    entry_release (&tc->e[i]);
+    entry_release (&tc->entries[i]);
   mm_lock (&tc_lock);
   if (tc->all_prev)
     tc->all_prev->all_next = tc->all_next;
@@ -257,8 +257,8 @@ tc_create (void)
   if (tc->id <= __atomic_load_n (&mm_dead_max, __ATOMIC_SEQ_CST))
     __atomic_store_n (&mm_dead_max, 0, __ATOMIC_SEQ_CST);
   for (int i = 0; i < MM_TC_ENTRIES; i++)
-    entry_clear (&tc->e[i]);
-  tc->cur = &tc->e[0];
+    entry_clear (&tc->entries[i]);
+  tc->cur = &tc->entries[0];
   if (pthread_setspecific (tc_key, tc))
     {
       mm_os_unmap (tc, sizeof *tc);
@@ -292,36 +292,36 @@ mm_tc_entry (void *md, struct mm_desc *d)
   int i, old = 0;
   for (i = 0; i < MM_TC_ENTRIES; i++)
     {
-      if (tc->e[i].md == md && tc->e[i].d == d && tc->e[i].gen == gen)
+      if (tc->entries[i].md == md && tc->entries[i].d == d && tc->entries[i].gen == gen)
 	break;
-      if (tc->e[i].stamp < tc->e[old].stamp)
+      if (tc->entries[i].stamp < tc->entries[old].stamp)
 	old = i;
     }
   if (i == MM_TC_ENTRIES)
     {
       i = old;			/* the least recently used goes */
-      entry_release (&tc->e[i]);
-      tc->e[i].md = md;
-      tc->e[i].d = d;
-      tc->e[i].gen = gen;
+      entry_release (&tc->entries[i]);
+      tc->entries[i].md = md;
+      tc->entries[i].d = d;
+      tc->entries[i].gen = gen;
     }
-  tc->e[i].stamp = ++tc->clock;
-  tc->cur = &tc->e[i];
+  tc->entries[i].stamp = ++tc->clock;
+  tc->cur = &tc->entries[i];
   return tc->cur;
 }
 
-/* A slab for E's class CLS from the partial list or new, owned (class lock
-   held).  NULL with errno set (EAGAIN: E has gone stale).  */
+/* A slab for CE's class CLS from the partial list or new, owned (class lock
+   held).  NULL with errno set (EAGAIN: CE has gone stale).  */
 static struct mm_slab *
-acquire (struct mm_tce *e, unsigned cls)
+acquire (struct mm_tce *ce, unsigned cls)
 {
-  struct mm_desc *d = e->d;
+  struct mm_desc *d = ce->d;
   /* A stale entry must own nothing, since the fast free trusts a slab's
      owner instead of comparing generations.  The generation changes with
      every class lock held and every owner taken out (mm_tc_drop_heap), or
      with d->free_bound zeroed (damage, detach), or in a fork child (recovery
      clears the owners).  */
-  if (e->gen != __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+  if (ce->gen != __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
     {
       errno = EAGAIN;
       return NULL;
@@ -344,20 +344,20 @@ acquire (struct mm_tce *e, unsigned cls)
       MM_KP ();
     }
   if (s)
-    e->nowned++;
+    ce->nowned++;
   return s;
 }
 
-/* The current slab of E for CLS has no free slot at its hint: search it,
+/* The current slab of CE for CLS has no free slot at its hint: search it,
    then the slabs we own (those we freed into, then a few full ones with
    frees of other threads pending), and only then take another slab under
    the class lock.  A slot, or NULL with errno set.  */
 void *
-mm_tc_refill (struct mm_tce *e, unsigned cls)
+mm_tc_refill (struct mm_tce *ce, unsigned cls)
 {
-  struct mm_desc *d = e->d;
+  struct mm_desc *d = ce->d;
   const struct mm_class *c = &mm_classes[cls];
-  struct mm_slab *s = e->slab[cls];
+  struct mm_slab *s = ce->slab[cls];
   uint32_t idx;
   for (int looked = 0;; looked++)
     {
@@ -367,26 +367,26 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
 	  && (idx = mm_slab_take (s)) != UINT32_MAX)
 	break;
       if (s)
-	full_push (d, e, cls, s);	/* full as far as we know */
-      e->slab[cls] = s = NULL;
-      if ((s = e->avail[cls]))
-	avail_unlink (d, e, cls, s);
-      else if (looked < 4 && (s = e->full[cls])
+	full_push (d, ce, cls, s);	/* full as far as we know */
+      ce->slab[cls] = s = NULL;
+      if ((s = ce->avail[cls]))
+	avail_unlink (d, ce, cls, s);
+      else if (looked < 4 && (s = ce->full[cls])
 	       && __atomic_load_n (&s->rfree, __ATOMIC_RELAXED))
-	full_unlink (d, e, cls, s);	/* others freed into it */
+	full_unlink (d, ce, cls, s);	/* others freed into it */
       else
 	{
-	  if (s && s != e->full_tail[cls])
+	  if (s && s != ce->full_tail[cls])
 	    {			/* nothing pending at the head: look elsewhere next time */
-	      full_unlink (d, e, cls, s);
-	      full_push (d, e, cls, s);
+	      full_unlink (d, ce, cls, s);
+	      full_push (d, ce, cls, s);
 	    }
 	  mm_lock (&d->class_lock[cls]);
-	  s = acquire (e, cls);
+	  s = acquire (ce, cls);
 	  mm_unlock (&d->class_lock[cls]);
 	  if (!s)
 	    return NULL;
-	  e->slab[cls] = s;
+	  ce->slab[cls] = s;
 	  if ((idx = mm_slab_take (s)) == UINT32_MAX)
 	    {			/* a listed slab was full: damage */
 	      mm_damage (d, "full slab on a partial list", mm_off (d, s));
@@ -394,7 +394,7 @@ mm_tc_refill (struct mm_tce *e, unsigned cls)
 	    }
 	  break;
 	}
-      e->slab[cls] = s;
+      ce->slab[cls] = s;
     }
   return (char *) s + c->objoff + (size_t) idx * c->size;
 }
@@ -439,26 +439,26 @@ owned_by_dead (struct mm_desc *d, uint32_t id, unsigned cls, struct mm_slab *s)
   return s && (char *) s > d->base && mm_slab_ok (d, mm_off (d, s), cls) && s->owner == id;
 }
 
-/* The slabs with room of E, an entry of the thread with token ID that is
+/* The slabs with room of CE, an entry of the thread with token ID that is
    gone: its current slabs and its avail lists.  The thread may have stopped
    in the middle of a change of its lists, whose links it writes without a
    lock: every slab is checked, and one that is missed stays the dead
    thread's until a free comes to it (mfree.c).  Its full lists wait for
    such frees too: following them would touch every full slab.  */
 static void
-entry_take_dead (struct mm_tce *e, uint32_t id)
+entry_take_dead (struct mm_tce *ce, uint32_t id)
 {
-  struct mm_desc *d = e->d;	/* NULL while entry_clear runs */
-  if (!d || d == &no_desc || d->magic != MM_DESC_MAGIC || e->gen != d->gen
+  struct mm_desc *d = ce->d;	/* NULL while entry_clear runs */
+  if (!d || d == &no_desc || d->magic != MM_DESC_MAGIC || ce->gen != d->gen
       || !mm_writable (d) || d->damaged)
     return;
   for (unsigned c = 0; c < MM_NCLASSES; c++)
     {
-      if (owned_by_dead (d, id, c, e->slab[c]))
-	mm_slab_adopt (d, e->slab[c]);
+      if (owned_by_dead (d, id, c, ce->slab[c]))
+	mm_slab_adopt (d, ce->slab[c]);
       /* Each slab taken loses its owner: a cycle ends at the first one
 	 seen again.  */
-      for (struct mm_slab *s = e->avail[c]; owned_by_dead (d, id, c, s);)
+      for (struct mm_slab *s = ce->avail[c]; owned_by_dead (d, id, c, s);)
 	{
 	  uint64_t next = s->next;
 	  mm_slab_adopt (d, s);
@@ -508,7 +508,7 @@ mm_tc_after_fork (void)
 	continue;
       remote_count (tc);
       for (int i = 0; i < MM_TC_ENTRIES; i++)
-	entry_take_dead (&tc->e[i], tc->id);
+	entry_take_dead (&tc->entries[i], tc->id);
       mm_os_unmap (tc, sizeof *tc);
     }
   tc_all = self;
