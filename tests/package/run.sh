@@ -3,7 +3,9 @@
 #
 #   flags     CPPFLAGS reach every compile, CFLAGS and LDFLAGS every link
 #             (the shared libraries too): one build with a marker header
-#             in CPPFLAGS, -fsanitize=address in CFLAGS, -z now in LDFLAGS
+#             in CPPFLAGS, -fsanitize=address in CFLAGS, -z now in LDFLAGS;
+#             and with clang, whose sanitizer runtimes stay out of shared
+#             libraries
 #   static    libmmalloc.a and libmmalloc-malloc.a define, as globals, the
 #             exported API and nothing else; a program with its own mm_free,
 #             mm_alloc and mm_report links against them and works
