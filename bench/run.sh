@@ -543,6 +543,10 @@ awk '$1 ~ /^bb/ && ($2 == "mmalloc" || $2 == "glibc") { v[$1 " " $4 " " $3 " " $
 	   printf "%-20s %8.3f %8.3f %8.3f\n", g, x[1], (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2), x[n]
        } }' "$RAW" | sort >"$SPREAD"
 
+# The moves of mmalloc in a heap file, which the table (by allocator) leaves out.
+MMFILE=$OUT/mmfile.txt
+awk '$1 == "bbmoves" && $2 == "mmfile" { printf "%s %s\n", $4, $5 }' "$RAW" >"$MMFILE"
+
 # --- the table -------------------------------------------------------------------------
 
 TABLE=$OUT/table.md
@@ -577,6 +581,12 @@ cpu=$(awk -F ': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo
     sed 's/^/    /' "$SPREAD"
   fi
+  if [ -s "$MMFILE" ]; then
+    echo
+    echo "Realloc growth x1.125 to 200 MiB in a heap file (mmalloc):"
+    echo
+    sed 's/^/    /' "$MMFILE"
+  fi
   if [ -s "$NOTES" ]; then
     echo
     echo "Notes:"
@@ -595,6 +605,11 @@ if [ -s "$SPREAD" ]; then
   echo
   echo "large blocks, mmalloc / glibc per round:  min  median  max"
   cat "$SPREAD"
+fi
+if [ -s "$MMFILE" ]; then
+  echo
+  echo "realloc growth x1.125 to 200 MiB in a heap file (mmalloc):"
+  cat "$MMFILE"
 fi
 echo
 echo "($mode, $((END - START)) s; with the machine: build/bench/results.md)"
