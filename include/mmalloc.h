@@ -240,6 +240,33 @@ typedef int (*mmalloc_visit_fn) (void *ptr, size_t size, void *arg);
    walk).  */
 int mmalloc_walk (void *md, mmalloc_visit_fn visit, void *arg);
 
+/* Flags of mmalloc_garbage.  */
+#define MMALLOC_GARBAGE_NEW      1  /* evolution: skip blocks reported by an
+                                       earlier call on this attachment */
+#define MMALLOC_GARBAGE_PROCESS  2  /* roots: the whole process, not only
+                                       the keys */
+#define MMALLOC_GARBAGE_RECLAIM  4  /* free the unreachable blocks after
+                                       reporting them */
+
+/* The blocks of MD that no root reaches, found by conservative marking: a
+   word of a root or of a reached block that points to a block's start or
+   inside it reaches it; unreachable cycles are garbage.  Roots: MD's 16
+   keys; with MMALLOC_GARBAGE_PROCESS also every writable mapping of the
+   process that is no heap (data, bss, stacks from their threads' stack
+   pointers, TLS, other allocators' memory), the registers of every thread
+   (the others are stopped by a signal, SIGPWR, during the marking), and the
+   keys and reachable blocks of every other attached heap.  REPORT (NULL:
+   count only) is called with each garbage block after the marking, with no
+   lock of the heap held; it must not call mmalloc_garbage.  With
+   MMALLOC_GARBAGE_RECLAIM each reported block is then freed (mfree).
+   Returns the number of blocks reported, or (size_t) -1 with errno and
+   mmalloc_errno: EINVAL (unknown flag), EROFS (RECLAIM on a read-only
+   heap), ENOMEM (no memory for the mark tables: about 0.9% of each heap
+   marked), EAGAIN (RECLAIM with PROCESS, and a thread did not stop:
+   it blocks the signal), MMALLOC_ECORRUPT (damaged metadata in a heap
+   marked; reported once on stderr), MMALLOC_ELOCKED, MMALLOC_EBADDESC.  */
+size_t mmalloc_garbage (void *md, int flags, mmalloc_visit_fn report, void *arg);
+
 /* Statistics of MD; see struct mstats and the manual for the exact meaning.  */
 struct mstats mmstats (void *md);
 

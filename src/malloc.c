@@ -362,7 +362,8 @@ mallopt (int param, int value)
    the default heap), "trace" (mmtrace: MMALLOC_TRACE names the file),
    "decay=MS" (how long freed pages are kept before they go back to the
    system, in milliseconds: 0 gives them back at once; for the default heap
-   and every heap attached after).  Read with secure_getenv, so ignored in
+   and every heap attached after), "leaks" (the leak report at exit:
+   leaks.c).  Read with secure_getenv, so ignored in
    set-user-ID programs.  */
 static void
 read_options (void)
@@ -377,6 +378,8 @@ read_options (void)
 	mmcheck (NULL, NULL);
       else if (n == 5 && !strncmp (o, "trace", 5))
 	mmtrace ();
+      else if (n == 5 && !strncmp (o, "leaks", 5))
+	mm_leaks_at_exit ();
       else if (n > 6 && !strncmp (o, "decay=", 6) && o[6] >= '0' && o[6] <= '9')
 	{
 	  unsigned long ms = 0;

@@ -735,6 +735,22 @@ typedef int (*mm_wfn) (struct mm_desc *d, const struct mm_wblock *b, void *arg);
 MM_HIDDEN int mm_walk_from (struct mm_desc *d, struct mm_wpos *pos, int resume, mm_wfn fn,
 			    void *arg);
 
+/* The roots of a whole process (roots.c): stop every other thread (0, or an
+   errno value; *LATE: threads that did not stop in time), start them again;
+   call FN for every writable mapping's range outside the sorted ranges EX,
+   stacks from their threads' stack pointers (SELF_SP: the caller's).  */
+struct mm_range
+{
+  uintptr_t lo, hi;
+};
+MM_HIDDEN int mm_world_stop (unsigned *late);
+MM_HIDDEN void mm_world_start (void);
+MM_HIDDEN int mm_roots_each (const struct mm_range *ex, unsigned nex, uintptr_t self_sp,
+			     void (*fn) (uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+
+/* The drop-in's leak report at exit (leaks.c, MMALLOC_OPTIONS=leaks).  */
+MM_HIDDEN void mm_leaks_at_exit (void);
+
 /* --- Kill points (tests only) ----------------------------------------------
 
    Built with -DMM_KILLPOINTS (the test library libmmalloc-kp.a), every update
