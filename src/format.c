@@ -10,6 +10,8 @@
 
 #include "format.h"
 
+#include <stddef.h>
+
 #include <string.h>
 
 #define CHK sizeof (struct mm_chk)
@@ -418,8 +420,12 @@ iter_thing (struct mm_fmt_iter *it, uint64_t pg, uint32_t e, uint64_t limit,
     return MM_FMT_LEAF;
   if (it->check & MM_FMT_HEADERS)
     {
+      /* Only the fields of its identity: owners and freeing threads write
+	 the others (flags, used, rfree...) while a walk reads.  */
       struct mm_slab s;
-      if (mm_fmt_read (h, pg << MM_PAGE_SHIFT, &s, sizeof s) < 0
+      uint64_t at = pg << MM_PAGE_SHIFT;
+      if (mm_fmt_read (h, at, &s, offsetof (struct mm_slab, flags)) < 0
+	  || mm_fmt_read (h, at + offsetof (struct mm_slab, nobj), &s.nobj, sizeof s.nobj) < 0
 	  || !mm_fmt_slab_ident (&s, cls, c))
 	return MM_FMT_BAD_HEADER;
     }
