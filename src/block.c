@@ -100,8 +100,7 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
 	uint64_t start = pg << MM_PAGE_SHIFT, n = e & PM_NMASK;
 	if (!(e & PM_HEAD) || off < start + (checked ? sizeof (struct mm_chk) : 0))
 	  return MM_BAD_NOT_START;
-	if (!n || n > mm_top (d) - pg
-	    || (n > 1 && mm_pm_get (d, pg + n - 1) != ((e & ~PM_HEAD) | PM_END)))
+	if (!(n = mm_run_len (d, pg, e)))
 	  return MM_DAMAGED_PAGE_MAP_PTR;
 	size_t lead = checked ? mm_chk_lead (d->base + start, (size_t) n << MM_PAGE_SHIFT) : 0;
 	if (checked && !lead)

@@ -218,14 +218,14 @@ walk_bins (struct walk *w)
       for (uint64_t n = 0; off; n++)
 	{
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
-	  uint32_t e = pg < top && !(off % MM_PAGE) ? mm_pm_get (d, pg) : 0;
-	  if (PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || n > w->nruns)
+	  uint64_t len = pg < top && !(off % MM_PAGE) ? mm_free_run_at (d, pg) : 0;
+	  if (!len || n > w->nruns)
 	    {
 	      problem (w, "bin list: entry is not a free run", pg);
 	      break;
 	    }
 	  struct mm_run *r = (struct mm_run *) (d->base + off);
-	  if (mm_bin_of (e & PM_NMASK) != b || r->prev != prev)
+	  if (mm_bin_of (len) != b || r->prev != prev)
 	    problem (w, "bin list: run in the wrong bin or badly linked", pg);
 	  seen++;
 	  prev = off;

@@ -598,6 +598,7 @@ MM_HIDDEN unsigned mm_bin_of (uint64_t n);
 MM_HIDDEN void mm_bin_bounds (unsigned b, uint64_t *lo, uint64_t *hi);
 MM_HIDDEN void mm_pages_reset (struct mm_desc *d);
 MM_HIDDEN int mm_pages_add_run (struct mm_desc *d, uint64_t pg, uint64_t n);
+MM_HIDDEN uint64_t mm_free_run_at (const struct mm_desc *d, uint64_t pg);
 MM_HIDDEN int mm_pages_walk (struct mm_desc *d, int strict,
 			     int (*visit) (struct mm_desc *, uint64_t, uint64_t, uint32_t,
 					   void *), void *arg);
@@ -890,6 +891,16 @@ mm_size_class (size_t size)
 }
 
 /* --- D's heap to the format's decoders (format.h) ------------------------ */
+
+/* The length of the whole run (free or large) whose first page PG has the
+   mark HEAD, by its marks (mm_fmt_run_len), or 0.  */
+static inline uint64_t
+mm_run_len (const struct mm_desc *d, uint64_t pg, uint32_t head)
+{
+  uint64_t top = mm_top (d), n = head & PM_NMASK;
+  uint32_t tail = n > 1 && pg < top && n <= top - pg ? mm_pm_get (d, pg + n - 1) : head;
+  return mm_fmt_run_len (head, tail, pg, top);
+}
 
 /* The bounds of D's heap, read in place.  */
 static inline struct mm_fmt_heap

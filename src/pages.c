@@ -63,6 +63,23 @@ clear_run (struct mm_desc *d, uint64_t pg, uint64_t n)
     mm_pm_set (d, pg + n - 1, 0);
 }
 
+/* The length of the whole free run whose first page is PG (its HEAD and END
+   marks agree, mm_fmt_run_len, and it ends by `top'), or 0.  */
+uint64_t
+mm_free_run_at (const struct mm_desc *d, uint64_t pg)
+{
+  uint32_t head = pg < d->hdr->top ? mm_pm_get (d, pg) : 0;
+  return PM_KIND (head) == PM_FREE ? mm_run_len (d, pg, head) : 0;
+}
+
+/* The first page of the whole free run whose last page is PG, or 0.  */
+static uint64_t
+free_run_ending (const struct mm_desc *d, uint64_t pg)
+{
+  uint64_t first = pg < d->hdr->top ? mm_fmt_run_first (mm_pm_get (d, pg), pg) : 0;
+  return first && mm_free_run_at (d, first) == pg + 1 - first ? first : 0;
+}
+
 /* May the run header at OFF, a link read from a bin or a run of bin B, be
    written?  It must be 0, or the first page of a free run of that bin by the
    page map (which attach proved to describe every page: so not a block), with
@@ -74,12 +91,10 @@ run_link_ok (struct mm_desc *d, uint64_t off, unsigned b, int prev, uint64_t bac
     return 1;
   if (!mm_link_ok (d, off))
     return 0;
-  uint64_t pg = off >> MM_PAGE_SHIFT;
-  uint32_t e = mm_pm_get (d, pg);
-  uint64_t n = e & PM_NMASK;
+  uint64_t pg = off >> MM_PAGE_SHIFT, n = mm_free_run_at (d, pg);
   const struct mm_run *r = run_at (d, pg);
-  return PM_KIND (e) == PM_FREE && (e & PM_HEAD) && n && n <= d->hdr->top - pg
-    && mm_bin_of (n) == b && r->magic == MM_RUN_MAGIC && (prev ? r->next : r->prev) == back;
+  return n && mm_bin_of (n) == b && mm_fmt_run_ok (r, d->hdr->top)
+    && (prev ? r->next : r->prev) == back;
 }
 
 /* Pages of the run that decay may give back: those after the first of a
@@ -135,7 +150,7 @@ bin_remove (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t *since)
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
   uint64_t off = pg << MM_PAGE_SHIFT;
-  if (r->magic != MM_RUN_MAGIC || (r->prev ? !run_link_ok (d, r->prev, b, 1, off)
+  if (!mm_fmt_run_ok (r, h->top) || (r->prev ? !run_link_ok (d, r->prev, b, 1, off)
 				   : h->bin_head[b] != off)
       || !run_link_ok (d, r->next, b, 0, off))
     {
@@ -243,17 +258,15 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
   if (pg > 0)
     {
       uint32_t l = mm_pm_get (d, pg - 1);
-      ln = l & PM_NMASK;
-      if (PM_KIND (l) == PM_FREE && (l & PM_END)
-	  && (ln == 0 || ln > pg - MM_HDR_PAGES
-	      || (mm_pm_get (d, pg - ln) & ~PM_END) != ((l & ~PM_END) | PM_HEAD)))
+      if (PM_KIND (l) == PM_FREE && (l & PM_END) && !free_run_ending (d, pg - 1))
 	{
 	  mm_damage (d, "free run marks", (pg - 1) << MM_PAGE_SHIFT);
 	  l = 0;
 	}
       if (PM_KIND (l) == PM_FREE && (l & PM_END))
 	{
-	  lpg = pg - ln;
+	  lpg = free_run_ending (d, pg - 1);
+	  ln = pg - lpg;
 	  lrel = bin_remove (d, lpg, ln, &t);
 	  since = t < since ? t : since;
 	  clear_run (d, lpg, ln);
@@ -264,8 +277,8 @@ run_add (struct mm_desc *d, uint64_t pg, uint64_t n, int fresh)
   if (pg + n < top)
     {
       uint32_t r = mm_pm_get (d, pg + n);
-      rn = r & PM_NMASK;
-      if (PM_KIND (r) == PM_FREE && (r & PM_HEAD) && (rn == 0 || rn > top - (pg + n)))
+      rn = mm_free_run_at (d, pg + n);
+      if (PM_KIND (r) == PM_FREE && (r & PM_HEAD) && !rn)
 	{
 	  mm_damage (d, "free run marks", (pg + n) << MM_PAGE_SHIFT);
 	  r = 0;
@@ -352,9 +365,8 @@ run_find (struct mm_desc *d, uint64_t n, uint64_t align, uint64_t skew, uint64_t
 	      return 0;
 	    }
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
-	  uint32_t e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
-	  uint64_t len = e & PM_NMASK;
-	  if (PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !len || len > h->top - pg)
+	  uint64_t len = mm_link_ok (d, off) ? mm_free_run_at (d, pg) : 0;
+	  if (!len)
 	    {
 	      mm_damage (d, "bin list", off);
 	      return 0;
@@ -487,9 +499,7 @@ shrink_to (struct mm_desc *d, uint64_t min, uint64_t keep)
   uint64_t n = e & PM_NMASK;
   if (n < min || n <= keep || mm_damaged (d))
     return 0;
-  if (!(e & PM_END) || n > top - MM_HDR_PAGES
-      || mm_pm_get (d, top - n) != ((e & ~PM_END) | PM_HEAD)
-      || run_at (d, top - n)->magic != MM_RUN_MAGIC)
+  if (free_run_ending (d, top - 1) != top - n || !mm_fmt_run_ok (run_at (d, top - n), top))
     {
       mm_damage (d, "free run marks at the top", (top - 1) << MM_PAGE_SHIFT);
       return 0;
@@ -543,12 +553,10 @@ mm_pages_purge (struct mm_desc *d, int all)
   d->decay_last = now;
   if (mm_damaged (d))
     return 0;
-  uint32_t e = mm_pm_get (d, h->top - 1);
-  uint64_t n = e & PM_NMASK;
-  if (PM_KIND (e) == PM_FREE && (e & PM_END) && n && n <= h->top - MM_HDR_PAGES
-      && run_at (d, h->top - n)->magic == MM_RUN_MAGIC)
+  uint64_t head = free_run_ending (d, h->top - 1), n;
+  if (head && mm_fmt_run_ok (run_at (d, head), h->top))
     {
-      uint64_t since = run_at (d, h->top - n)->since;
+      uint64_t since = run_at (d, head)->since;
       if (all || since > now || now - since >= d->decay_ms)
 	given += shrink (d);
     }
@@ -559,10 +567,8 @@ mm_pages_purge (struct mm_desc *d, int all)
       for (uint64_t off = h->bin_head[b]; off; walk++)
 	{
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
-	  e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
-	  n = e & PM_NMASK;
-	  if (walk > bound || PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !n
-	      || n > h->top - pg || run_at (d, pg)->magic != MM_RUN_MAGIC)
+	  n = mm_link_ok (d, off) ? mm_free_run_at (d, pg) : 0;
+	  if (walk > bound || !n || !mm_fmt_run_ok (run_at (d, pg), h->top))
 	    {
 	      mm_damage (d, "bin list", off);
 	      break;
@@ -671,16 +677,6 @@ remark_large (struct mm_desc *d, uint64_t pg, uint64_t old, uint64_t n, uint32_t
     mm_pm_set (d, pg + old - 1, 0);
 }
 
-/* The length of the free run whose first page is PG, or 0.  */
-static uint64_t
-free_at (struct mm_desc *d, uint64_t pg)
-{
-  uint64_t top = d->hdr->top;
-  uint32_t r = pg < top ? mm_pm_get (d, pg) : 0;
-  uint64_t rn = r & PM_NMASK;
-  return PM_KIND (r) == PM_FREE && (r & PM_HEAD) && rn <= top - pg ? rn : 0;
-}
-
 static int grow (struct mm_desc *d, uint64_t n, uint64_t avoid);
 
 /* Resize the large block at PG to N pages in place.  0, or -1 (errno ENOMEM)
@@ -707,14 +703,14 @@ mm_pages_resize (struct mm_desc *d, uint64_t pg, uint64_t n)
       decay (d);
       return 0;
     }
-  uint64_t need = n - old, next = pg + old, rn = free_at (d, next);
+  uint64_t need = n - old, next = pg + old, rn = mm_free_run_at (d, next);
   /* Free space after the block up to the top: the heap grows under it
      (its new leaves, if any, elsewhere).  */
   if (rn < need && next + rn == h->top)
     {
       if (grow (d, need - rn, next) < 0)
 	return -1;
-      rn = free_at (d, next);
+      rn = mm_free_run_at (d, next);
     }
   if (rn < need)
     goto no;
@@ -792,10 +788,8 @@ leaves_below (struct mm_desc *d, uint64_t w0, uint64_t k, uint64_t avoid)
       for (uint64_t off = h->bin_head[b]; off; walk++)
 	{
 	  uint64_t pg = off >> MM_PAGE_SHIFT;
-	  uint32_t e = mm_link_ok (d, off) ? mm_pm_get (d, pg) : 0;
-	  uint64_t len = e & PM_NMASK;
-	  if (walk > bound || PM_KIND (e) != PM_FREE || !(e & PM_HEAD) || !len
-	      || len > h->top - pg)
+	  uint64_t len = mm_link_ok (d, off) ? mm_free_run_at (d, pg) : 0;
+	  if (walk > bound || !len)
 	    {
 	      mm_damage (d, "bin list", off);
 	      return 0;

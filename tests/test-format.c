@@ -790,6 +790,33 @@ free_into_a_slab_of_another_size_is_damage (void **state)
   mmalloc_detach (md);
 }
 
+/* A free that merges with the free run after its block checks that run's
+   HEAD and END as every walk does: a run whose END mark was lost is damage,
+   not a run to merge.  */
+static void
+free_next_to_a_run_without_its_end_is_damage (void **state)
+{
+  (void) state;
+  void *md = mmalloc_attach (-1, NULL);
+  assert_non_null (md);
+  char *p = mmalloc (md, 64 << 10);
+  assert_non_null (p);
+  struct mm_desc *d = mm_desc_of (md);
+  uint64_t pg = (uint64_t) (p - d->base) >> MM_PAGE_SHIFT;
+  uint64_t n = mm_pm_get (d, pg) & PM_NMASK, next = pg + n;
+  uint32_t e = mm_pm_get (d, next);
+  uint64_t rn = e & PM_NMASK;
+  assert_true (PM_KIND (e) == PM_FREE && (e & PM_HEAD) && rn > 2);
+  uint32_t end = mm_pm_get (d, next + rn - 1);
+  mm_pm_set (d, next + rn - 1, 0);
+  mfree (md, p);
+  errno = 0;
+  assert_null (mmalloc (md, 100000));
+  assert_int_equal (errno, MMALLOC_ECORRUPT);
+  mm_pm_set (d, next + rn - 1, end);
+  mmalloc_detach (md);
+}
+
 int
 main (void)
 {
@@ -808,6 +835,7 @@ main (void)
     cmocka_unit_test (walk_truncated_and_lost),
     cmocka_unit_test (walk_a_heap_file_read_into_memory),
     cmocka_unit_test (free_into_a_slab_of_another_size_is_damage),
+    cmocka_unit_test (free_next_to_a_run_without_its_end_is_damage),
   };
   return cmocka_run_group_tests (tests, setup, NULL);
 }
