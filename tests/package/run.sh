@@ -71,20 +71,24 @@ else
   notok "make lib tools, a test and an example with CPPFLAGS, CFLAGS=-fsanitize=address, LDFLAGS"
   showlog "$tmp/flags.log"
 fi
+# The programs of tools/ (mmtrace-report, mmtool...), as built.
+tools=""
+for src in "$repo"/tools/*.c; do tools="$tools $fb/$(basename "$src" .c)"; done
 nomark=""
+# shellcheck disable=SC2086
 for f in "$fb"/obj/*.o "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" "$fb/libmmalloc.a" \
-         "$fb/libmmalloc-malloc.a" "$fb/mmtrace-report" "$fb/tests/test-smoke" \
-         "$fb/examples/hello"; do
+         "$fb/libmmalloc-malloc.a" $tools "$fb/tests/test-smoke" "$fb/examples/hello"; do
   grep -q "$mark" "$f" 2>/dev/null || nomark="$nomark ${f#$fb/}"
 done
 if [ -z "$nomark" ]; then
-  ok "CPPFLAGS reached every compile (objects, libraries, tool, test, example)"
+  ok "CPPFLAGS reached every compile (objects, libraries, tools, test, example)"
 else
   notok "CPPFLAGS did not reach:$nomark"
 fi
 noasan=""
-for f in "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" "$fb/mmtrace-report" \
-         "$fb/tests/test-smoke" "$fb/examples/hello"; do
+# shellcheck disable=SC2086
+for f in "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" $tools "$fb/tests/test-smoke" \
+         "$fb/examples/hello"; do
   readelf -d "$f" 2>/dev/null | grep NEEDED | grep -q 'libasan\.so' || noasan="$noasan ${f#$fb/}"
 done
 if [ -z "$noasan" ]; then
@@ -93,8 +97,9 @@ else
   notok "linked without CFLAGS (no libasan):$noasan"
 fi
 nonow=""
-for f in "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" "$fb/mmtrace-report" \
-         "$fb/tests/test-smoke" "$fb/examples/hello"; do
+# shellcheck disable=SC2086
+for f in "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" $tools "$fb/tests/test-smoke" \
+         "$fb/examples/hello"; do
   readelf -d "$f" 2>/dev/null | grep -Eq '\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*NOW' \
     || nonow="$nonow ${f#$fb/}"
 done
@@ -348,6 +353,16 @@ else
 fi
 
 # --- manual pages -------------------------------------------------------------------
+
+# A page in man/man3 for each name libmmalloc.so.1 exports, and none for
+# any other.
+map_globals "$repo/src/libmmalloc.map" >"$tmp/exported"
+(cd "$repo/man/man3" && ls -- *.3) | sed 's/\.3$//' | sort -u >"$tmp/pages"
+nopage=$(comm -23 "$tmp/exported" "$tmp/pages" | tr '\n' ' ')
+stale=$(comm -13 "$tmp/exported" "$tmp/pages" | tr '\n' ' ')
+t "man/man3 has a page for every name of src/libmmalloc.map${nopage:+ (missing: $nopage)}" \
+  test -z "$nopage"
+t "man/man3 has no page for a name the library does not export${stale:+ ($stale)}" test -z "$stale"
 
 if command -v groff >/dev/null 2>&1; then
   warned=""
