@@ -38,17 +38,14 @@
 static uint32_t
 chk_sum (uint64_t size, const void *c)
 {
-  uint64_t x = size ^ (uint64_t) (uintptr_t) c ^ 0x6d6d636b9e3779b9ULL;
-  x ^= x >> 29;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  return (uint32_t) (x ^ (x >> 32));
+  return mm_fmt_chk_sum (size, (uint64_t) (uintptr_t) c);
 }
 
 /* Is C a whole record with MAGIC?  */
 int
 mm_chk_is (const struct mm_chk *c, uint32_t magic)
 {
-  return c->magic == magic && c->sum == chk_sum (c->size, c);
+  return mm_fmt_chk_is (c, (uint64_t) (uintptr_t) c, magic);
 }
 
 /* Make C a record of SIZE with MAGIC.  Size and sum are two stores: between
@@ -94,13 +91,8 @@ chk_all (const unsigned char *p, size_t n, unsigned char v)
 size_t
 mm_chk_lead (const char *start, size_t room)
 {
-  const struct mm_chk *c = (const struct mm_chk *) (const void *) start;
-  if (c->magic != MM_CHK_LEAD)
-    return CHK;
-  if (!mm_chk_is (c, MM_CHK_LEAD) || c->size % MM_ALIGN || c->size < 2 * CHK
-      || c->size > room - CHK - 1)
-    return 0;
-  return (size_t) c->size;
+  return mm_fmt_chk_lead ((const struct mm_chk *) (const void *) start,
+			  (uint64_t) (uintptr_t) start, room);
 }
 
 /* Make START (ROOM bytes) a checked block of SIZE bytes whose user pointer is
