@@ -35,7 +35,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
   else
     s = mm_slab_new (d, cls, checked, 0);
   if (s && arm && !(s->flags & MM_SLAB_POISON))
-    mm_chk_slab_init (s);	/* of an older file: see mmcheck.c */
+    mm_chk_slab_init (s);	/* of an older file: see guard.c */
   uint32_t idx = s ? mm_slab_take (s) : UINT32_MAX;
   if (s && idx == UINT32_MAX)
     {
@@ -53,7 +53,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
 
 /* NPAGES pages aligned to ALIGN pages; with ARM, a checked block set up as
    ARM says, whose user pointer is aligned instead when its lead is a page.
-   It is set up before the page map shows it (see mmcheck.c).  With ZERO
+   It is set up before the page map shows it (see guard.c).  With ZERO
    (and no ARM), *ZERO tells whether the block is known to read zero.  */
 void *
 mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_arm *arm,

@@ -6,7 +6,7 @@
    back to the free runs.  An unchecked aligned block is a block's start, so
    mfree and mrealloc treat it like any other.  On a heap under mmcheck, a
    lead record, guard bytes and the check header come before the user's
-   pointer (mmcheck.c): it is ALIGNMENT bytes into its block, or one page
+   pointer (guard.c): it is ALIGNMENT bytes into its block, or one page
    into a block placed so that its second page is aligned.  */
 
 #include "mmprivate.h"

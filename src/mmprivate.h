@@ -184,7 +184,7 @@
 #ifndef MM_SHRINK_MIN
 #define MM_SHRINK_MIN 256
 #endif
-/* The quarantine of a heap under mmcheck (mmcheck.c): freed blocks kept
+/* The quarantine of a heap under mmcheck (quarantine.c): freed blocks kept
    allocated, poisoned, for this many frees or bytes at most before they are
    verified and given back.  Blocks larger than MM_QUAR_BLOCK_MAX bypass it.  */
 #ifndef MM_QUAR_BLOCKS
@@ -287,7 +287,7 @@ struct mm_desc
 				   Thread caches holding another are stale */
   uint64_t span;		/* bytes of address space it may grow into */
   uint64_t held;		/* bytes of those reserved in this process, from
-				   base (attach.c, page lock) */
+				   base (region.c, page lock) */
   int fd;			/* the library's own descriptor, -1 if anonymous */
   int damaged;			/* metadata found inconsistent: see mm_damage */
   void (*abortfunc) (void);	/* after a reported misuse; NULL: abort */

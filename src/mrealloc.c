@@ -52,7 +52,7 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **
 	  size_t pre = (size_t) (b.start - (d->base + (b.pg << MM_PAGE_SHIFT)));
 	  uint64_t n = ((uint64_t) need + pre + MM_PAGE - 1) >> MM_PAGE_SHIFT;
 	  /* The old size may not fit the new pages: the header says it is
-	     changing until it is armed again, resized or not (mmcheck.c).  */
+	     changing until it is armed again, resized or not (guard.c).  */
 	  if (b.checked)
 	    mm_chk_begin (b.start);
 	  done = n <= PM_NMASK && mm_pages_resize (d, b.pg, n) == 0;

@@ -14,7 +14,7 @@
    and when the entry is evicted; detach and mmcheckf take every slab back
    (mm_tc_drop_heap) and bump the heap's generation, which makes every
    thread's entry for it stale (damage bumps it too, and zeroes d->free_bound).
-   Descriptors are never unmapped (attach.c reuses them), so a stale entry
+   Descriptors are never unmapped (handle.c reuses them), so a stale entry
    can always be compared safely.  */
 
 #include "mmprivate.h"
