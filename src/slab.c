@@ -92,6 +92,8 @@ mm_partial_pull (struct mm_desc *d, struct mm_slab *s)
 struct mm_slab *
 mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
 {
+  /* A thread makes slabs it owns, never another's (owner token).  */
+  MM_ASSERT (cls < MM_NCLASSES && (!owner || (mm_tc_self && owner == mm_tc_self->id)));
   const struct mm_class *c = &mm_classes[cls];
   mm_lock (&d->page_lock);
   uint64_t pg = mm_pages_alloc (d, c->pages, 1, 0, PM_SLAB, cls);
