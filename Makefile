@@ -137,9 +137,9 @@ $(B)/mmtrace-report: tools/mmtrace-report.c | $(B)/obj
 
 # mmtool reads the format through src/mmprivate.h: it links the library's
 # objects with their internals (libmmalloc-internal.a).
-$(B)/mmtool: tools/mmtool.c $(HDRS) $(ITLIB) | $(B)/obj
-	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ $< \
-	  $(ITLIB) -lpthread
+$(B)/mmtool: tools/mmtool.c tools/mmtool-cmd.c tools/mmtool.h $(HDRS) $(ITLIB) | $(B)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS) $(WARN) $(LINK_FLAGS) -o $@ \
+	  tools/mmtool.c tools/mmtool-cmd.c $(ITLIB) -lpthread
 
 # --- tests -------------------------------------------------------------------
 

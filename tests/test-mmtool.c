@@ -500,7 +500,6 @@ dump_shows_a_block (void **state)
   assert_int_equal (MMTOOL ("dump", p)->status, 2);
 }
 
-#ifdef MMALLOC_GARBAGE_RECLAIM
 /* The blocks no key reaches: the dropped ones and the cycle, exactly.  */
 static void
 leaks_are_the_dropped_blocks_and_the_cycle (void **state)
@@ -542,19 +541,6 @@ leaks_are_the_dropped_blocks_and_the_cycle (void **state)
   assert_true (tu_holds (mmalloc_getkey (md, 2), BIG, 7));
   tu_end_heap (md);
 }
-#else
-static void
-leaks_say_they_are_not_available (void **state)
-{
-  (void) state;
-  make_file ("a.heap");
-  const char *p = tu_path ("a.heap");
-  struct run *r = MMTOOL ("leaks", p);
-  assert_int_equal (r->status, 2);
-  assert_non_null (strstr (r->err, "not available in this build"));
-  assert_int_equal (MMTOOL ("gc", p)->status, 2);
-}
-#endif
 
 static void
 recover_rebuilds_a_dirty_file (void **state)
@@ -859,11 +845,7 @@ main (void)
     cmocka_unit_test (walk_lists_every_block),
     cmocka_unit_test (check_exits_1_and_lists_problems),
     cmocka_unit_test (dump_shows_a_block),
-#ifdef MMALLOC_GARBAGE_RECLAIM
     cmocka_unit_test (leaks_are_the_dropped_blocks_and_the_cycle),
-#else
-    cmocka_unit_test (leaks_say_they_are_not_available),
-#endif
     cmocka_unit_test (recover_rebuilds_a_dirty_file),
     cmocka_unit_test (readonly_commands_leave_files_unchanged),
     cmocka_unit_test (readonly_commands_beside_a_writer),
