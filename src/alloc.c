@@ -44,7 +44,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
     }
   if (s && mm_slab_full (s))
     mm_partial_pull (d, s);
-  char *p = s ? (char *) s + c->objoff + (size_t) idx * c->size : NULL;
+  char *p = s ? (char *) s + mm_fmt_slot_off (c, idx) : NULL;
   if (p && arm)
     mm_chk_claim (s, p, c->size, arm);
   mm_unlock (&d->class_lock[cls]);

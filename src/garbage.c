@@ -129,11 +129,13 @@ slot_at (struct mm_desc *d, uint64_t off, uint32_t e, uintptr_t *start, size_t *
   if (idx >= c->nobj)
     return 0;
   struct mm_slab *s = mm_at (d, soff);
+  if (!mm_fmt_slab_ident (s, cls, c))
+    return 0;
   uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_ACQUIRE)
     & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_ACQUIRE);
   if (!((live >> (idx % 64)) & 1))
     return 0;
-  char *slot = (char *) s + c->objoff + idx * c->size, *user;
+  char *slot = (char *) s + mm_fmt_slot_off (c, idx), *user;
   size_t size;
   if ((mm_slab_flags (s) & MM_SLAB_CHECKED) && !mm_chk_user (slot, c->size, &user, &size))
     return 0;
@@ -187,9 +189,7 @@ block_now (struct mm_desc *d, uintptr_t start, char **user, size_t *size)
     }
   else
     {
-      uint64_t n = e & PM_NMASK;
-      if (PM_KIND (e) != PM_LARGE || off % MM_PAGE || !n || n > top - pg
-	  || !mm_fmt_run_len (e, mm_pm_get (d, pg + n - 1), pg, top)
+      if (PM_KIND (e) != PM_LARGE || off % MM_PAGE || !mm_run_len (d, pg, e)
 	  || !large_at (d, pg, e, &s, &room))
 	return 0;
     }

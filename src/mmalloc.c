@@ -86,7 +86,7 @@ mmalloc (void *md, size_t size)
 		      MM_KP ();
 		      mm_slab_count (s, 1);
 		      mm_slab_set_hint (s, w);
-		      return (char *) s + c->objoff + (size_t) (w * 64 + bit) * c->size;
+		      return (char *) s + mm_fmt_slot_off (c, w * 64 + bit);
 		    }
 		}
 	    }

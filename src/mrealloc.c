@@ -91,13 +91,13 @@ owned_slot (void *md, const void *ptr)
     return 0;
   uint32_t ent = mm_pm_get (d, off >> MM_PAGE_SHIFT);
   const struct mm_class *c = &mm_classes[PM_SLAB_CLS (ent)];
-  uint64_t soff = ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (ent)) << MM_PAGE_SHIFT;
+  uint64_t soff = mm_fmt_slab_of (off, ent);
   struct mm_slab *s = (struct mm_slab *) (d->base + soff);
-  uint64_t rel = off - soff - c->objoff;	/* huge if below slot 0 */
+  uint64_t rel = mm_fmt_slot_rel (c, off - soff);	/* huge if below slot 0 */
   if (PM_KIND (ent) != PM_SLAB || rel >= c->span || mm_slab_owner (s) != tc->id
       || (mm_slab_flags (s) & MM_SLAB_CHECKED))
     return 0;
-  uint64_t idx = (rel * c->recip) >> 40, bit = 1ULL << (idx % 64);
+  uint64_t idx = mm_fmt_slot_idx (c, rel), bit = 1ULL << (idx % 64);
   if (idx * c->size != rel || !(s->bits[idx / 64] & bit)
       || (__atomic_load_n (&s->bits[c->words + idx / 64], __ATOMIC_RELAXED) & bit))
     return 0;

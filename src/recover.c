@@ -35,7 +35,7 @@ slab_rebuild (struct mm_desc *d, struct mm_slab *s)
       for (uint64_t m = s->bits[w]; m; m &= m - 1)
 	{
 	  uint32_t idx = w * 64 + (uint32_t) __builtin_ctzll (m);
-	  char *slot = (char *) s + c->objoff + (size_t) idx * c->size;
+	  char *slot = (char *) s + mm_fmt_slot_off (c, idx);
 	  if (idx < c->nobj && mm_chk_recover (slot, c->size))
 	    {			/* in quarantine, or being freed: free */
 	      mm_chk_recycle (s, slot, c->size);

@@ -396,7 +396,7 @@ mm_tc_refill (struct mm_tce *ce, unsigned cls)
 	}
       ce->slab[cls] = s;
     }
-  return (char *) s + c->objoff + (size_t) idx * c->size;
+  return (char *) s + mm_fmt_slot_off (c, idx);
 }
 
 /* Detach (or a change that stops the fast paths): take back every owned slab

@@ -41,7 +41,7 @@ walk_slots (struct mm_desc *d, struct mm_slab *s, const struct mm_class *c,
       if (i >= c->nobj)
 	break;
       struct mm_wblock b;
-      b.start = (char *) s + c->objoff + (size_t) i * c->size;
+      b.start = (char *) s + mm_fmt_slot_off (c, i);
       b.room = c->size;
       b.user = b.start;
       b.size = b.room;
