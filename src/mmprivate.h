@@ -1,4 +1,5 @@
-/* mmprivate.h -- every internal structure of mmalloc and the small inline helpers.
+/* mmprivate.h -- the glossary of every object, the process-side structures,
+   the declarations of every file and the small inline helpers.
 
    The order of the source files (which calls which) is the layer table of
    src/README.  This comment is the glossary: the one description of each
@@ -6,6 +7,8 @@
    (the only record of a fact: what recovery rebuilds from) or derived
    (rebuilt from the authoritative state by recover.c), who writes it and
    under which lock.  Other comments, src/README and the manual refer here.
+   The structures of the heap file themselves, and their decoders, are in
+   format.h.
 
    Locks: per heap, one class lock per size class and one page lock, taken
    class lock first; the process-wide locks (default heap, trace, registry,
@@ -56,10 +59,12 @@
                list flags (FULL, AVAIL: owner; LISTED: class lock, only with
                no owner), ref (pins of frees by non-owners, atomic: mfree.c),
                next/prev (the owner's lists, or the partial list under the
-               class lock).  The full rule for each field: struct mm_slab.
+               class lock).  The full rule for each field: struct mm_slab
+               (format.h).
    slot        One block of a slab: free or allocated only as bits/rbits
                say; a slot of a checked slab starts with a check header.
-   class       struct mm_class: constant, computed once (classes.c): size,
+   class       struct mm_class: constant, computed once (mm_fmt_classes,
+               kept in mm_classes by classes.c): size,
                slots and pages per slab, offset of slot 0, bitmap words,
                reciprocal.  mm_size_class maps a size to the least class
                that holds it.
