@@ -34,6 +34,9 @@
 #ifndef MM_GC_STACK
 #define MM_GC_STACK 65536
 #endif
+/* Words pointing into a heap whose memory is fetched before they are
+   looked at.  */
+#define PREFETCH 16
 /* Blocks reported per lock hold.  */
 #define REPORT_BATCH 256
 /* Heaps whose last garbage is remembered for MMALLOC_GARBAGE_NEW.  */
@@ -69,6 +72,8 @@ struct gc
   struct gentry *stack;
   size_t sp;
   int overflow;
+  uintptr_t q[PREFETCH];	/* words to look at, fetched meanwhile */
+  unsigned qhead, qn;
 };
 
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -221,8 +226,10 @@ heap_of (struct gc *g, uintptr_t a)
   return NULL;
 }
 
+/* A word that points into a heap: its block, if it is allocated, is
+   marked and pushed (or, the stack full, left to the rescan).  */
 static void
-reach (struct gc *g, uintptr_t a)
+mark_one (struct gc *g, uintptr_t a)
 {
   struct gheap *h = heap_of (g, a);
   uintptr_t start;
@@ -237,6 +244,24 @@ reach (struct gc *g, uintptr_t a)
     g->overflow = 1;		/* scanned by the rescan */
   else
     g->stack[g->sp++] = (struct gentry) { start, room };
+}
+
+/* A word that points into a heap: its line is fetched now, and the word
+   looked at PREFETCH words later, so that the memory of several lists or
+   branches is on its way at once rather than one block after another.  */
+static void
+reach (struct gc *g, uintptr_t a)
+{
+  __builtin_prefetch ((const void *) a);
+  if (g->qn < PREFETCH)
+    {
+      g->q[(g->qhead + g->qn++) % PREFETCH] = a;
+      return;
+    }
+  uintptr_t old = g->q[g->qhead];
+  g->q[g->qhead] = a;
+  g->qhead = (g->qhead + 1) % PREFETCH;
+  mark_one (g, old);
 }
 
 /* Every aligned word of [LO, HI) that points into a heap.  Roots are read
@@ -257,10 +282,19 @@ scan (struct gc *g, uintptr_t lo, uintptr_t hi)
 static void
 drain (struct gc *g)
 {
-  while (g->sp)
+  for (;;)
     {
-      struct gentry e = g->stack[--g->sp];
-      scan (g, e.p, e.p + e.n);
+      while (g->sp)
+	{
+	  struct gentry e = g->stack[--g->sp];
+	  scan (g, e.p, e.p + e.n);
+	}
+      if (!g->qn)
+	return;
+      uintptr_t a = g->q[g->qhead];
+      g->qhead = (g->qhead + 1) % PREFETCH;
+      g->qn--;
+      mark_one (g, a);
     }
 }
 
