@@ -371,6 +371,8 @@ cmd_check (void)
   void *md = view ();
   struct mm_desc *d = desc (md);
   int dirty = d->hdr->state != MM_CLEAN;
+  struct stat st;
+  int writer = dirty && stat (file_name, &st) == 0 ? writer_present (&st) : 0;
   FILE *tmp = tmpfile ();
   if (!tmp)
     file_error (errno);
@@ -390,6 +392,7 @@ cmd_check (void)
       jstr ("file", file_name);
       jnum ("problems", (uint64_t) problems);
       jbool ("clean", !dirty);
+      jbool ("writer", writer > 0);
       jopen ("reports", '[');
     }
   while (fgets (line, sizeof line, tmp))
@@ -403,11 +406,11 @@ cmd_check (void)
   fclose (tmp);
   if (opt_json)
     jclose (']'), jclose ('}');
-  else if (problems)
-    printf ("%s: %d problem%s\n", file_name, problems, problems == 1 ? "" : "s");
   else
-    printf ("%s: consistent%s\n", file_name,
-	    dirty ? " (as recovery will make it: the file is not clean)" : "");
+    printf ("%s: %d problem%s%s\n", file_name, problems, problems == 1 ? "" : "s",
+	    writer > 0 ? " (a writer has the file attached: what changes meanwhile"
+	    " may look wrong)" : dirty ? " (as recovery will make it: the file is not"
+	    " clean)" : "");
   return problems ? 1 : 0;
 }
 
