@@ -369,7 +369,7 @@ tu_snap_take (const char *path, struct tu_snap *s)
   s->len = (size_t) st.st_size;
   s->mtime = st.st_mtim;
   s->ctime = st.st_ctim;
-  s->bytes = malloc (s->len + 1);
+  s->bytes = (char *) malloc (s->len + 1);	/* (testutil.h compiles as C++ too) */
   assert_non_null (s->bytes);
   int fd = open (path, O_RDONLY);
   assert_true (fd >= 0);
