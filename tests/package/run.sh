@@ -71,9 +71,11 @@ else
   notok "make lib tools, a test and an example with CPPFLAGS, CFLAGS=-fsanitize=address, LDFLAGS"
   showlog "$tmp/flags.log"
 fi
-# The programs of tools/ (mmtrace-report, mmtool...), as built.
-tools=""
-for src in "$repo"/tools/*.c; do tools="$tools $fb/$(basename "$src" .c)"; done
+# The programs of tools/ (mmtrace-report, mmtool...): the executables at
+# the top of the build directory but the libraries.
+tools=$(find "$fb" -maxdepth 1 -type f -perm -u+x ! -name 'lib*' | sort | tr '\n' ' ')
+note "tools built: $(echo "$tools" | sed "s|$fb/||g")"
+t "make tools built mmtrace-report" test -x "$fb/mmtrace-report"
 nomark=""
 # shellcheck disable=SC2086
 for f in "$fb"/obj/*.o "$fb/libmmalloc.so.1" "$fb/libmmalloc-malloc.so.1" "$fb/libmmalloc.a" \
