@@ -40,9 +40,10 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
 {
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
-  uint64_t soff = mm_fmt_slab_of (off, e), pg = soff >> MM_PAGE_SHIFT;
-  if (PM_SLAB_OFF (e) >= c->pages || pg < MM_HDR_PAGES || pg + c->pages > mm_top (d))
+  uint64_t soff;
+  if (!mm_fmt_slab_place (e, off, mm_top (d), c, &soff))
     return MM_DAMAGED_PAGE_MAP_PTR;
+  uint64_t pg = soff >> MM_PAGE_SHIFT;
   struct mm_slab *s = mm_at (d, soff);
   if (!mm_fmt_slab_ident (s, cls, c))
     return MM_DAMAGED_SLAB;

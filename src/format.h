@@ -472,6 +472,25 @@ mm_fmt_slab_of (uint64_t off, uint32_t e)
   return ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e)) << MM_PAGE_SHIFT;
 }
 
+/* The slab that holds byte OFF of a heap of TOP pages, whose page has the
+   mark E, with C the table's entry of E's class: its offset in *SLAB, if E
+   is a slab mark that places a slab of its class wholly after the header
+   and below TOP; else 0.  */
+static inline int
+mm_fmt_slab_place (uint32_t e, uint64_t off, uint64_t top, const struct mm_class *c,
+		   uint64_t *slab)
+{
+  uint64_t page = off >> MM_PAGE_SHIFT, pg;
+  if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) >= MM_NCLASSES || PM_SLAB_OFF (e) >= c->pages
+      || PM_SLAB_OFF (e) > page)
+    return 0;
+  pg = page - PM_SLAB_OFF (e);
+  if (pg < MM_HDR_PAGES || pg > top || c->pages > top - pg)
+    return 0;
+  *slab = pg << MM_PAGE_SHIFT;
+  return 1;
+}
+
 /* --- Check headers ----------------------------------------------------------- */
 
 /* The sum of a check record of SIZE at ADDR (in the heap's process).  */

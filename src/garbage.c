@@ -126,10 +126,9 @@ slot_at (struct mm_desc *d, uint64_t off, uint32_t e, uintptr_t *start, size_t *
 {
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
-  if (cls >= MM_NCLASSES || PM_SLAB_OFF (e) >= c->pages
-      || PM_SLAB_OFF (e) > off >> MM_PAGE_SHIFT)
+  uint64_t soff, into;
+  if (!mm_fmt_slab_place (e, off, mm_top (d), c, &soff))
     return 0;
-  uint64_t soff = mm_fmt_slab_of (off, e), into;
   uint64_t idx = mm_fmt_slot (c, off - soff, &into);
   if (idx >= c->nobj)
     return 0;

@@ -454,6 +454,21 @@ slot_decoding (void **state)
 	  assert_int_equal (mm_fmt_slot (k, rel + k->size - 1, &into), i);
 	  assert_int_equal (into, k->size - 1);
 	}
+      /* Where a slab mark places its slab: wholly after the header and
+         below top, its page offset within the class's pages.  */
+      uint64_t at = 0;
+      uint64_t pg0 = MM_HDR_PAGES + 5, lastb = ((pg0 + k->pages) << MM_PAGE_SHIFT) - 1;
+      uint32_t last = mm_fmt_slab_mark (c, k->pages - 1u);
+      assert_true (mm_fmt_slab_place (last, lastb, pg0 + k->pages, k, &at));
+      assert_int_equal (at, pg0 << MM_PAGE_SHIFT);
+      assert_false (mm_fmt_slab_place (last, lastb, pg0 + k->pages - 1, k, &at));
+      assert_false (mm_fmt_slab_place (mm_fmt_slab_mark (c, k->pages), lastb, 1 << 20, k, &at));
+      assert_false (mm_fmt_slab_place (last, (uint64_t) (MM_HDR_PAGES - 1) << MM_PAGE_SHIFT,
+				       1 << 20, k, &at));
+      assert_false (mm_fmt_slab_place (PM_MAKE (PM_LARGE, 1 | PM_HEAD | PM_END), lastb,
+				       1 << 20, k, &at));
+      assert_false (mm_fmt_slab_place (mm_fmt_slab_mark (MM_NCLASSES, 0), lastb, 1 << 20,
+				       &tab[MM_NCLASSES], &at));
       /* Any byte of a slab page, by its mark's page offset.  */
       uint64_t slab = (uint64_t) 77 << MM_PAGE_SHIFT;
       for (uint32_t p = 0; p < k->pages; p++)
