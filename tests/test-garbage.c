@@ -222,6 +222,46 @@ reclaim_is_refused_on_a_read_only_heap (void **state)
   assert_int_equal (errno, MMALLOC_EBADDESC);
 }
 
+/* What mmtool does: the file held by a writer, inspected through a private
+   view; the garbage and the walk are the writer's, and the file is not
+   changed by a byte.  */
+static int
+count_walk (void *ptr, size_t size, void *arg)
+{
+  (void) ptr;
+  (void) size;
+  ++*(size_t *) arg;
+  return 0;
+}
+
+static void
+inspect_view_of_a_held_file_finds_the_garbage_and_writes_nothing (void **state)
+{
+  (void) state;
+  void *md = tu_new_file_heap ("view.heap");
+  void *want[NDROP + NCYCLE];
+  build (md, want);
+  size_t nblocks = mmstats (md).chunks_used;
+  assert_null (mmalloc_detach (md));
+  const char *path = tu_path ("view.heap");
+  struct tu_holder h = tu_hold_start (path, 0);
+  struct tu_snap before;
+  tu_snap_take (path, &before);
+  int fd = open (path, O_RDONLY);
+  assert_true (fd >= 0);
+  md = mmalloc_attach_flags (fd, NULL, MMALLOC_INSPECT);
+  close (fd);
+  assert_non_null (md);
+  assert_int_equal (mmalloc_garbage (md, 0, NULL, NULL), NDROP + NCYCLE);
+  assert_int_equal (mmalloc_garbage (md, MMALLOC_GARBAGE_RECLAIM, NULL, NULL), (size_t) -1);
+  size_t walked = 0;
+  assert_int_equal (mmalloc_walk (md, count_walk, &walked), 0);
+  assert_int_equal (walked, nblocks);
+  assert_null (mmalloc_detach (md));
+  assert_true (tu_snap_same (path, &before));
+  tu_hold_stop (h);
+}
+
 static void
 unknown_flags_are_refused (void **state)
 {
@@ -451,6 +491,7 @@ main (void)
     cmocka_unit_test (evolution_mode_reports_only_blocks_not_reported_before),
     cmocka_unit_test (reclaim_frees_exactly_the_garbage_and_the_list_survives_a_reattach),
     cmocka_unit_test (reclaim_is_refused_on_a_read_only_heap),
+    cmocka_unit_test (inspect_view_of_a_held_file_finds_the_garbage_and_writes_nothing),
     cmocka_unit_test (unknown_flags_are_refused),
     cmocka_unit_test (marking_survives_a_mark_stack_overflow),
     cmocka_unit_test (process_roots_hold_globals_stacks_registers_and_other_heaps),
