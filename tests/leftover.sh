@@ -41,6 +41,14 @@ lo_begin() {
 
 lo_end() {
   lo_status=0
+  # A file system the program mounted there and left mounted (it crashed,
+  # or failed before it unmounted it) is detached first: else nothing
+  # under it could be removed.
+  awk -v t="$lo_tmp/" 'index($2, t) == 1 { print $2 }' /proc/mounts 2>/dev/null |
+    sort -r | while read -r m; do
+      echo "$lo_name: left a file system mounted at $m"
+      umount -l "$m" 2>/dev/null
+    done
   ls -A "$lo_work" | sort > "$lo_tmp.after"
   # (another run's root may appear meanwhile: it is not this program's)
   lo_new=$(comm -13 "$lo_tmp.before" "$lo_tmp.after" | grep -v '^mmrun\.')

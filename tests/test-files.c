@@ -239,6 +239,21 @@ file_space_is_given_back_after_freeing_everything (void **state)
   assert_null (mmalloc_detach (md));
 }
 
+/* The small file system of the full-disk test, while it is mounted.  Its
+   teardown detaches it even when the test failed with a heap on it still
+   attached: else the test's directory could not be removed.  */
+static char tmpfs_mounted[600];
+
+static int
+unmount_tmpfs (void **state)
+{
+  (void) state;
+  if (tmpfs_mounted[0])
+    umount2 (tmpfs_mounted, MNT_DETACH);
+  tmpfs_mounted[0] = 0;
+  return 0;
+}
+
 static void
 full_disk_gives_enospc_and_no_sigbus (void **state)
 {
@@ -251,6 +266,7 @@ full_disk_gives_enospc_and_no_sigbus (void **state)
 		     strerror (errno));
       skip ();
     }
+  snprintf (tmpfs_mounted, sizeof tmpfs_mounted, "%s", mnt);
   char path[600];
   snprintf (path, sizeof path, "%s/full.heap", mnt);
   int fd = open (path, O_RDWR | O_CREAT, 0600);
@@ -286,6 +302,7 @@ full_disk_gives_enospc_and_no_sigbus (void **state)
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
   assert_int_equal (umount (mnt), 0);
+  tmpfs_mounted[0] = 0;
 }
 
 static void
@@ -379,7 +396,7 @@ main (void)
     cmocka_unit_test (flipped_header_bits_never_crash_the_library),
     cmocka_unit_test (damage_to_a_clean_file_is_found_by_mmalloc_check),
     cmocka_unit_test (file_space_is_given_back_after_freeing_everything),
-    cmocka_unit_test (full_disk_gives_enospc_and_no_sigbus),
+    cmocka_unit_test_teardown (full_disk_gives_enospc_and_no_sigbus, unmount_tmpfs),
     cmocka_unit_test (reattach_works_in_200_fresh_processes),
     cmocka_unit_test (several_readers_attach_at_once),
   };
