@@ -705,7 +705,7 @@ MM_HIDDEN struct mm_desc *mm_default (void);
 MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
 
 /* --- The entry points' helpers (mmalloc.c, mfree.c, mmemalign.c, mmtrace.c,
-   mmstats.c) --------------------------------------------------------------- */
+   mmstats.c, mrealloc.c) ---------------------------------------------------- */
 
 MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
 MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
@@ -741,6 +741,8 @@ typedef int (*mm_wfn) (struct mm_desc *d, const struct mm_wblock *b, void *arg);
 MM_HIDDEN int mm_walk_from (struct mm_desc *d, struct mm_wpos *pos, int resume, mm_wfn fn,
 			    void *arg);
 
+/* --- Roots of a process (roots.c) ----------------------------------------- */
+
 /* The roots of a whole process (roots.c): stop every other thread (0, or an
    errno value; *LATE: threads that did not stop in time), start them again;
    call FN for every writable mapping's range outside the sorted ranges EX,
@@ -753,6 +755,8 @@ MM_HIDDEN int mm_world_stop (unsigned *late);
 MM_HIDDEN void mm_world_start (void);
 MM_HIDDEN int mm_roots_each (const struct mm_range *ex, unsigned nex, uintptr_t self_sp,
 			     void (*fn) (uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+
+/* --- The drop-in's leak report (leaks.c) ---------------------------------- */
 
 /* The drop-in's leak report at exit (leaks.c, MMALLOC_OPTIONS=leaks).  */
 MM_HIDDEN void mm_leaks_at_exit (void);
