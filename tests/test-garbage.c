@@ -259,6 +259,7 @@ inspect_view_of_a_held_file_finds_the_garbage_and_writes_nothing (void **state)
   assert_int_equal (walked, nblocks);
   assert_null (mmalloc_detach (md));
   assert_true (tu_snap_same (path, &before));
+  free (before.bytes);
   tu_hold_stop (h);
 }
 
