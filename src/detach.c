@@ -8,11 +8,24 @@
 
 #include <errno.h>
 
+/* mmalloc_walk's visitor: the block at PTR leaves memcheck's view.  */
+static int
+forget (void *ptr, size_t size, void *arg)
+{
+  (void) size;
+  (void) arg;
+  mm_an_forget (ptr);
+  return 0;
+}
+
 void *
 mmalloc_detach (void *md)
 {
   if (!md)
     return NULL;			/* the default heap lives as long as the process */
+  /* The blocks stay in the heap: not leaks, nor freed, to valgrind.  */
+  if (MM_UNLIKELY (mm_annotating ()))
+    (void) mmalloc_walk (md, forget, NULL);
   struct mm_desc *d = mm_desc_of (md);	/* no handle names the default heap */
   /* Revoke MD in one atomic step with proving that it still names D: of
      threads that detach one handle at once, exactly one goes on.  Another,
@@ -46,6 +59,7 @@ mmalloc_detach (void *md)
   mm_unlock_all (d);
   if (d->mode & MM_MODE_FILE)
     mm_registry_remove (d);
+  mm_an_gone (d->base, (size_t) d->held);
   /* munmap of a range we mapped cannot fail short of a kernel bug.  */
   mm_os_unmap (d->base, (size_t) d->held);
   mm_os_close (d->fd);

@@ -603,7 +603,9 @@ mmalloc_garbage (void *md, int flags, mmalloc_visit_fn report, void *arg)
     e = MMALLOC_EBADDESC;	/* detached meanwhile */
   if (!e)
     {
+      mm_an_quiet (1);		/* reads every word of reached blocks */
       e = mark (&g, process, self_sp, reclaim);
+      mm_an_quiet (0);
       if (!e)
 	{
 	  struct mm_wpos pos = { MM_HDR_PAGES, 0, MM_NCLASSES, 0 };

@@ -155,6 +155,7 @@ live_push (struct mm_desc *d)
 struct mm_desc *
 mm_desc_new (void)
 {
+  mm_an_init ();		/* before the first block is handed out */
   mm_lock (&mm_pool_lock);
   struct mm_desc *d = pool;
   if (d)

@@ -26,6 +26,8 @@ mm_free (struct mm_desc *d, void *ptr)
       mm_chk_free (d, ptr, &b, lockno);	/* quarantine; drops the lock */
       return;
     }
+  if (MM_UNLIKELY (mm_annotating ()))
+    mm_an_free (ptr, b.room - (size_t) ((char *) ptr - b.start));
   mm_block_release (d, &b);
   mm_block_unlock (d, lockno);
 }
@@ -175,7 +177,7 @@ mfree_slow (void *md, void *ptr)
     mm_fault (d, "free on a read-only heap", ptr);
   else
     {
-      if (MM_UNLIKELY (mm_tracing ()))
+      if (MM_UNLIKELY (mm_tracing () & MM_SLOW_TRACE))
 	mm_trace ('-', ptr, 0);
       mm_free (d, ptr);
     }

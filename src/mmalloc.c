@@ -96,7 +96,22 @@ mmalloc (void *md, size_t size)
   return mmalloc_slow (md, size);
 }
 
-/* The end of every allocating entry point: remember a failure, trace.  */
+/* SIZE bytes at P, just allocated in D, handed out to valgrind and ASan
+   (annotate.c); a checked block is left to mmcheck.  */
+void
+mm_alloc_annotate (struct mm_desc *d, void *p, size_t size)
+{
+  struct mm_block b;
+  unsigned lockno = mm_block_acquire (d, p, &b, MM_CHK_PEEK);
+  if (lockno == MM_BLOCK_BAD)
+    return;
+  if (!b.checked)
+    mm_an_alloc (p, size, b.room - (size_t) ((char *) p - b.start));
+  mm_block_unlock (d, lockno);
+}
+
+/* The end of every allocating entry point: remember a failure, trace,
+   annotate.  */
 void *
 mm_alloc_done (struct mm_desc *d, void *p, size_t size)
 {
@@ -106,6 +121,11 @@ mm_alloc_done (struct mm_desc *d, void *p, size_t size)
       return NULL;
     }
   if (MM_UNLIKELY (mm_tracing ()))
-    mm_trace ('+', p, size);
+    {
+      if (mm_tracing () & MM_SLOW_TRACE)
+	mm_trace ('+', p, size);
+      if (mm_annotating ())
+	mm_alloc_annotate (d, p, size);
+    }
   return p;
 }

@@ -527,11 +527,28 @@ mm_owner_dead (uint32_t owner)
     && owner != mm_dead_self;
 }
 MM_HIDDEN uint64_t mm_new_gen (void);
+/* Nonzero: the lock-free paths are off, every allocation and free takes
+   the locked paths, which trace (MM_SLOW_TRACE: mmtrace.c) and annotate
+   blocks for valgrind and AddressSanitizer (MM_SLOW_ANNOTATE: annotate.c).  */
 extern MM_HIDDEN int mm_trace_on;
+#define MM_SLOW_TRACE 1
+#define MM_SLOW_ANNOTATE 2
 extern MM_HIDDEN pthread_mutex_t mm_default_lock, mm_trace_lock;
 MM_HIDDEN void mm_lock_all (struct mm_desc *d);
 MM_HIDDEN void mm_unlock_all (struct mm_desc *d);
 MM_HIDDEN int mm_fail (struct mm_desc *d, int err);
+
+/* --- Blocks seen by valgrind and AddressSanitizer (annotate.c) ------------ */
+
+MM_HIDDEN void mm_an_init (void);
+MM_HIDDEN void mm_an_alloc (void *p, size_t size, size_t room);
+MM_HIDDEN void mm_an_free (void *p, size_t room);
+MM_HIDDEN void mm_an_forget (void *p);
+MM_HIDDEN void mm_an_meta (void *p, size_t n);
+MM_HIDDEN void mm_an_unused (void *p, size_t n);
+MM_HIDDEN void mm_an_gone (const void *base, size_t held);
+MM_HIDDEN void mm_an_quiet (int on);
+MM_HIDDEN size_t mm_an_size (const void *p, size_t room);
 
 /* --- Reports (diag.c) ------------------------------------------------------ */
 
@@ -708,6 +725,7 @@ MM_HIDDEN struct mm_desc *mm_desc_of (void *md);
    mmstats.c, mrealloc.c) ---------------------------------------------------- */
 
 MM_HIDDEN void *mm_alloc_done (struct mm_desc *d, void *p, size_t size);
+MM_HIDDEN void mm_alloc_annotate (struct mm_desc *d, void *p, size_t size);
 MM_HIDDEN void mm_free (struct mm_desc *d, void *ptr);
 MM_HIDDEN void *mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size);
 MM_HIDDEN void mm_trace (char op, const void *p, size_t size);
@@ -978,10 +996,17 @@ mm_damaged (const struct mm_desc *d)
   return __atomic_load_n (&d->damaged, __ATOMIC_RELAXED);
 }
 
+/* Nonzero when the lock-free paths are off (see mm_trace_on).  */
 static inline int
 mm_tracing (void)
 {
   return __atomic_load_n (&mm_trace_on, __ATOMIC_RELAXED);
+}
+
+static inline int
+mm_annotating (void)
+{
+  return __atomic_load_n (&mm_trace_on, __ATOMIC_RELAXED) & MM_SLOW_ANNOTATE;
 }
 
 static inline uint64_t

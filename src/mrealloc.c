@@ -29,6 +29,22 @@ move_pages (struct mm_desc *d, void *ptr, const struct mm_block *b, uint64_t n)
   return d->base + (pg << MM_PAGE_SHIFT) + ((char *) ptr - (d->base + (b->pg << MM_PAGE_SHIFT)));
 }
 
+/* *OLD: the size of the annotated block at PTR (what was handed out of it).
+   0, or -1 after reporting a bad pointer.  */
+static int
+old_size (struct mm_desc *d, void *ptr, size_t *old)
+{
+  struct mm_block b;
+  unsigned lockno = mm_block_acquire (d, ptr, &b, MM_CHK_RESIZING);
+  if (lockno == MM_BLOCK_BAD)
+    return -1;
+  *old = mm_usable (d, ptr, &b);
+  if (!b.checked)
+    *old = mm_an_size (ptr, *old);
+  mm_block_unlock (d, lockno);
+  return 0;
+}
+
 /* Try to resize the block at PTR in place, or to move a large one without
    copying it.  1 if done (*TO: where it is now), 0 if it must be copied,
    -1 after reporting a bad pointer.  *OLD receives the usable size.  */
@@ -133,7 +149,10 @@ mrealloc (void *md, void *ptr, size_t size)
     }
   size_t old = 0;
   void *p = ptr;
-  int r = resize_in_place (d, ptr, size, &old, &p);
+  /* Annotated blocks always move, as valgrind's and ASan's realloc move
+     them: the new one is handed out, the old one freed, each annotated.  */
+  int annotating = mm_annotating ();
+  int r = annotating ? old_size (d, ptr, &old) : resize_in_place (d, ptr, size, &old, &p);
   if (r < 0)
     {				/* reported: a bad pointer, or damage found */
       mm_fail (d, mm_damaged (d) ? MMALLOC_ECORRUPT : EINVAL);
@@ -150,6 +169,8 @@ mrealloc (void *md, void *ptr, size_t size)
 	  mm_fail (d, errno);
 	  return NULL;
 	}
+      if (annotating)
+	mm_alloc_annotate (d, p, size);
       size_t copy = old < size ? old : size;
       memcpy (p, ptr, copy);
       if (copy > MM_SMALL_MAX)
@@ -160,7 +181,7 @@ mrealloc (void *md, void *ptr, size_t size)
     }
   /* Traced before the old block is freed: once it is, another thread may
      be given its address and trace that first.  */
-  if (MM_UNLIKELY (!direct))
+  if (MM_UNLIKELY (mm_tracing () & MM_SLOW_TRACE))
     {
       mm_trace ('<', ptr, 0);
       mm_trace ('>', p, size);
@@ -195,6 +216,8 @@ mmalloc_usable_size (void *md, void *ptr)
   if (lockno == MM_BLOCK_BAD)
     return 0;
   size_t n = mm_usable (d, ptr, &b);
+  if (MM_UNLIKELY (mm_annotating ()) && !b.checked)
+    n = mm_an_size (ptr, n);	/* what the tools let the caller use */
   mm_block_unlock (d, lockno);
   return n;
 }

@@ -119,6 +119,7 @@ bin_insert (struct mm_desc *d, uint64_t pg, uint64_t n, uint64_t released, uint6
   struct mm_header *h = d->hdr;
   unsigned b = mm_bin_of (n);
   struct mm_run *r = run_at (d, pg);
+  mm_an_meta (r, sizeof *r);	/* it may have been a block's */
   r->magic = MM_RUN_MAGIC;
   r->released = released;
   r->since = since;
@@ -392,6 +393,7 @@ carve (struct mm_desc *d, uint64_t run, uint64_t s, uint64_t n)
   uint64_t len = mm_pm_get (d, run) & PM_NMASK;
   uint64_t since, rel = bin_remove (d, run, len, &since);
   clear_run (d, run, len);
+  mm_an_meta (d->base + (s << MM_PAGE_SHIFT), (size_t) n << MM_PAGE_SHIFT);
   if (s > run)
     {
       mark_run (d, run, s - run, PM_FREE, 0);

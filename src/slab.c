@@ -111,6 +111,8 @@ mm_slab_new (struct mm_desc *d, unsigned cls, int checked, uint32_t owner)
   s->owner = owner;
   if (checked)
     mm_chk_slab_init (s);
+  else
+    mm_an_unused ((char *) s + c->objoff, (size_t) c->nobj * c->size);
   if (owner)
     __atomic_add_fetch (&d->nowned, 1, __ATOMIC_RELAXED);
   MM_KP ();

@@ -1,0 +1,118 @@
+/* A program that misuses blocks of an mmalloc heap, for valgrind and
+   AddressSanitizer to catch: prog HEAP WHAT, HEAP "anon" or a heap file's
+   name, WHAT one of
+     clean    every block freed, nothing misused (no report expected)
+     overrun  one byte written past a 20-byte block
+     uaf      a freed block read
+     leak     a block's only pointer dropped (the heap stays attached)
+     large    an overrun past a large block, then a read of it once freed
+     calls    mcalloc, mrealloc (grow, shrink), mmemalign, used in bounds
+   A clean run exits 0 with no report; the tools report the others.  */
+
+#include <mmalloc.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Through a volatile pointer: the compiler must not drop or fold accesses.  */
+static char *volatile sink;
+static char *volatile leaked;
+
+int
+main (int argc, char **argv)
+{
+  if (argc != 3)
+    {
+      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls\n", argv[0]);
+      return 2;
+    }
+  int fd = -1;
+  if (strcmp (argv[1], "anon") != 0)
+    {
+      fd = open (argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+      if (fd < 0)
+	{
+	  perror (argv[1]);
+	  return 2;
+	}
+    }
+  void *md = mmalloc_attach (fd, NULL);
+  if (!md)
+    {
+      fprintf (stderr, "attach: %s\n", mmalloc_strerror (mmalloc_errno (NULL)));
+      return 2;
+    }
+  const char *what = argv[2];
+  int rc = 0;
+  char *p = mmalloc (md, 20);
+  if (!p)
+    return 2;
+  memset (p, 'a', 20);
+  if (!strcmp (what, "overrun"))
+    p[20] = 'x';
+  else if (!strcmp (what, "uaf"))
+    {
+      mfree (md, p);
+      rc = p[3] == 'a';
+      p = NULL;
+    }
+  else if (!strcmp (what, "leak"))
+    {
+      leaked = mmalloc (md, 100);
+      leaked[0] = 1;
+      leaked = NULL;	/* the only pointer to it */
+    }
+  else if (!strcmp (what, "large"))
+    {
+      char *l = mmalloc (md, 100000);
+      l[100000] = 'x';
+      mfree (md, l);
+      sink = l;
+      rc = sink[50000] == 'x';
+    }
+  else if (!strcmp (what, "calls"))
+    {
+      char *z = mcalloc (md, 10, 10);
+      for (int i = 0; i < 100; i++)
+	rc |= z[i];
+      z = mrealloc (md, z, 5000);
+      for (int i = 0; i < 100; i++)
+	rc |= z[i];
+      memset (z + 100, 1, 4900);
+      z = mrealloc (md, z, 50);
+      for (int i = 0; i < 50; i++)
+	rc |= z[i];
+      char *a = mmemalign (md, 256, 300);
+      if (((unsigned long) a & 255) != 0)
+	rc = 1;
+      memset (a, 2, 300);
+      mfree (md, a);
+      mfree (md, z);
+      char *big = mmalloc (md, 300000);
+      memset (big, 3, 300000);
+      big = mrealloc (md, big, 600000);
+      rc |= big[299999] != 3;
+      memset (big, 4, 600000);
+      mfree (md, big);
+    }
+  else if (strcmp (what, "clean") != 0)
+    {
+      fprintf (stderr, "unknown: %s\n", what);
+      return 2;
+    }
+  mfree (md, p);
+  sink = NULL;
+  /* A detached heap's blocks leave the tools' view: a leak is a block no
+     pointer reaches while its heap is attached, at exit here.  */
+  if (strcmp (what, "leak") != 0)
+    mmalloc_detach (md);
+  if (fd >= 0)
+    {
+      close (fd);
+      unlink (argv[1]);
+    }
+  return rc;
+}
