@@ -64,7 +64,7 @@ TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/helper-*.c))
 TOOLS     := $(B)/mmtrace-report $(B)/mmtool
 
-.PHONY: all lib check check-layers asan ubsan tsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
+.PHONY: all lib check check-vgasan check-layers asan ubsan tsan demo install uninstall info html clean help tools FORCE stress fuzz bench check-malloc
 
 all: lib tools
 
@@ -167,13 +167,22 @@ check-layers: lib
 	@python3 tools/check-layers.py src/README $(B)/obj
 	@sh tests/check-layers-test.sh $(B)/obj
 
+# valgrind's memcheck and ASan see the blocks of mmalloc heaps (tests/vgasan):
+# apart from make check, for valgrind is slow.
+check-vgasan: lib
+	@sh tests/vgasan/run.sh $(B)
+
 check: check-deps
 	@$(MAKE) --no-print-directory lib tools $(TESTS) $(TEST_HELPERS)
 	@B=$(B) sh tests/run-tests.sh $(TESTS)
 
+# The suite sees the library's ordinary paths (MMALLOC_ANNOTATE=0: no
+# annotation for ASan, which takes the locked paths); tests/vgasan then sees
+# the ASan-built library annotate.
 asan: check-deps
-	@$(MAKE) --no-print-directory check B=build-asan CFLAGS="-O1 -g" \
+	@MMALLOC_ANNOTATE=0 $(MAKE) --no-print-directory check B=build-asan CFLAGS="-O1 -g" \
 	  SANFLAGS="-fsanitize=address -fno-omit-frame-pointer"
+	@sh tests/vgasan/run.sh build-asan
 
 ubsan: check-deps
 	@$(MAKE) --no-print-directory check B=build-ubsan CFLAGS="-O1 -g" \
@@ -324,6 +333,7 @@ help:
 	@echo "make asan     the suite under AddressSanitizer;  make ubsan: UBSan"
 	@echo "make tsan     the threaded tests under ThreadSanitizer (no report allowed)"
 	@echo "make check-malloc  the drop-in malloc's tests and real programs"
+	@echo "make check-vgasan  valgrind and ASan report misuse of mmalloc blocks"
 	@echo "make demo     a word index kept in a heap file across two processes"
 	@echo "make stress   the long loops make check samples, in full; thousands of random"
 	@echo "              kill -9 trials (STRESS_KILLS=N), mmalloc_check beside threads"

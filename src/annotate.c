@@ -24,12 +24,18 @@
    checked heaps are left alone: mmcheck's own guards and poison cover them,
    and the library reads them after they are freed.
 
+   MMALLOC_ANNOTATE=0 in the environment turns all this off (the library's
+   own tests, built with ASan, see its ordinary paths).
+
    When neither tool is present the hooks are never called: mm_an_init sets
    MM_SLOW_ANNOTATE in mm_trace_on, which sends every allocation and free to
    the locked paths, as tracing does, and the lock-free paths cost nothing
    more.  */
 
 #include "mmprivate.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #if defined __has_include
 # if __has_include(<valgrind/memcheck.h>)
@@ -66,8 +72,12 @@ mm_an_init (void)
   static int done;
   if (__atomic_load_n (&done, __ATOMIC_ACQUIRE))
     return;
-  memcheck = RUNNING_ON_VALGRIND != 0;
-  asan = __asan_poison_memory_region != NULL && __asan_unpoison_memory_region != NULL;
+  const char *off = secure_getenv ("MMALLOC_ANNOTATE");
+  if (!off || strcmp (off, "0") != 0)
+    {
+      memcheck = RUNNING_ON_VALGRIND != 0;
+      asan = __asan_poison_memory_region != NULL && __asan_unpoison_memory_region != NULL;
+    }
   if (memcheck || asan)
     __atomic_or_fetch (&mm_trace_on, MM_SLOW_ANNOTATE, __ATOMIC_SEQ_CST);
   __atomic_store_n (&done, 1, __ATOMIC_RELEASE);

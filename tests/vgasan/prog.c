@@ -7,6 +7,8 @@
      leak     a block's only pointer dropped (the heap stays attached)
      large    an overrun past a large block, then a read of it once freed
      calls    mcalloc, mrealloc (grow, shrink), mmemalign, used in bounds
+     malloc   an overrun past a 20-byte block of malloc (the drop-in's,
+              when libmmalloc-malloc is preloaded); prints its address
    A clean run exits 0 with no report; the tools report the others.  */
 
 #include <mmalloc.h>
@@ -26,7 +28,7 @@ main (int argc, char **argv)
 {
   if (argc != 3)
     {
-      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls\n", argv[0]);
+      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls|malloc\n", argv[0]);
       return 2;
     }
   int fd = -1;
@@ -97,6 +99,15 @@ main (int argc, char **argv)
       rc |= big[299999] != 3;
       memset (big, 4, 600000);
       mfree (md, big);
+    }
+  else if (!strcmp (what, "malloc"))
+    {
+      sink = malloc (20);
+      printf ("malloc: %p\n", (void *) sink);
+      fflush (stdout);
+      memset (sink, 0, 20);
+      sink[20] = 'x';
+      free (sink);
     }
   else if (strcmp (what, "clean") != 0)
     {
