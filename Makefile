@@ -219,12 +219,13 @@ check-malloc: check-deps
 # header flipped, every cut of a file, the 1 GiB file, forks beside threads
 # for 15 s instead of 0.5 s; STRESS_KILLS random kills (default 5000; half
 # as many on a checked heap); mmalloc_check beside working threads for
-# STRESS_CHECK_SECONDS per heap kind (default 30).
+# STRESS_CHECK_SECONDS per heap kind (default 30); checking switched on
+# beside working threads on 1000 heaps.
 STRESS_KILLS ?= 5000
 STRESS_CHECK_SECONDS ?= 30
 STRESS_TESTS := $(B)/tests/test-recover $(B)/tests/test-killpoints $(B)/tests/test-check \
                 $(B)/tests/test-files $(B)/tests/test-osfail $(B)/tests/test-fork \
-                $(B)/tests/test-mmtool
+                $(B)/tests/test-mmtool $(B)/tests/test-takeback
 stress: check-deps
 	@$(MAKE) --no-print-directory lib tools $(STRESS_TESTS) $(TEST_HELPERS)
 	@MMALLOC_STRESS=1 MMALLOC_KILL_TRIALS=$(STRESS_KILLS) \

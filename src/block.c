@@ -135,12 +135,14 @@ mm_usable (struct mm_desc *d, void *ptr, const struct mm_block *b)
   return b->room - (size_t) ((char *) ptr - b->start);
 }
 
-/* Is the caller the owner of S?  */
+/* Is the caller the owner of S, free to write its bits?  Not in a call
+   nested in our own window (a signal handler's, see mm_tc_enter): the
+   interrupted path may be amid a store to them.  */
 static inline int
 owned_by_me (uint32_t owner)
 {
   struct mm_tc *tc = mm_tc_self;
-  return tc && owner == tc->id;
+  return tc && owner == tc->id && !mm_tc_busy (tc);
 }
 
 /* Free the slot of B; the class lock is held, so the owner cannot change.
@@ -164,7 +166,7 @@ free_slot (struct mm_desc *d, struct mm_block *b)
       mm_slab_count (s, -1);
       struct mm_tce *ce = owner ? mm_tc_find (d) : NULL;
       if (ce)
-	mm_tc_freed (ce, s, 1);
+	mm_tc_freed (ce, s, b->cls, 1);
       else
 	mm_slab_after_free (d, s);
       return;

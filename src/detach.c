@@ -41,8 +41,13 @@ mmalloc_detach (void *md)
   if (mm_writable (d) && !mm_damaged (d))
     mm_quar_flush (d);		/* quarantined blocks are given back */
   mm_lock_all (d);
+  /* No fast free from now on; and no thread is left inside a lock-free
+     path on the heap (mm_tc_enter) when it is unmapped.  */
+  __atomic_store_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
   if (mm_writable (d) && !mm_damaged (d))
     mm_tc_drop_heap (d);	/* no slab keeps an owner in the file */
+  else
+    mm_tc_quiesce (d);
   /* What decay would give back later goes back now: the file's blocks.  */
   if ((d->mode & MM_MODE_FILE) && mm_writable (d) && !mm_damaged (d))
     (void) mm_pages_purge (d, 1);

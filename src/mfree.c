@@ -65,17 +65,33 @@ slab_unpin_locked (struct mm_tc *tc, struct mm_slab *s)
   __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
 }
 
-/* Done with S's header after a free into it (pinned).  */
+/* Is D still the attachment it was when SERIAL was read, after a lock of
+   D's was waited for outside the window?  (Freeing beside a detach of the
+   same heap is the caller's error; it must not reach another heap.)  */
+static inline int
+same_heap (struct mm_desc *d, uintptr_t serial)
+{
+  return __atomic_load_n (&d->magic, __ATOMIC_RELAXED) == MM_DESC_MAGIC
+    && __atomic_load_n (&d->serial, __ATOMIC_RELAXED) == serial;
+}
+
+/* Done with S's header after a free into it (pinned), inside the window of
+   TC, which this leaves; D was the attachment SERIAL (see same_heap).  */
 static void
-slab_unpin (struct mm_tc *tc, struct mm_desc *d, struct mm_slab *s, unsigned cls)
+slab_unpin (struct mm_tc *tc, struct mm_desc *d, struct mm_slab *s, unsigned cls,
+	    uintptr_t serial)
 {
   uint32_t r = __atomic_load_n (&s->ref, __ATOMIC_RELAXED);
   do
     if (r == (MM_SLAB_RETURN | 1))
       {				/* the last pin of a slab found empty */
+	mm_tc_leave (tc);
 	mm_lock (&d->class_lock[cls]);
-	slab_unpin_locked (tc, s);
-	mm_slab_after_free (d, s);
+	if (same_heap (d, serial))
+	  {
+	    slab_unpin_locked (tc, s);
+	    mm_slab_after_free (d, s);
+	  }
 	mm_unlock (&d->class_lock[cls]);
 	return;
       }
@@ -84,19 +100,23 @@ slab_unpin (struct mm_tc *tc, struct mm_desc *d, struct mm_slab *s, unsigned cls
   while (!__atomic_compare_exchange_n (&s->ref, &r, r - 1, 1, __ATOMIC_SEQ_CST,
 				       __ATOMIC_RELAXED));
   __atomic_store_n (&tc->remote, NULL, __ATOMIC_RELAXED);
+  mm_tc_leave (tc);
 }
 
-/* Free PTR, a slot of a plain slab of heap D, without a lock.  0 if PTR is
-   anything else (the slow path then deals with it).  */
-static inline int
-free_fast (struct mm_desc *d, void *ptr)
+/* Free PTR, a slot of a plain slab of heap D, without a lock, inside the
+   window of TC (mm_tc_enter), which it leaves before it returns, reports,
+   or waits for a lock.  0 if PTR is anything else (the slow path then
+   deals with it).  */
+static int
+free_fast (struct mm_tc *tc, struct mm_desc *d, void *ptr)
 {
+  uintptr_t serial = __atomic_load_n (&d->serial, __ATOMIC_RELAXED);
   uint64_t off = (uint64_t) ((char *) ptr - d->base);
   if (off >= mm_top (d) << MM_PAGE_SHIFT)
-    return 0;
+    goto other;
   uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
   if (PM_KIND (e) != PM_SLAB || PM_SLAB_CLS (e) >= MM_NCLASSES)
-    return 0;
+    goto other;
   unsigned cls = PM_SLAB_CLS (e);
   const struct mm_class *c = &mm_classes[cls];
   uint64_t soff = mm_fmt_slab_of (off, e), into;
@@ -104,35 +124,36 @@ free_fast (struct mm_desc *d, void *ptr)
   uint64_t idx = mm_fmt_slot (c, off - soff, &into);
   if (!mm_fmt_slab_ident (s, cls, c) || (mm_slab_flags (s) & MM_SLAB_CHECKED)
       || idx >= c->nobj || into)
-    return 0;
+    goto other;
   uint64_t bit = 1ULL << (idx % 64), *rb = mm_rbits (s) + idx / 64, *bw = &s->bits[idx / 64];
   uint32_t owner = mm_slab_owner (s);
   uint64_t b = __atomic_load_n (bw, __ATOMIC_RELAXED);
   if (MM_UNLIKELY (!(b & bit) || (__atomic_load_n (rb, __ATOMIC_RELAXED) & bit)))
     {
+      mm_tc_leave (tc);
       mm_fault (d, mm_verdict_text (MM_BAD_NOT_ALLOCATED), ptr);
       return 1;
     }
-  if (owner && owner == mm_tc_self->id)
+  if (owner && owner == tc->id)
     {				/* ours: we alone write bits */
       __atomic_store_n (bw, b & ~bit, __ATOMIC_RELAXED);
       MM_KP ();
       mm_slab_count (s, -1);
       if ((mm_slab_flags (s) & MM_SLAB_FULL) || !s->used)
-	mm_tc_freed (mm_tc_self->cur, s, 0);
+	mm_tc_freed (tc->cur, s, cls, 0);
+      mm_tc_leave (tc);
       return 1;
     }
   /* Another thread's slab, or nobody's: mark the slot in rbits for whoever
      writes bits next, pinned (see above).  While pinned, the slab is our
      remote one (fork.c: a child recounts its rfree and drops the pin).  */
-  struct mm_tc *tc = mm_tc_self;
   __atomic_store_n (&tc->remote, s, __ATOMIC_RELAXED);
   __atomic_add_fetch (&s->ref, 1, __ATOMIC_SEQ_CST);
   uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (MM_UNLIKELY (old & bit))
     {
-      slab_unpin (tc, d, s, cls);
+      slab_unpin (tc, d, s, cls, serial);
       mm_fault (d, mm_verdict_text (MM_BAD_NOT_ALLOCATED), ptr);
       return 1;
     }
@@ -145,16 +166,39 @@ free_fast (struct mm_desc *d, void *ptr)
       || (!owner && (mm_slab_flags (s) & MM_SLAB_LISTED)
 	  && pending < __atomic_load_n (&s->used, __ATOMIC_RELAXED)))
     {
-      slab_unpin (tc, d, s, cls);
+      slab_unpin (tc, d, s, cls, serial);
       return 1;
     }
+  mm_tc_leave (tc);
   mm_lock (&d->class_lock[cls]);
-  slab_unpin_locked (tc, s);
-  if (mm_owner_dead (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST)))
-    mm_slab_adopt (d, s);
-  mm_slab_after_free (d, s);
+  if (same_heap (d, serial))
+    {
+      slab_unpin_locked (tc, s);
+      if (mm_owner_dead (__atomic_load_n (&s->owner, __ATOMIC_SEQ_CST)))
+	mm_slab_adopt (d, s);
+      mm_slab_after_free (d, s);
+    }
   mm_unlock (&d->class_lock[cls]);
   return 1;
+other:
+  mm_tc_leave (tc);
+  return 0;
+}
+
+/* Free PTR of D without a lock through TC's current entry, if that is D's
+   (named MD) and good: 1 if done.  */
+static int
+free_unlocked (struct mm_tc *tc, void *md, struct mm_desc *d, void *ptr)
+{
+  if (!tc || mm_tc_busy (tc) || tc->cur->md != md || tc->cur->d != d)
+    return 0;
+  mm_tc_enter (tc, d);
+  if (tc->cur->gen != mm_gen (d) || mm_tracing ())
+    {
+      mm_tc_leave (tc);
+      return 0;
+    }
+  return free_fast (tc, d, ptr);
 }
 
 static __attribute__ ((noinline)) void
@@ -170,8 +214,7 @@ mfree_slow (void *md, void *ptr)
       if (md)			/* refused, reported: free has no error return */
 	abort ();
     }
-  else if (tc && tc->cur->md == md && tc->cur->d == d && tc->cur->gen == mm_gen (d)
-	   && !mm_tracing () && free_fast (d, ptr))
+  else if (free_unlocked (tc, md, d, ptr))
     ;
   else if (MM_UNLIKELY (!mm_writable (d)))
     mm_fault (d, "free on a read-only heap", ptr);
@@ -198,17 +241,22 @@ recent_push (struct mm_tce *ce, unsigned cls, void *p, uintptr_t v)
     }
 }
 
-/* mfree freed slot IDX (at P) of S, which we own, and S needs more than a
-   recent slot: it was on the full list, or it is empty.  */
+/* mfree freed slot IDX (at P) of S, of class CLS, which we own, and S needs
+   more than a recent slot: it was on the full list, or it is empty.  Inside
+   the window of TC, which this leaves.  */
 static __attribute__ ((noinline)) void
-freed_rare (struct mm_tce *ce, struct mm_slab *s, void *p, uint64_t idx)
+freed_rare (struct mm_tc *tc, struct mm_tce *ce, struct mm_slab *s, unsigned cls, void *p,
+	    uint64_t idx)
 {
-  if (mm_tc_freed (ce, s, 0))	/* else given up: no recent slot in it */
-    recent_push (ce, s->cls, p, (uintptr_t) s | idx);
+  if (mm_tc_freed (ce, s, cls, 0))	/* else given up: no recent slot in it */
+    recent_push (ce, cls, p, (uintptr_t) s | idx);
+  mm_tc_leave (tc);
 }
 
 /* The fast path: a slot of a slab this thread owns, given back with one
-   store to the slab's bitmap.  Everything else goes the slow way.
+   store to the slab's bitmap, inside the thread's window on the heap
+   (mm_tc_enter), entered before the bound is read.  Everything else goes
+   the slow way.
 
    CE, the entry of the heap this thread used last, is not checked against
    the heap's generation: every change that makes entries stale also takes
@@ -222,10 +270,11 @@ void
 mfree (void *md, void *ptr)
 {
   struct mm_tc *tc = mm_tc_self;
-  if (MM_LIKELY (tc != NULL))
+  if (MM_LIKELY (tc != NULL) && MM_LIKELY (!mm_tc_busy (tc)))
     {
       struct mm_tce *ce = tc->cur;
       struct mm_desc *d = ce->d;
+      mm_tc_enter (tc, d);
       /* The bound first: while it is not 0, base is the attached heap's.  */
       uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_ACQUIRE);
       uint64_t off = (uint64_t) ((uintptr_t) ptr - (bound ? (uintptr_t) d->base : 0));
@@ -252,14 +301,16 @@ mfree (void *md, void *ptr)
 		  unsigned cls = PM_SLAB_CLS (ent);
 		  if (MM_UNLIKELY ((mm_slab_flags (s) & MM_SLAB_FULL) || (used == 0 && s != ce->slab[cls])))
 		    {
-		      freed_rare (ce, s, ptr, idx);	/* a tail call: no frame here */
+		      freed_rare (tc, ce, s, cls, ptr, idx);	/* a tail call: no frame here */
 		      return;
 		    }
 		  recent_push (ce, cls, ptr, (uintptr_t) s | idx);
+		  mm_tc_leave (tc);
 		  return;
 		}
 	    }
 	}
+      mm_tc_leave (tc);
     }
   mfree_slow (md, ptr);
 }

@@ -25,7 +25,10 @@ mmalloc_slow (void *md, size_t size)
       if (ce)
 	{
 	  mm_note_used (d);
-	  void *p = mm_tc_refill (ce, mm_size_class (size));
+	  struct mm_tc *tc = mm_tc_self;
+	  mm_tc_enter (tc, d);
+	  void *p = ce->gen == mm_gen (d) ? mm_tc_refill (ce, mm_size_class (size)) : NULL;
+	  mm_tc_leave (tc);
 	  if (p || ce->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
 	    return mm_alloc_done (d, p, size);
 	  /* CE went stale meanwhile (checking turned on, say): the locked path.  */
@@ -35,23 +38,27 @@ mmalloc_slow (void *md, size_t size)
 }
 
 /* mmalloc's fast path found no slot: refill through the entry CE, which is
-   good (no lookup), else the slow path.  */
+   good (no lookup), else the slow path.  Called inside the window of TC.  */
 static __attribute__ ((noinline)) void *
-mmalloc_refill (void *md, size_t size, struct mm_tce *ce, unsigned cls)
+mmalloc_refill (void *md, size_t size, struct mm_tc *tc, struct mm_tce *ce, unsigned cls)
 {
   void *p = mm_tc_refill (ce, cls);
+  mm_tc_leave (tc);
   return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size);
 }
 
-/* The fast path: a slot this thread freed lately (a recent slot), else one of the
-   slab it owns for the class, taken with one store to the slab's bitmap.  */
+/* The fast path: a slot this thread freed lately (a recent slot), else one
+   of the slab it owns for the class, taken with one store to the slab's
+   bitmap; inside the thread's window on the heap (mm_tc_enter), entered
+   before the generation is compared.  */
 void *
 mmalloc (void *md, size_t size)
 {
   struct mm_tc *tc = mm_tc_self;
-  if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX))
+  if (MM_LIKELY (tc != NULL) && MM_LIKELY (size <= MM_SMALL_MAX) && MM_LIKELY (!mm_tc_busy (tc)))
     {
       struct mm_tce *ce = tc->cur;
+      mm_tc_enter (tc, ce->d);
       if (MM_LIKELY (ce->md == md && ce->gen == mm_gen (ce->d) && !mm_tracing ()))
 	{
 	  unsigned cls = mm_size_class (size), n = ce->nrecent[cls];
@@ -67,6 +74,7 @@ mmalloc (void *md, size_t size)
 		  __atomic_store_n (&s->bits[idx / 64], b | bit, __ATOMIC_RELAXED);
 		  MM_KP ();
 		  mm_slab_count (s, 1);
+		  mm_tc_leave (tc);
 		  return h->p;
 		}
 	    }
@@ -86,12 +94,14 @@ mmalloc (void *md, size_t size)
 		      MM_KP ();
 		      mm_slab_count (s, 1);
 		      mm_slab_set_hint (s, w);
+		      mm_tc_leave (tc);
 		      return (char *) s + mm_fmt_slot_off (c, w * 64 + bit);
 		    }
 		}
 	    }
-	  return mmalloc_refill (md, size, ce, cls);	/* tail calls: no frame here */
+	  return mmalloc_refill (md, size, tc, ce, cls);	/* tail calls: no frame here */
 	}
+      mm_tc_leave (tc);
     }
   return mmalloc_slow (md, size);
 }

@@ -1,5 +1,6 @@
 /* mmap-sup.c -- the OS layer: the only file that calls mmap, munmap, mprotect,
-   mremap, madvise, posix_fallocate, ftruncate, flock, msync and fsync.
+   mremap, madvise, posix_fallocate, ftruncate, flock, msync, fsync and
+   membarrier.
 
    Each wrapper returns 0 or an errno value and never touches errno's meaning for
    its caller.  The calls that reserve, map, move, commit, discard or allocate
@@ -18,20 +19,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/membarrier.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifdef MM_KILLPOINTS
 #include <signal.h>
 long mm_kp_left;
+void (*mm_kp_hold) (void);
 
 void
 mm_kp_hit (void)
 {
-  kill (getpid (), SIGKILL);
+  if (mm_kp_hold)
+    mm_kp_hold ();
+  else
+    kill (getpid (), SIGKILL);
 }
 #endif
 
@@ -351,6 +358,36 @@ mm_os_write_stderr (const char *s, size_t len)
       s += w;
       len -= (size_t) w;
     }
+}
+
+/* The barrier is not counted by os_step: it never fails once registered,
+   and a failed registration only makes the fast paths fence themselves.  */
+int
+mm_os_barrier_init (void)
+{
+#ifdef SYS_membarrier
+  int saved = errno, e = 0;
+  if (syscall (SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
+    e = errno ? errno : ENOSYS;
+  errno = saved;
+  return e;
+#else
+  return ENOSYS;
+#endif
+}
+
+int
+mm_os_barrier (void)
+{
+#ifdef SYS_membarrier
+  int saved = errno, e = 0;
+  if (syscall (SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+    e = errno ? errno : ENOSYS;
+  errno = saved;
+  return e;
+#else
+  return ENOSYS;
+#endif
 }
 
 /* Process memory for descriptors: never from malloc, which may be us.  */

@@ -456,6 +456,9 @@ struct mm_tc
   uint32_t pad;
   struct mm_tce *cur;		/* the entry of the heap used last: the
 				   only one the fast paths look at */
+  struct mm_desc *busy;		/* the heap whose owned slabs this thread is
+				   working on without a lock (mm_tc_enter),
+				   or NULL */
   uint64_t clock;		/* stamps of the entries */
   struct mm_tc *all_next, *all_prev;	/* every thread's cache (fork) */
   struct mm_slab *remote;	/* a slab of cur's heap that a free of ours
@@ -506,6 +509,11 @@ MM_HIDDEN int mm_os_dup (int fd, int *out, int *rdonly);
 MM_HIDDEN void mm_os_close (int fd);
 MM_HIDDEN int mm_os_read (int fd, void *buf, size_t len, uint64_t off);
 MM_HIDDEN void mm_os_write_stderr (const char *s, size_t len);
+/* A memory barrier run by every thread of the process (membarrier), so that
+   the paths of mm_tc_enter need none: 0 once registered (mm_os_barrier_init),
+   else an errno value and the caller must fence both sides.  */
+MM_HIDDEN int mm_os_barrier_init (void);
+MM_HIDDEN int mm_os_barrier (void);
 MM_HIDDEN int mm_os_alloc (size_t len, void **out);
 /* Test hook: the Nth OS call from now (1 = the next) fails with ERR; 0 disarms.  */
 MM_HIDDEN void mm_os_fail_at (long n, int err);
@@ -645,9 +653,65 @@ MM_HIDDEN void mm_partial_pull (struct mm_desc *d, struct mm_slab *s);
 
 MM_HIDDEN struct mm_tce *mm_tc_entry (void *md, struct mm_desc *d);
 MM_HIDDEN void *mm_tc_refill (struct mm_tce *ce, unsigned cls);
-MM_HIDDEN int mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, int locked);
+MM_HIDDEN int mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, unsigned cls, int locked);
 MM_HIDDEN struct mm_tce *mm_tc_find (struct mm_desc *d);
 MM_HIDDEN void mm_tc_drop_heap (struct mm_desc *d);
+MM_HIDDEN void mm_tc_quiesce (struct mm_desc *d);
+
+/* The paths that work on a thread's own slabs without a lock (mmalloc's and
+   mfree's fast paths, and what they call) run between mm_tc_enter and
+   mm_tc_leave, and wait for no lock in between.  mm_tc_quiesce changes D's
+   generation and bound, then waits until no thread is inside on D; only
+   then are the owners taken out (mm_tc_drop_heap) or the heap unmapped
+   (detach): a thread inside either entered before, and is waited for, or
+   reads the new generation or bound after it entered, and leaves without
+   touching a slab.  Each side stores and then loads what the other stored;
+   the taker's process-wide barrier (mm_os_barrier: membarrier) orders
+   both, so entering costs two plain stores, unless that barrier is missing
+   and the enterer fences itself (mm_tc_fence).  A call nested in the window
+   (a signal handler's) finds busy set and takes the locked paths, which
+   leave the interrupted owner's bits alone.  */
+extern MM_HIDDEN int mm_tc_fence;
+
+#if defined __SANITIZE_THREAD__
+#define MM_TSAN 1
+#elif defined __has_feature
+#if __has_feature (thread_sanitizer)
+#define MM_TSAN 1
+#endif
+#endif
+
+static inline void
+mm_tc_enter (struct mm_tc *tc, struct mm_desc *d)
+{
+#ifdef MM_TSAN			/* which refuses fences: a locked exchange (x86) */
+  if (MM_UNLIKELY (__atomic_load_n (&mm_tc_fence, __ATOMIC_RELAXED)))
+    {
+      (void) __atomic_exchange_n (&tc->busy, d, __ATOMIC_SEQ_CST);
+      return;
+    }
+#endif
+  __atomic_store_n (&tc->busy, d, __ATOMIC_RELAXED);
+#ifndef MM_TSAN
+  if (MM_UNLIKELY (__atomic_load_n (&mm_tc_fence, __ATOMIC_RELAXED)))
+    __atomic_thread_fence (__ATOMIC_SEQ_CST);
+  else
+#endif
+    __atomic_signal_fence (__ATOMIC_SEQ_CST);
+}
+
+static inline void
+mm_tc_leave (struct mm_tc *tc)
+{
+  __atomic_store_n (&tc->busy, NULL, __ATOMIC_RELEASE);
+}
+
+/* Is this thread inside a window (so a nested call must take a lock)?  */
+static inline int
+mm_tc_busy (const struct mm_tc *tc)
+{
+  return __atomic_load_n (&tc->busy, __ATOMIC_RELAXED) != NULL;
+}
 MM_HIDDEN int mm_tc_after_fork (void);
 
 /* --- Locked allocation (alloc.c) ------------------------------------------- */
@@ -788,6 +852,8 @@ MM_HIDDEN void mm_leaks_at_exit (void);
    completes, and check that the heap recovers every time.  */
 #ifdef MM_KILLPOINTS
 extern MM_HIDDEN long mm_kp_left;
+/* If set, the point calls it instead of dying: a test holds a thread there.  */
+extern MM_HIDDEN void (*mm_kp_hold) (void);
 MM_HIDDEN void mm_kp_hit (void);
 #define MM_KP()								\
   do									\

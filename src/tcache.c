@@ -14,12 +14,16 @@
    and when the entry is evicted; detach and mmcheckf take every slab back
    (mm_tc_drop_heap) and bump the heap's generation, which makes every
    thread's entry for it stale (damage bumps it too, and zeroes d->free_bound).
+   The take-back first waits until no owner is inside its lock-free window
+   on the heap (mm_tc_enter in mmprivate.h): an owner past its check of the
+   generation finishes its store before the slab stops being its own.
    Descriptors are never unmapped (handle.c reuses them), so a stale entry
    can always be compared safely.  */
 
 #include "mmprivate.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -29,6 +33,7 @@ static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 /* Every thread's cache, for a fork child (mm_tc_after_fork).  */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_tc *tc_all;
+int mm_tc_fence;
 
 /* A descriptor no entry can match: empty entries point here.  */
 static struct mm_desc no_desc = { .gen = UINT64_MAX };
@@ -177,12 +182,20 @@ mm_tc_find (struct mm_desc *d)
 /* We freed a slot of S, which we own, outside the fast path's common case:
    S was on the full list (it is available again), or S is now empty and not
    the current slab (give it up, so its pages can go back).  1 if we still
-   own S, 0 if it was given up.  */
+   own S, 0 if it was given up.  C is S's class as the page map says, which
+   indexes E's lists: S's header, with an owner read from the file, is
+   trusted no further than what it is checked against.  With LOCKED the
+   class lock is held; else we are inside our window on the heap, and may
+   leave it.  */
 int
-mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, int locked)
+mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, unsigned c, int locked)
 {
   struct mm_desc *d = ce->d;
-  unsigned c = s->cls;
+  if (MM_UNLIKELY (s->cls != c))
+    {
+      mm_damage (d, "slab header", mm_off (d, s));
+      return 0;
+    }
   if (s->flags & MM_SLAB_FULL)
     {
       full_unlink (d, ce, c, s);
@@ -206,8 +219,13 @@ mm_tc_freed (struct mm_tce *ce, struct mm_slab *s, int locked)
       ce->nrecent[c] = (uint8_t) n;
       avail_unlink (d, ce, c, s);
       if (!locked)
-	mm_lock (&d->class_lock[c]);
-      give_up (d, s);
+	{
+	  mm_tc_leave (mm_tc_self);
+	  mm_lock (&d->class_lock[c]);
+	}
+      /* A take-back between our window and the lock made S nobody's.  */
+      if (locked || ce->gen == __atomic_load_n (&d->gen, __ATOMIC_ACQUIRE))
+	give_up (d, s);
       ce->nowned--;
       if (!locked)
 	mm_unlock (&d->class_lock[c]);
@@ -235,10 +253,13 @@ tc_destroy (void *arg)
   mm_os_unmap (tc, sizeof *tc);
 }
 
+/* Once, before any cache exists (so before any thread is in a window).  */
 static void
 tc_init_key (void)
 {
   pthread_key_create (&tc_key, tc_destroy);
+  if (mm_os_barrier_init ())
+    __atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);
 }
 
 static struct mm_tc *
@@ -289,6 +310,8 @@ mm_tc_entry (void *md, struct mm_desc *d)
   struct mm_tc *tc = mm_tc_self;
   if (!tc && !(tc = tc_create ()))
     return NULL;
+  if (mm_tc_busy (tc))
+    return NULL;		/* nested in a window: see mm_tc_enter */
   int i, old = 0;
   for (i = 0; i < MM_TC_ENTRIES; i++)
     {
@@ -351,7 +374,8 @@ acquire (struct mm_tce *ce, unsigned cls)
 /* The current slab of CE for CLS has no free slot at its hint: search it,
    then the slabs we own (those we freed into, then a few full ones with
    frees of other threads pending), and only then take another slab under
-   the class lock.  A slot, or NULL with errno set.  */
+   the class lock.  A slot, or NULL with errno set.  Called inside the
+   thread's window on E's heap (mm_tc_enter); may leave it.  */
 void *
 mm_tc_refill (struct mm_tce *ce, unsigned cls)
 {
@@ -381,13 +405,18 @@ mm_tc_refill (struct mm_tce *ce, unsigned cls)
 	      full_unlink (d, ce, cls, s);
 	      full_push (d, ce, cls, s);
 	    }
+	  /* Out of the window before the lock (the take-back holds it while
+	     it waits for the window to empty); the new slab's first slot is
+	     taken under the lock, where acquire compared generations.  */
+	  mm_tc_leave (mm_tc_self);
 	  mm_lock (&d->class_lock[cls]);
 	  s = acquire (ce, cls);
+	  idx = s ? mm_slab_take (s) : UINT32_MAX;
 	  mm_unlock (&d->class_lock[cls]);
 	  if (!s)
 	    return NULL;
 	  ce->slab[cls] = s;
-	  if ((idx = mm_slab_take (s)) == UINT32_MAX)
+	  if (idx == UINT32_MAX)
 	    {			/* a listed slab was full: damage */
 	      mm_damage (d, "full slab on a partial list", mm_off (d, s));
 	      return NULL;
@@ -399,6 +428,27 @@ mm_tc_refill (struct mm_tce *ce, unsigned cls)
   return (char *) s + mm_fmt_slot_off (c, idx);
 }
 
+/* Make every thread's entry for D stale, with D's bound at 0 (which the
+   caller restores, or not), and wait until no thread is inside its window
+   on D: from then on no thread writes an owned slab of D without a lock
+   until it has taken one through a new entry, under a class lock.  All of
+   D's locks held (a window waits for none).  */
+void
+mm_tc_quiesce (struct mm_desc *d)
+{
+  __atomic_store_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
+  pthread_once (&tc_once, tc_init_key);
+  if (!__atomic_load_n (&mm_tc_fence, __ATOMIC_RELAXED) && mm_os_barrier ())
+    __atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);	/* never seen */
+  struct mm_tc *self = mm_tc_self;
+  mm_lock (&tc_lock);
+  for (struct mm_tc *tc = tc_all; tc; tc = tc->all_next)
+    while (tc != self && __atomic_load_n (&tc->busy, __ATOMIC_ACQUIRE) == d)
+      sched_yield ();
+  mm_unlock (&tc_lock);
+}
+
 /* Detach (or a change that stops the fast paths): take back every owned slab
    of D, and make every thread's entry for D stale.  All of D's locks held.  */
 void
@@ -407,8 +457,8 @@ mm_tc_drop_heap (struct mm_desc *d)
   /* Stop the fast frees first (they do not compare generations; they test
      the owner, which the walk clears one slab at a time): with the bound at
      0 they take the slow path and wait for our locks.  */
-  uint64_t bound = __atomic_exchange_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
-  __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
+  uint64_t bound = __atomic_load_n (&d->free_bound, __ATOMIC_SEQ_CST);
+  mm_tc_quiesce (d);
   /* The walk touches every slab: skip it when no thread owns one.  */
   struct mm_fmt_heap h = mm_fmt_of (d);
   struct mm_fmt_iter it;
