@@ -29,7 +29,11 @@
 
 static uint32_t next_id;
 static pthread_key_t tc_key;
-static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+/* tc_init's state: 0, then 1 once the key exists, 2 once the barrier is
+   known too.  Not a pthread_once: a fork child whose parent was inside it
+   must be able to finish it (mm_tc_after_fork makes the lock anew).  */
+static int tc_ready;
+static pthread_mutex_t tc_init_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Every thread's cache, for a fork child (mm_tc_after_fork).  */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mm_tc *tc_all;
@@ -255,18 +259,29 @@ tc_destroy (void *arg)
 
 /* Once, before any cache exists (so before any thread is in a window).  */
 static void
-tc_init_key (void)
+tc_init (void)
 {
-  pthread_key_create (&tc_key, tc_destroy);
-  if (mm_os_barrier_init ())
-    __atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);
+  if (MM_LIKELY (__atomic_load_n (&tc_ready, __ATOMIC_ACQUIRE) == 2))
+    return;
+  mm_lock (&tc_init_lock);
+  if (tc_ready == 0 && pthread_key_create (&tc_key, tc_destroy) == 0)
+    __atomic_store_n (&tc_ready, 1, __ATOMIC_RELEASE);
+  if (tc_ready == 1)
+    {
+      if (mm_os_barrier_init ())
+	__atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);
+      __atomic_store_n (&tc_ready, 2, __ATOMIC_RELEASE);
+    }
+  mm_unlock (&tc_init_lock);
 }
 
 static struct mm_tc *
 tc_create (void)
 {
   void *p;
-  pthread_once (&tc_once, tc_init_key);
+  tc_init ();
+  if (__atomic_load_n (&tc_ready, __ATOMIC_ACQUIRE) != 2)
+    return NULL;
   if (mm_os_alloc (sizeof (struct mm_tc), &p))
     return NULL;
   struct mm_tc *tc = p;
@@ -438,7 +453,7 @@ mm_tc_quiesce (struct mm_desc *d)
 {
   __atomic_store_n (&d->free_bound, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n (&d->gen, mm_new_gen (), __ATOMIC_SEQ_CST);
-  pthread_once (&tc_once, tc_init_key);
+  tc_init ();
   if (!__atomic_load_n (&mm_tc_fence, __ATOMIC_RELAXED) && mm_os_barrier ())
     __atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);	/* never seen */
   struct mm_tc *self = mm_tc_self;
@@ -549,6 +564,11 @@ mm_tc_after_fork (void)
 {
   struct mm_tc *self = mm_tc_self;
   int held = mm_lock_reset (&tc_lock);
+  (void) mm_lock_reset (&tc_init_lock);	/* tc_init resumes where it stopped */
+  /* The child is a new address space: its barrier is registered anew, or
+     every window fences itself from now on.  */
+  if (__atomic_load_n (&tc_ready, __ATOMIC_ACQUIRE) == 2 && mm_os_barrier_init ())
+    __atomic_store_n (&mm_tc_fence, 1, __ATOMIC_SEQ_CST);
   mm_dead_max = next_id;
   mm_dead_self = self ? self->id : 0;
   for (struct mm_tc *tc = held ? NULL : tc_all, *next; tc; tc = next)
