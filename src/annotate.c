@@ -75,7 +75,11 @@ mm_an_init (void)
   const char *off = secure_getenv ("MMALLOC_ANNOTATE");
   if (!off || strcmp (off, "0") != 0)
     {
-      memcheck = RUNNING_ON_VALGRIND != 0;
+      /* Memcheck answers its requests with -1, valgrind's other tools
+	 (callgrind counting the fast paths, say) with 0: not annotated.  */
+      char probe = 0;
+      memcheck = RUNNING_ON_VALGRIND != 0
+	&& (long) VALGRIND_MAKE_MEM_DEFINED (&probe, 1) == -1;
       asan = __asan_poison_memory_region != NULL && __asan_unpoison_memory_region != NULL;
     }
   if (memcheck || asan)
