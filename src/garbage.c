@@ -239,6 +239,8 @@ mark_one (struct gc *g, uintptr_t a)
   if (bit_get (h->mark, i))
     return;
   h->mark[i / 64] |= 1ULL << (i % 64);
+  if (MM_UNLIKELY (mm_annotating ()))
+    room = mm_an_size ((void *) start, room);	/* memcheck: no reads past it */
   if (g->sp == MM_GC_STACK)
     g->overflow = 1;		/* scanned by the rescan */
   else
@@ -544,7 +546,11 @@ report_all (void *md, struct mm_desc *d, const uint64_t *bits, size_t len,
 	  if (old && i < old->len * 8 && bit_get (old->bits, i))
 	    continue;		/* reported by an earlier call */
 	  if (block_now (d, (uintptr_t) d->base + (i << 4), &user[n], &size[n]))
-	    n++;
+	    {
+	      if (MM_UNLIKELY (mm_annotating ()))	/* mmalloc_usable_size's */
+		size[n] = mm_an_size (user[n], size[n]);
+	      n++;
+	    }
 	}
       mm_unlock_all (d);
       for (unsigned k = 0; k < n; k++)

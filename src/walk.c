@@ -126,6 +126,8 @@ collect (struct mm_desc *d, const struct mm_wblock *b, void *arg)
   struct batch *bt = arg;
   bt->ptr[bt->n] = b->user;
   bt->size[bt->n] = b->size;
+  if (MM_UNLIKELY (mm_annotating ()))	/* as mmalloc_usable_size says */
+    bt->size[bt->n] = mm_an_size (b->user, b->size);
   return ++bt->n == WALK_BATCH;
 }
 
