@@ -19,14 +19,8 @@ static int
 region_validate (struct mm_desc *d)
 {
   struct mm_header *h = d->hdr;
-  uint64_t top = h->top;
-  for (unsigned b = 0; b < MM_NBINS; b++)
-    if (h->bin_head[b] % MM_PAGE || h->bin_head[b] >= top << MM_PAGE_SHIFT)
-      return MMALLOC_ECORRUPT;
-  for (unsigned c = 0; c < MM_NCLASSES; c++)
-    for (int k = 0; k < 2; k++)
-      if (h->cls[c].partial[k] % MM_PAGE || h->cls[c].partial[k] >= top << MM_PAGE_SHIFT)
-	return MMALLOC_ECORRUPT;
+  if (!mm_fmt_header_links (h))
+    return MMALLOC_ECORRUPT;
   /* A file that was not detached may be caught in the middle of an update
      that recovery completes; the rest holds only for a clean one.  */
   int clean = h->state == MM_CLEAN;

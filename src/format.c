@@ -146,6 +146,19 @@ mm_fmt_header_check (const struct mm_header *h, const struct mm_class *tab,
   return 0;
 }
 
+int
+mm_fmt_header_links (const struct mm_header *h)
+{
+  for (unsigned b = 0; b < MM_NBINS; b++)
+    if (!mm_fmt_link_ok (h->bin_head[b], h->top))
+      return 0;
+  for (unsigned c = 0; c < MM_NCLASSES; c++)
+    for (int k = 0; k < 2; k++)
+      if (!mm_fmt_link_ok (h->cls[c].partial[k], h->top))
+	return 0;
+  return 1;
+}
+
 /* The entries of DIR up to its last that is not 0, one by one.  */
 static uint64_t
 dir_used_slow (const uint32_t *dir)

@@ -326,6 +326,11 @@ uint64_t mm_fmt_header_sum (const struct mm_header *h);
 int mm_fmt_header_check (const struct mm_header *h, const struct mm_class *tab,
 			 uint64_t file_size);
 
+/* Are the list heads of H (the bins' first runs, the partial lists' first
+   slabs) links of its heap (mm_fmt_link_ok: 0, or a page after the header
+   below top)?  */
+int mm_fmt_header_links (const struct mm_header *h);
+
 /* The entries of the directory DIR (MM_DIR_ENTRIES, a copy or the mapped
    one) up to its last that is not 0.  */
 uint64_t mm_fmt_dir_used (const uint32_t *dir);

@@ -247,6 +247,26 @@ header_each_field (void **state)
   assert_int_equal (mm_fmt_header_check (&h, tab, 4095 * MM_PAGE), MMALLOC_ETRUNCATED);
 }
 
+/* The heads of the bins and partial lists: 0, or a page of the body.  */
+static void
+header_list_heads (void **state)
+{
+  (void) state;
+  struct mm_header h;
+  make_header (&h, IM_BASE, 4096);
+  uint64_t body = (uint64_t) MM_HDR_PAGES << MM_PAGE_SHIFT;
+  h.bin_head[5] = body;
+  h.cls[7].partial[1] = (uint64_t) 4095 << MM_PAGE_SHIFT;
+  assert_true (mm_fmt_header_links (&h));
+  h.bin_head[5] = MM_PAGE;	/* the directory */
+  assert_false (mm_fmt_header_links (&h));
+  h.bin_head[5] = body + 16;	/* not a page */
+  assert_false (mm_fmt_header_links (&h));
+  h.bin_head[5] = 0;
+  h.cls[7].partial[1] = (uint64_t) 4096 << MM_PAGE_SHIFT;	/* at top */
+  assert_false (mm_fmt_header_links (&h));
+}
+
 /* --- the directory -------------------------------------------------------- */
 
 static uint32_t dir[MM_DIR_ENTRIES];
@@ -839,6 +859,7 @@ main (void)
     cmocka_unit_test (classes_fit_their_slabs),
     cmocka_unit_test (class_sum_is_the_files),
     cmocka_unit_test (header_each_field),
+    cmocka_unit_test (header_list_heads),
     cmocka_unit_test (directory_checks),
     cmocka_unit_test (run_marks),
     cmocka_unit_test (slab_header_levels),

@@ -304,6 +304,20 @@ bin_heads_name_a_block (void **state)
   assert_int_equal (attach_and_work ("bins.heap"), 0);
 }
 
+/* A bin's head names a page of the directory: refused at attach, as every
+   list head must be 0 or a page after the header (mm_fmt_header_links).  */
+static void
+bin_head_names_the_directory (void **state)
+{
+  (void) state;
+  struct file f;
+  make_heap ("bindir.heap", &f);
+  f.h.bin_head[3] = MM_PAGE;
+  f.h.bin_mask[0] |= 1u << 3;
+  put_heap ("bindir.heap", &f, 1);
+  assert_int_equal (attach_and_work ("bindir.heap"), 1);
+}
+
 /* The free run after the two blocks links to the block: taking the run out
    of its bin would write into the block.  */
 static void
@@ -463,6 +477,7 @@ main (void)
     cmocka_unit_test (leaf_above_top_after_a_killed_growth_recovers),
     cmocka_unit_test (free_run_marked_inside_a_block),
     cmocka_unit_test (bin_heads_name_a_block),
+    cmocka_unit_test (bin_head_names_the_directory),
     cmocka_unit_test (free_run_links_to_a_block),
     cmocka_unit_test (partial_list_names_a_block),
     cmocka_unit_test (slab_on_the_list_of_the_other_kind),
