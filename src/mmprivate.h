@@ -178,6 +178,13 @@
 #ifndef MM_MOVE_MIN
 #define MM_MOVE_MIN 32
 #endif
+/* The most such moves a process makes: each leaves up to two mappings
+   more that no free merges back (the moved pages keep their old place in
+   the kernel's eyes), and a process may have only so many mappings
+   (vm.max_map_count, 65530 by default); past it, blocks are copied.  */
+#ifndef MM_MOVE_MAX
+#define MM_MOVE_MAX 1024
+#endif
 /* A heap that grows into a window of the page map without a leaf makes the
    leaves of the windows up to this many times its size at once: a leaf
    made at the top stops a block there from growing in place.  */

@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* Moves of pages this process made, in every heap (MM_MOVE_MAX).  */
+static uint64_t moves_made;
+
 /* Move the large block B at PTR to N pages by moving its pages (an
    anonymous heap, the page lock held): the new address of PTR, or NULL
    when it must be copied.  */
@@ -20,11 +23,15 @@ static void *
 move_pages (struct mm_desc *d, void *ptr, const struct mm_block *b, uint64_t n)
 {
   uint64_t old = b->room >> MM_PAGE_SHIFT;
-  if ((d->mode & MM_MODE_FILE) || b->checked || old < MM_MOVE_MIN)
+  if ((d->mode & MM_MODE_FILE) || b->checked || old < MM_MOVE_MIN
+      || __atomic_add_fetch (&moves_made, 1, __ATOMIC_RELAXED) > MM_MOVE_MAX)
     return NULL;
   uint64_t pg = mm_pages_move (d, b->pg, n);
   if (!pg)
-    return NULL;
+    {
+      __atomic_sub_fetch (&moves_made, 1, __ATOMIC_RELAXED);
+      return NULL;
+    }
   __atomic_add_fetch (&d->moves[2], 1, __ATOMIC_RELAXED);
   return d->base + (pg << MM_PAGE_SHIFT) + ((char *) ptr - (d->base + (b->pg << MM_PAGE_SHIFT)));
 }

@@ -177,6 +177,57 @@ failed_mremap_falls_back_to_a_copy (void **state)
   tu_end_heap (md);
 }
 
+static unsigned
+mappings (void)
+{
+  FILE *f = fopen ("/proc/self/maps", "r");
+  assert_non_null (f);
+  unsigned n = 0;
+  for (int ch; (ch = fgetc (f)) != EOF;)
+    n += ch == '\n';
+  fclose (f);
+  return n;
+}
+
+/* Each move of pages leaves up to two mappings more behind, which no free
+   merges back, and a process may have only so many (vm.max_map_count):
+   past MM_MOVE_MAX moves, blocks are copied, so that many blocks moved and
+   kept cannot use up the process's mappings.  */
+static void
+moves_stop_before_the_process_runs_out_of_mappings (void **state)
+{
+  (void) state;
+  enum
+  { N = MM_MOVE_MAX + 512 };
+  void *md = tu_new_heap ();
+  char **kept = calloc (2 * N, sizeof *kept);
+  assert_non_null (kept);
+  unsigned before = mappings ();
+  uint64_t c0[3], c1[3];
+  counts (md, c0);
+  for (unsigned i = 0; i < N; i++)
+    {
+      char *p = mmalloc (md, MM_MOVE_MIN * MM_PAGE);
+      kept[2 * i + 1] = mmalloc (md, 32 * KIB);	/* a wall after it */
+      assert_non_null (p);
+      assert_non_null (kept[2 * i + 1]);
+      p[0] = (char) i;
+      kept[2 * i] = mrealloc (md, p, 2 * MM_MOVE_MIN * MM_PAGE);
+      assert_non_null (kept[2 * i]);
+      assert_int_equal (kept[2 * i][0], (char) i);
+    }
+  unsigned after = mappings ();
+  counts (md, c1);
+  assert_true (c1[2] - c0[2] <= MM_MOVE_MAX);
+  assert_true (c1[0] - c0[0] >= N - MM_MOVE_MAX);	/* the rest copied */
+  assert_true (after - before <= 2 * MM_MOVE_MAX + 64);
+  assert_heap_ok (md);
+  for (unsigned i = 0; i < 2 * N; i++)
+    mfree (md, kept[i]);
+  free (kept);
+  tu_end_heap (md);
+}
+
 /* A heap file never moves pages: a blocked block is copied; the file
    re-attaches with every block whole, the leaves placed below the top
    included.  */
@@ -280,6 +331,7 @@ main (void)
     cmocka_unit_test (growth_reuses_the_free_run_a_shrink_left_at_the_top),
     cmocka_unit_test (blocked_block_moves_its_pages_without_copying),
     cmocka_unit_test (failed_mremap_falls_back_to_a_copy),
+    cmocka_unit_test (moves_stop_before_the_process_runs_out_of_mappings),
     cmocka_unit_test (heap_file_copies_and_reattaches_with_its_blocks),
     cmocka_unit_test (small_blocks_keep_contents_through_every_class),
   };
