@@ -7,6 +7,8 @@
      leak     a block's only pointer dropped (the heap stays attached)
      large    an overrun past a large block, then a read of it once freed
      calls    mcalloc, mrealloc (grow, shrink), mmemalign, used in bounds
+     checked  a checked heap (mmcheck) used in bounds, and a clean thread
+              freeing blocks of another (no report expected)
      malloc   an overrun past a 20-byte block of malloc (the drop-in's,
               when libmmalloc-malloc is preloaded); prints its address
    A clean run exits 0 with no report; the tools report the others.  */
@@ -14,6 +16,7 @@
 #include <mmalloc.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +26,48 @@
 static char *volatile sink;
 static char *volatile leaked;
 
+static void *
+frees (void *arg)
+{
+  void **v = arg;
+  for (int i = 1; i < 16; i++)
+    mfree (v[0], v[i]);
+  return NULL;
+}
+
+/* Blocks of a checked heap, used in bounds and freed; blocks of MD freed by
+   another thread.  Nonzero on failure.  */
+static int
+checked_and_threads (void *md)
+{
+  void *c = mmalloc_attach (-1, NULL);
+  if (!c || mmcheck (c, NULL) != 1)
+    return 1;
+  for (int i = 0; i < 40; i++)
+    {
+      char *q = mmalloc (c, 10 + (size_t) i * 300);
+      memset (q, 1, 10 + (size_t) i * 300);
+      q = mrealloc (c, q, 20 + (size_t) i * 400);
+      q[19] = 2;
+      mfree (c, q);
+    }
+  mmalloc_detach (c);
+  void *v[16] = { md };
+  for (int i = 1; i < 16; i++)
+    memset (v[i] = mmalloc (md, (size_t) i * 40), 3, (size_t) i * 40);
+  pthread_t t;
+  if (pthread_create (&t, NULL, frees, v) != 0)
+    return 1;
+  pthread_join (t, NULL);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc != 3)
     {
-      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls|malloc\n", argv[0]);
+      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls|checked|malloc\n", argv[0]);
       return 2;
     }
   int fd = -1;
@@ -100,6 +139,8 @@ main (int argc, char **argv)
       memset (big, 4, 600000);
       mfree (md, big);
     }
+  else if (!strcmp (what, "checked"))
+    rc = checked_and_threads (md);
   else if (!strcmp (what, "malloc"))
     {
       sink = malloc (20);

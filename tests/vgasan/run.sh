@@ -27,7 +27,7 @@ if readelf -d "$B/libmmalloc.so" | grep -q 'NEEDED.*libasan'; then
   novalgrind=1
 else
   novalgrind=
-  $CC $cflags -o "$out/prog" "$here/prog.c" -L"$B" -lmmalloc -Wl,-rpath,"$B" || exit 1
+  $CC $cflags -o "$out/prog" "$here/prog.c" -L"$B" -lmmalloc -lpthread -Wl,-rpath,"$B" || exit 1
 fi
 
 ok () { pass=$((pass + 1)); }
@@ -55,13 +55,13 @@ elif command -v valgrind >/dev/null 2>&1; then
   vg="valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
   for heap in anon file; do
     h=$heap; [ $heap = file ] && h=$tmp/heap
-    for what in clean overrun uaf leak large calls; do
-      [ $heap = file ] && [ $what = large ] && continue	# the same paths as anon
+    for what in clean overrun uaf leak large calls checked; do
+      [ $heap = file ] && { [ $what = large ] || [ $what = checked ]; } && continue	# the same paths as anon
       log=$tmp/vg-$heap-$what.log
       $vg "$out/prog" "$h" $what >"$log" 2>&1
       rc=$?
       case $what in
-	clean|calls) expect "$log" "ERROR SUMMARY: 0 errors"
+	clean|calls|checked) expect "$log" "ERROR SUMMARY: 0 errors"
 		     [ $rc = 0 ] || bad "valgrind $heap $what: exit $rc" ;;
 	overrun) expect "$log" "Invalid write of size 1" "0 bytes after a block of size 20 alloc'd" ;;
 	uaf) expect "$log" "Invalid read of size 1" "3 bytes inside a block of size 20 free'd" ;;
@@ -90,15 +90,15 @@ else
 fi
 
 asan=$out/prog-asan
-if $CC $cflags -fsanitize=address -o "$asan" "$here/prog.c" -L"$B" -lmmalloc -Wl,-rpath,"$B" 2>/dev/null; then
+if $CC $cflags -fsanitize=address -o "$asan" "$here/prog.c" -L"$B" -lmmalloc -lpthread -Wl,-rpath,"$B" 2>/dev/null; then
   for heap in anon file; do
     h=$heap; [ $heap = file ] && h=$tmp/heap
-    for what in clean overrun uaf leak large calls; do
+    for what in clean overrun uaf leak large calls checked; do
       log=$tmp/asan-$heap-$what.log
       ASAN_OPTIONS=detect_leaks=1 "$asan" "$h" $what >"$log" 2>&1
       rc=$?
       case $what in
-	clean|calls) absent "$log" "ERROR: AddressSanitizer"
+	clean|calls|checked) absent "$log" "ERROR: AddressSanitizer"
 		     [ $rc = 0 ] || bad "asan $heap $what: exit $rc" ;;
 	overrun|large) expect "$log" "ERROR: AddressSanitizer: use-after-poison" "WRITE of size 1" ;;
 	uaf) expect "$log" "ERROR: AddressSanitizer: use-after-poison" "READ of size 1" ;;
