@@ -171,9 +171,10 @@ free_slot (struct mm_desc *d, struct mm_block *b)
 	mm_slab_after_free (d, s);
       return;
     }
+  __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);	/* counted first, as free_fast */
+  MM_KP ();
   __atomic_fetch_or (&mm_rbits (s)[w], bit, __ATOMIC_SEQ_CST);	/* checked by mm_lookup */
   MM_KP ();
-  __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Lock PTR's block and describe it in *B: the lock index for

@@ -271,7 +271,6 @@ const char *
 mm_fmt_slab_counts (const struct mm_slab *s, const struct mm_class *c)
 {
   uint16_t flags = __atomic_load_n (&s->flags, __ATOMIC_RELAXED);
-  uint32_t rfree = __atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE);	/* before rbits */
   uint32_t used = 0, pending = 0;
   const uint64_t *rb = s->bits + c->words;
   for (uint32_t w = 0; w < c->words; w++)
@@ -282,10 +281,12 @@ mm_fmt_slab_counts (const struct mm_slab *s, const struct mm_class *c)
       pending += (uint32_t) __builtin_popcountll (r & b);
       used += (uint32_t) __builtin_popcountll (b & ~r);
     }
-  /* rfree may lag rbits (a free between its OR and its count), never lead
-     it.  A slab off the lists is full but for such frees, which list it
-     once counted; a listed one has a free slot.  */
-  if (__atomic_load_n (&s->used, __ATOMIC_RELAXED) != used + pending || rfree > pending)
+  /* A free counts itself in rfree before it marks rbits, and a merge takes
+     both: read after rbits, rfree may lead them (frees counted, not marked
+     yet), never lag.  A slab off the lists is full but for such frees,
+     which list it once marked; a listed one has a free slot.  */
+  uint32_t rfree = __atomic_load_n (&s->rfree, __ATOMIC_ACQUIRE);
+  if (__atomic_load_n (&s->used, __ATOMIC_RELAXED) != used + pending || rfree < pending)
     return "slab counts differ from its bitmaps";
   if ((flags & MM_SLAB_LISTED) ? used == c->nobj : used + pending < c->nobj)
     return "slab partial-list mark wrong";

@@ -181,7 +181,9 @@ struct mm_slab
 				   cleared by detach and by recovery */
   uint32_t hint;		/* word of bits[] to search first */
   uint32_t used;		/* bits set in bits (slots past nobj aside) */
-  uint32_t rfree;		/* bits set in rbits (atomic; may lag) */
+  uint32_t rfree;		/* frees by other threads: counted before their
+				   bit is set in rbits, so never fewer than
+				   rbits' bits (atomic; may lead) */
   uint32_t ref;			/* frees by non-owners reading this header
 				   now, | MM_SLAB_RETURN */
   uint64_t next, prev;		/* partial list, byte offsets, 0 = none */

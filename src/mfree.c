@@ -34,8 +34,9 @@ mm_free (struct mm_desc *d, void *ptr)
 
 /* Frees by threads that do not own the slab, and the slab's lifetime.
 
-   Such a free marks its slot in rbits, then reads the slab's header (owner,
-   flags, used) to learn whether anyone must be told.  But once the bit is
+   Such a free counts itself in rfree, marks its slot in rbits, then reads
+   the slab's header (owner, flags, used) to learn whether anyone must be
+   told.  But once the bit is
    in rbits, the owner or a holder of the class lock may fold it in, find
    the slab empty and give its pages back: the header would become a free
    run's, the pages another block, or inaccessible after a shrink
@@ -149,15 +150,19 @@ free_fast (struct mm_tc *tc, struct mm_desc *d, void *ptr)
      remote one (fork.c: a child recounts its rfree and drops the pin).  */
   __atomic_store_n (&tc->remote, s, __ATOMIC_RELAXED);
   __atomic_add_fetch (&s->ref, 1, __ATOMIC_SEQ_CST);
+  /* Counted before it is marked, so that rfree never lags rbits (see
+     struct mm_slab): a merge that takes our bit takes our count.  */
+  uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
+  MM_KP ();
   uint64_t old = __atomic_fetch_or (rb, bit, __ATOMIC_SEQ_CST);
   MM_KP ();
   if (MM_UNLIKELY (old & bit))
     {
+      __atomic_sub_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
       slab_unpin (tc, d, s, cls, serial);
       mm_fault (d, mm_verdict_text (MM_BAD_NOT_ALLOCATED), ptr);
       return 1;
     }
-  uint32_t pending = __atomic_add_fetch (&s->rfree, 1, __ATOMIC_SEQ_CST);
   /* Owned: the owner folds it in.  Nobody's (or, in a fork child, the slab
      of a thread that is gone): the lock is needed only to put it on its
      partial list, or to give it back once every slot is free.  */

@@ -134,7 +134,7 @@ walk_checked_slots (struct walk *w, const struct mm_slab *s, const struct mm_cla
 /* The slab of class CLS at PG, whose page marks agree (the format's walk).
    The walk holds the class lock, so a slab without an owner keeps its
    owner, its bits, used, its list marks and its slots' headers; only other
-   threads' frees still set rbits (atomic OR, then rfree counted).  An owner
+   threads' frees still set rbits (rfree counted, then atomic OR).  An owner
    writes its slab's bits, used and flags without a lock: of an owned slab
    only what holds at every instant is checked (mm_fmt_slab_bits).  */
 static void

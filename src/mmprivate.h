@@ -53,7 +53,8 @@
                the CHECKED and POISON flags (authoritative): set before the
                slab is reachable (magic last), magic cleared when it is
                given back, class lock.  Derived: used (bits set,
-               by the writer of bits), rfree (bits in rbits, atomic), hint
+               by the writer of bits), rfree (bits in rbits, counted before
+               each is set: never fewer; atomic), hint
                (the word of bits to search first; writer of bits), owner
                (class lock; read atomic; 0 after detach and recovery),
                list flags (FULL, AVAIL: owner; LISTED: class lock, only with
@@ -469,8 +470,8 @@ struct mm_tc
   uint64_t clock;		/* stamps of the entries */
   struct mm_tc *all_next, *all_prev;	/* every thread's cache (fork) */
   struct mm_slab *remote;	/* a slab of cur's heap that a free of ours
-				   has pinned (mfree.c), maybe with its rbits
-				   marked and its rfree not counted yet (fork:
+				   has pinned (mfree.c), maybe with its rfree
+				   counted and its rbits not marked yet (fork:
 				   the count is made anew and the pin dropped
 				   if we are gone in a child) */
   struct mm_tce entries[MM_TC_ENTRIES];	/* never moved (they are large) */

@@ -166,7 +166,7 @@ mm_slab_take (struct mm_slab *s)
 	      return w * 64 + bit;
 	    }
 	}
-      /* rfree may lag rbits (it is counted after the OR): read rbits.  */
+      /* rfree may lead rbits (it is counted before the OR): read rbits.  */
       mm_slab_merge (s);
     }
   return UINT32_MAX;

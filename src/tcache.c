@@ -533,7 +533,7 @@ entry_take_dead (struct mm_tce *ce, uint32_t id)
 }
 
 /* TC, of a thread that is gone, may have stopped in a free into a slab it
-   had pinned (mfree.c), between the rbits and the rfree or after: count
+   had pinned (mfree.c), between the rfree and the rbits or after: count
    that slab's rfree anew, and drop the pins of threads that are gone.  */
 static void
 remote_count (struct mm_tc *tc)

@@ -5,8 +5,11 @@
    the exact wait status and that the library's one-line report names both the
    problem and the pointer.  */
 #include "testutil.h"
+#define MM_KILLPOINTS 1		/* the test library has them: mm_kp_hold */
+#include "mmprivate.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 enum misuse
@@ -560,6 +563,152 @@ check_beside_working_threads_reports_nothing_false (void **state)
   check_beside_threads (0);
 }
 
+/* --- the whole-heap check beside an unlocked path held at each of its steps ---
+
+   A thread frees (or allocates and frees) a slot without a lock and is held
+   at its k-th kill point (mm_kp_hold), for k = 1, 2, ... until the path
+   completes.  Meanwhile the check runs, a thread with no cache frees another
+   slot of the same slab through the locked path (which folds the slab's
+   remote frees into its bits), and the check runs again: no report may come,
+   at any step.  The scenario keeps every held step outside a lock (the
+   slabs have room, and none empties), so the check can run there.  */
+
+#define HELD_BLOCKS 16
+
+static int held_state;		/* 1: a thread is held; 2: it may go on */
+static int held_count;
+
+static void
+hold_here (void)
+{
+  held_count++;
+  __atomic_store_n (&held_state, 1, __ATOMIC_RELEASE);
+  while (__atomic_load_n (&held_state, __ATOMIC_ACQUIRE) != 2)
+    sched_yield ();
+  __atomic_store_n (&held_state, 0, __ATOMIC_RELAXED);
+}
+
+struct held
+{
+  void *md;
+  char *target;			/* remote: the slot to free, in a slab nobody owns */
+  char *own[HELD_BLOCKS];	/* else: slots of the thread's own slab */
+  long k;
+  int done;
+};
+
+static void *
+held_run (void *arg)
+{
+  struct held *h = arg;
+  /* This thread's cache entry for the heap (its own slab of 16-byte slots,
+     or of the target's class), made before the held path.  */
+  void *warm = mmalloc (h->md, 16);
+  assert_non_null (warm);
+  for (int i = 0; !h->target && i < HELD_BLOCKS; i++)
+    assert_non_null (h->own[i] = mmalloc (h->md, 48));
+  mm_kp_left = h->k;
+  if (h->target)
+    mfree (h->md, h->target);
+  else
+    mfree (h->md, mmalloc (h->md, 48));
+  mm_kp_left = 0;
+  mfree (h->md, warm);
+  __atomic_store_n (&h->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void *
+free_run (void *arg)
+{
+  void **a = arg;
+  mfree (a[0], a[1]);		/* no cache: the locked path */
+  return NULL;
+}
+
+static void *
+fill_run (void *arg)
+{
+  struct held *h = arg;
+  for (int i = 0; i < HELD_BLOCKS; i++)
+    assert_non_null (h->own[i] = mmalloc (h->md, 48));
+  return NULL;
+}
+
+/* REMOTE: the held thread frees a slot of a slab whose owner is gone (its
+   slot marked in rbits, the count of such frees kept beside); else it
+   allocates and frees in its own slab, whose slots others free meanwhile.  */
+static void
+check_beside_held_path (int remote)
+{
+  void *md = tu_new_heap ();
+  struct held fill = { md, NULL, { 0 }, 0, 0 };
+  pthread_t t;
+  if (remote)
+    {				/* a slab of 48-byte slots, listed, nobody's */
+      assert_int_equal (pthread_create (&t, NULL, fill_run, &fill), 0);
+      assert_int_equal (pthread_join (t, NULL), 0);
+    }
+  mm_kp_hold = hold_here;	/* before the threads start */
+  held_count = 0;
+  long problems = 0, k, spare = HELD_BLOCKS / 2;
+  for (k = 1; k < HELD_BLOCKS / 2; k++)
+    {
+      struct held h = { md, remote ? fill.own[k - 1] : NULL, { 0 }, k, 0 };
+      int before = held_count;
+      assert_int_equal (pthread_create (&t, NULL, held_run, &h), 0);
+      while (!__atomic_load_n (&h.done, __ATOMIC_ACQUIRE)
+	     && __atomic_load_n (&held_state, __ATOMIC_ACQUIRE) != 1)
+	sched_yield ();
+      int held = __atomic_load_n (&held_state, __ATOMIC_ACQUIRE) == 1;
+      if (held)
+	{
+	  problems += mmalloc_check (md);
+	  /* Another slot of the held path's slab, freed under the class
+	     lock by a thread with no cache.  */
+	  char **slot = remote ? &fill.own[spare++] : &h.own[HELD_BLOCKS - 1];
+	  void *a[2] = { md, *slot };
+	  pthread_t f;
+	  assert_int_equal (pthread_create (&f, NULL, free_run, a), 0);
+	  assert_int_equal (pthread_join (f, NULL), 0);
+	  *slot = NULL;
+	  problems += mmalloc_check (md);
+	  __atomic_store_n (&held_state, 2, __ATOMIC_RELEASE);
+	}
+      assert_int_equal (pthread_join (t, NULL), 0);
+      problems += mmalloc_check (md);
+      for (int i = 0; i < HELD_BLOCKS; i++)
+	mfree (md, h.own[i]);
+      if (!held)
+	{
+	  assert_int_equal (held_count, before);
+	  break;
+	}
+    }
+  mm_kp_hold = NULL;		/* after they are joined */
+  print_message ("%s: held at %ld steps, %ld problems reported\n",
+		 remote ? "remote free" : "own slab", k - 1, problems);
+  assert_int_equal (problems, 0);
+  assert_true (k > 1 && k < HELD_BLOCKS / 2);	/* held at least once; completed */
+  for (int i = k; i < HELD_BLOCKS; i++)	/* the targets freed are 0 .. k - 1 */
+    mfree (md, fill.own[i]);
+  tu_end_heap (md);
+}
+
+static void
+check_beside_a_remote_free_held_at_each_step_reports_nothing (void **state)
+{
+  (void) state;
+  check_beside_held_path (1);
+}
+
+static void
+check_beside_an_owner_held_at_each_step_reports_nothing (void **state)
+{
+  (void) state;
+  check_beside_held_path (0);
+}
+
 int
 main (void)
 {
@@ -580,6 +729,8 @@ main (void)
     cmocka_unit_test (overrun_after_realloc_is_reported),
     cmocka_unit_test (check_beside_working_threads_reports_nothing_false_when_checked),
     cmocka_unit_test (check_beside_working_threads_reports_nothing_false),
+    cmocka_unit_test (check_beside_a_remote_free_held_at_each_step_reports_nothing),
+    cmocka_unit_test (check_beside_an_owner_held_at_each_step_reports_nothing),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -435,9 +435,9 @@ slab_header_levels (void **state)
   s->used = 2;
   s->rfree = 1;
   assert_null (mm_fmt_slab_counts (s, k));
-  s->rfree = 0;			/* lagging: allowed */
+  s->rfree = 2;			/* leading: a free counted, not marked yet */
   assert_null (mm_fmt_slab_counts (s, k));
-  s->rfree = 2;
+  s->rfree = 0;			/* lagging: never */
   assert_string_equal (mm_fmt_slab_counts (s, k), "slab counts differ from its bitmaps");
   s->rfree = 1;
   s->used = 1;
