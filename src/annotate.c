@@ -6,7 +6,8 @@
    or pages is inaccessible, so memcheck reports reads and writes outside
    the requested size, uses after a free, and leaks, as for malloc.
    The client requests come from valgrind's own header when the build finds
-   it (__has_include); without it the hooks below do nothing for memcheck.
+   it (__has_include) and MM_NO_VALGRIND is not defined; without it the
+   hooks below do nothing for memcheck.
    A client request is a short sequence of instructions that does nothing
    outside valgrind.
 
@@ -37,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined __has_include
+#if defined __has_include && !defined MM_NO_VALGRIND
 # if __has_include(<valgrind/memcheck.h>)
 #  include <valgrind/memcheck.h>
 #  define MM_HAVE_MEMCHECK 1
@@ -45,15 +46,23 @@
 #endif
 
 #ifndef MM_HAVE_MEMCHECK
+/* No valgrind header: each request does nothing and answers 0.  */
+static inline long
+no_request (const volatile void *p, size_t n)
+{
+  (void) p;
+  (void) n;
+  return 0;
+}
 # define RUNNING_ON_VALGRIND 0
-# define VALGRIND_MALLOCLIKE_BLOCK(p, n, rz, zeroed) ((void) 0)
-# define VALGRIND_FREELIKE_BLOCK(p, rz) ((void) 0)
-# define VALGRIND_MAKE_MEM_NOACCESS(p, n) ((void) 0)
-# define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void) 0)
+# define VALGRIND_MALLOCLIKE_BLOCK(p, n, rz, zeroed) \
+  no_request (p, (size_t) (n) + (size_t) (rz) + (size_t) (zeroed))
+# define VALGRIND_FREELIKE_BLOCK(p, rz) no_request (p, (size_t) (rz))
+# define VALGRIND_MAKE_MEM_NOACCESS(p, n) no_request (p, n)
+# define VALGRIND_MAKE_MEM_DEFINED(p, n) no_request (p, n)
+# define VALGRIND_CHECK_MEM_IS_ADDRESSABLE(p, n) no_request (p, n)
 # define VALGRIND_DISABLE_ERROR_REPORTING ((void) 0)
 # define VALGRIND_ENABLE_ERROR_REPORTING ((void) 0)
-# define VALGRIND_MAKE_MEM_UNDEFINED(p, n) ((void) 0)
-# define VALGRIND_CHECK_MEM_IS_ADDRESSABLE(p, n) 0
 #endif
 
 /* AddressSanitizer's interface, present when its runtime is loaded.  */

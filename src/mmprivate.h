@@ -141,6 +141,8 @@
 /* --- Compile-time options (each with its default) ------------------------ */
 
 /* MM_SPAN_MAX, a heap's span (128 GiB), is the format's: see format.h.  */
+/* MM_NO_VALGRIND (undefined): defined, annotate.c ignores valgrind's header
+   even where the build finds it (no client requests in the library).  */
 /* Address space reserved beyond what a heap uses, so that RLIMIT_AS counts
    about what the heap holds: the bytes in use, plus as many again but at
    least MM_RESV_INIT (4 MiB) and at most MM_RESV_STEP (1 GiB).  Where the
