@@ -158,6 +158,10 @@ $(B)/tests/test-compat: include/mmalloc-compat.h
 $(B)/tests/test-handles: tests/test-handles.c tests/testutil.h $(ITLIB) | $(B)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS) -Wl,--wrap=mm_desc_of
 
+# test-sites looks its own functions up with dladdr.
+$(B)/tests/test-sites: tests/test-sites.c tests/testutil.h $(ITLIB) | $(B)/tests
+	$(CC) $(TEST_CFLAGS) -rdynamic -o $@ $< $(TEST_LIBS)
+
 check-deps:
 	@sh tests/need-cmocka.sh
 

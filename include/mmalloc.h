@@ -267,6 +267,17 @@ int mmalloc_walk (void *md, mmalloc_visit_fn visit, void *arg);
    marked; reported once on stderr), MMALLOC_ELOCKED, MMALLOC_EBADDESC.  */
 size_t mmalloc_garbage (void *md, int flags, mmalloc_visit_fn report, void *arg);
 
+/* Where the block PTR of MD was allocated: the address of the code that
+   called mmalloc, mcalloc, mrealloc, mmemalign, mvalloc (or malloc, calloc,
+   realloc... of the drop-in), or NULL if the block records none.  Blocks
+   record their site when MD is under mmcheck (MMALLOC_OPTIONS=check for the
+   drop-in), except blocks aligned beyond 16 bytes and those of files made
+   by a library of format 2.  The address is one of the process that
+   allocated the block (dladdr names it there).  Takes no lock: it may be
+   called from the visit function of mmalloc_walk and the report function
+   of mmalloc_garbage.  NULL too for a pointer that is not a block's.  */
+void *mmalloc_block_site (void *md, const void *ptr);
+
 /* Statistics of MD; see struct mstats and the manual for the exact meaning.  */
 struct mstats mmstats (void *md);
 

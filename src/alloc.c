@@ -19,7 +19,7 @@ mm_alloc_small (struct mm_desc *d, unsigned cls, struct mm_arm *arm)
   struct mm_class_state *cs = &d->hdr->cls[cls];
   const struct mm_class *c = &mm_classes[cls];
   if (checked)			/* its slab is or becomes MM_SLAB_POISON */
-    mm_format_need (d, MM_FORMAT_V2);
+    mm_format_need (d, arm->site ? MM_FORMAT_V3 : MM_FORMAT_V2);
   mm_lock (&d->class_lock[cls]);
   struct mm_slab *s;
   uint64_t off = cs->partial[checked];
@@ -60,8 +60,8 @@ mm_alloc_large (struct mm_desc *d, uint64_t npages, uint64_t align, struct mm_ar
 		int *zero)
 {
   uint64_t skew = arm && arm->lead == MM_PAGE;
-  if (arm && arm->lead > sizeof (struct mm_chk))	/* a lead record */
-    mm_format_need (d, MM_FORMAT_V2);
+  if (arm && arm->lead > sizeof (struct mm_chk))	/* a lead or site record */
+    mm_format_need (d, arm->site ? MM_FORMAT_V3 : MM_FORMAT_V2);
   mm_lock (&d->page_lock);
   uint64_t pg = mm_pages_take (d, npages, align, skew, arm ? NULL : zero);
   char *p = pg ? d->base + (pg << MM_PAGE_SHIFT) : NULL;
@@ -82,6 +82,8 @@ pages_for (size_t size)
   return ((uint64_t) size + MM_PAGE - 1) >> MM_PAGE_SHIFT;
 }
 
+int mm_sites_off;
+
 /* Allocate SIZE bytes; NULL with errno set.  With ZERO, *ZERO tells
    whether the block is known to read zero (then it was not written).  */
 void *
@@ -97,14 +99,17 @@ mm_alloc (struct mm_desc *d, size_t size, int *zero)
   mm_note_used (d);
   int checked = (__atomic_load_n (&d->hdr->flags, __ATOMIC_RELAXED) & MM_F_CHECKED) != 0;
   size_t need = size;
+  /* Checked: a header, or a site record and a header, and a guard byte.  */
+  struct mm_arm arm = { size, sizeof (struct mm_chk), NULL, MM_OK, NULL, NULL };
+  if (checked && !mm_sites_off && (arm.site = mm_site) != NULL)
+    arm.lead = 2 * sizeof (struct mm_chk);
   if (checked)
     {
-      if (size > SIZE_MAX - sizeof (struct mm_chk) - 1)
+      if (size > SIZE_MAX - arm.lead - 1)
 	goto nomem;
-      need = size + sizeof (struct mm_chk) + 1;
+      need = size + arm.lead + 1;
     }
   void *p;
-  struct mm_arm arm = { size, sizeof (struct mm_chk), NULL, MM_OK, NULL };
   if (need <= MM_SMALL_MAX)
     {
       unsigned cls = mm_size_class (need);

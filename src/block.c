@@ -57,7 +57,7 @@ lookup_slab (struct mm_desc *d, uint64_t off, uint32_t e, struct mm_block *b)
   if (checked && !(lead = mm_chk_lead (slot, c->size)))
     return MM_BAD_HEADER;
   if (into != (checked ? lead - pre : 0))
-    return MM_BAD_NOT_START;
+    return checked && into == pre ? mm_chk_first_bad (slot) : MM_BAD_NOT_START;
   uint64_t live = __atomic_load_n (&s->bits[idx / 64], __ATOMIC_RELAXED)
     & ~__atomic_load_n (&mm_rbits (s)[idx / 64], __ATOMIC_RELAXED);
   if (!(live & (1ULL << (idx % 64))))
@@ -107,7 +107,8 @@ mm_lookup (struct mm_desc *d, const void *ptr, struct mm_block *b)
 	if (checked && !lead)
 	  return MM_BAD_HEADER;
 	if (off != start + lead)
-	  return MM_BAD_NOT_START;
+	  return off == start + 2 * sizeof (struct mm_chk) ? mm_chk_first_bad (d->base + start)
+	    : MM_BAD_NOT_START;
 	size_t pre = lead ? lead - sizeof (struct mm_chk) : 0;
 	b->start = d->base + start + pre;
 	b->room = ((size_t) n << MM_PAGE_SHIFT) - pre;

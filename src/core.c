@@ -12,6 +12,7 @@
 #include <errno.h>
 
 __thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
+__thread const void *mm_site __attribute__ ((tls_model ("initial-exec")));
 uint32_t mm_dead_max, mm_dead_self;
 static uint64_t next_gen;
 int mm_trace_on;

@@ -8,6 +8,7 @@
 
 #include "mmprivate.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -32,10 +33,50 @@ put_hex (char **p, char *end, uint64_t v)
     *(*p)++ = tmp[--n];
 }
 
-static void
-say (struct mm_desc *d, const char *what, const char *label, uint64_t value)
+/* SITE, an allocation site, as reports name it, in BUF (LEN bytes, at least
+   1): its address, then "(function+0xOFFSET, object)", or "(object)", as
+   far as the dynamic linker knows them.  No allocation, no stdio.  */
+void
+mm_site_name (const void *site, char *buf, size_t len)
 {
-  char line[256], *p = line, *end = line + sizeof line - 1;
+  char *p = buf, *end = buf + len - 1;
+  put_hex (&p, end, (uint64_t) (uintptr_t) site);
+  Dl_info info;
+  if (dladdr (site, &info) && info.dli_fname)
+    {
+      put (&p, end, " (");
+      if (info.dli_sname && info.dli_saddr)
+	{
+	  put (&p, end, info.dli_sname);
+	  put (&p, end, "+");
+	  put_hex (&p, end, (uint64_t) ((const char *) site - (const char *) info.dli_saddr));
+	  put (&p, end, ", ");
+	}
+      put (&p, end, info.dli_fname);
+      put (&p, end, ")");
+    }
+  *p = 0;
+}
+
+/* The site recorded before the user's pointer PTR of D (a checked block's,
+   allocated or freed): NULL if none, or if PTR is no such pointer.  Reads
+   only the heap's pages below its top.  */
+static const void *
+site_before (struct mm_desc *d, const void *ptr)
+{
+  const char *p = ptr;
+  if (!d || ((uintptr_t) p & (MM_ALIGN - 1)) || p < d->base + MM_PAGE + 2 * sizeof (struct mm_chk)
+      || (uint64_t) (p - d->base) >= mm_top (d) << MM_PAGE_SHIFT)
+    return NULL;
+  const struct mm_chk *c = (const struct mm_chk *) (const void *) p - 2;
+  return (const void *) (uintptr_t) mm_fmt_chk_site (c, (uint64_t) (uintptr_t) c);
+}
+
+static void
+say_site (struct mm_desc *d, const char *what, const char *label, uint64_t value,
+	  const void *site)
+{
+  char line[640], *p = line, *end = line + sizeof line - 1;
   put (&p, end, "mmalloc: ");
   put (&p, end, what);
   put (&p, end, label);
@@ -52,14 +93,27 @@ say (struct mm_desc *d, const char *what, const char *label, uint64_t value)
       put (&p, end, " at ");
       put_hex (&p, end, (uint64_t) (uintptr_t) d->base);
     }
+  if (site)
+    {
+      char name[384];
+      mm_site_name (site, name, sizeof name);
+      put (&p, end, ", allocated at ");
+      put (&p, end, name);
+    }
   *p++ = '\n';
   mm_os_write_stderr (line, (size_t) (p - line));
+}
+
+static void
+say (struct mm_desc *d, const char *what, const char *label, uint64_t value)
+{
+  say_site (d, what, label, value, NULL);
 }
 
 void
 mm_fault (struct mm_desc *d, const char *what, const void *ptr)
 {
-  say (d, what, ": pointer ", (uint64_t) (uintptr_t) ptr);
+  say_site (d, what, ": pointer ", (uint64_t) (uintptr_t) ptr, site_before (d, ptr));
   if (d && d->abortfunc)
     d->abortfunc ();
   else

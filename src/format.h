@@ -54,7 +54,8 @@
 				   blocks), poisoned slabs (MM_SLAB_POISON)
 				   and blocks in quarantine (freed headers in
 				   allocated blocks) */
-#define MM_FORMAT_VERSION MM_FORMAT_V2	/* the newest this build reads */
+#define MM_FORMAT_V3 3		/* V2 and site records (MM_CHK_SITE) */
+#define MM_FORMAT_VERSION MM_FORMAT_V3	/* the newest this build reads */
 #define MM_MAGIC "MMALLOC\x1a"	/* 8 bytes, byte-order free: "not a heap" */
 #define MM_BYTE_ORDER 0x01020304u	/* native order: foreign files read reversed */
 #define MM_PAGE_SHIFT 12
@@ -224,8 +225,12 @@ struct mm_class
 /* The header of a block under checking, just before the user's pointer.  A
    block aligned beyond 16 bytes starts with a lead record instead (magic
    MM_CHK_LEAD, size: the offset of the user's pointer from the block's
-   start), and its header sits just before the aligned pointer.  The sum
-   mixes the record's address in the heap's process (base + offset).  */
+   start), and its header sits just before the aligned pointer.  A block
+   whose allocation site is known starts with a site record instead (magic
+   MM_CHK_SITE, size: the address of the code that allocated it, in the
+   process that did): its header follows it, the user's pointer is 32 bytes
+   in.  The sum mixes the record's address in the heap's process (base +
+   offset).  */
 struct mm_chk
 {
   uint64_t size;		/* bytes asked for (a lead record: the offset) */
@@ -237,6 +242,7 @@ struct mm_chk
 #define MM_CHK_FREE 0x45455246u
 #define MM_CHK_LEAD 0x4441454cu
 #define MM_CHK_ARMING 0x4d524141u
+#define MM_CHK_SITE 0x45544953u
 #define MM_CHK_BYTE 0xd7	/* fills a checked block after its end */
 #define MM_CHK_POISON 0xdf	/* fills a freed checked block */
 
@@ -518,17 +524,28 @@ mm_fmt_chk_is (const struct mm_chk *c, uint64_t addr, uint32_t magic)
 }
 
 /* The offset of the user's pointer from the first byte of a checked block of
-   ROOM bytes at ADDR, whose first record is C: 16, or what its lead record
-   says; 0 if that record is damaged.  */
+   ROOM bytes at ADDR, whose first record is C: 16, 32 after a site record,
+   or what its lead record says; 0 if that record is damaged.  */
 static inline size_t
 mm_fmt_chk_lead (const struct mm_chk *c, uint64_t addr, size_t room)
 {
+  if (c->magic == MM_CHK_SITE)
+    return mm_fmt_chk_is (c, addr, MM_CHK_SITE) && room > 2 * sizeof (struct mm_chk)
+      ? 2 * sizeof (struct mm_chk) : 0;
   if (c->magic != MM_CHK_LEAD)
     return sizeof (struct mm_chk);
   if (!mm_fmt_chk_is (c, addr, MM_CHK_LEAD) || c->size % MM_ALIGN
       || c->size < 2 * sizeof (struct mm_chk) || c->size > room - sizeof (struct mm_chk) - 1)
     return 0;
   return (size_t) c->size;
+}
+
+/* The allocation site that C (a copy of the first record of a checked block
+   at ADDR) records; 0 if none.  */
+static inline uint64_t
+mm_fmt_chk_site (const struct mm_chk *c, uint64_t addr)
+{
+  return mm_fmt_chk_is (c, addr, MM_CHK_SITE) ? c->size : 0;
 }
 
 /* --- The page map -------------------------------------------------------------

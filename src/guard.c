@@ -96,12 +96,13 @@ mm_chk_lead (const char *start, size_t room)
 }
 
 /* Make START (ROOM bytes) a checked block of SIZE bytes whose user pointer is
-   LEAD bytes in; the user's pointer.  The header is written after the guard
-   bytes, and the lead record last, so that an interrupted call leaves the
+   LEAD bytes in, allocated at SITE (a site record, LEAD 32) or at an unknown
+   place (NULL); the user's pointer.  The header is written after the guard
+   bytes, and the lead or site record last, so that an interrupted call leaves the
    block in the state it had (free, or live with its old size), or a record
    ARMING, which recovery arms again (mm_chk_recover).  */
 void *
-mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
+mm_chk_arm (void *start, size_t room, size_t lead, size_t size, const void *site)
 {
   char *b = start;
   struct mm_chk *c = (struct mm_chk *) (void *) (b + lead) - 1;
@@ -111,7 +112,9 @@ mm_chk_arm (void *start, size_t room, size_t lead, size_t size)
   if (lead > CHK)
     memset (b + CHK, MM_CHK_BYTE, lead - 2 * CHK);
   chk_set (c, size, MM_CHK_LIVE);
-  if (lead > CHK)
+  if (site)
+    chk_set ((struct mm_chk *) start, (uint64_t) (uintptr_t) site, MM_CHK_SITE);
+  else if (lead > CHK)
     chk_set ((struct mm_chk *) start, lead, MM_CHK_LEAD);
   return user;
 }
@@ -127,16 +130,42 @@ mm_chk_freed_intact (const struct mm_chk *c, size_t room)
   return MM_OK;
 }
 
+/* Is SLOT (ROOM bytes) in the free state: a freed header followed by
+   untouched poison, after the site record of its last block if it had one?  */
+enum mm_verdict
+mm_chk_slot_intact (const char *slot, size_t room)
+{
+  const struct mm_chk *c = (const struct mm_chk *) (const void *) slot;
+  if (mm_chk_is (c, MM_CHK_SITE) && room > 2 * CHK)
+    return mm_chk_freed_intact (c + 1, room - CHK);
+  return mm_chk_freed_intact (c, room);
+}
+
+/* The verdict on a pointer 32 bytes into the checked block at START, where
+   the user's pointer of a block with a site record is, when START holds no
+   such record: its header was overwritten if START holds no whole record
+   at all, else the pointer is not the block's.  */
+enum mm_verdict
+mm_chk_first_bad (const char *start)
+{
+  const struct mm_chk *c = (const struct mm_chk *) (const void *) start;
+  return c->sum == chk_sum (c->size, c) ? MM_BAD_NOT_START : MM_BAD_HEADER;
+}
+
 /* Put SLOT (ROOM bytes) in the free state: a freed header first (which ends
-   any lead record), then the poison.  A whole record (a freed header, or a
-   lead record) only changes its mark: one store, so an allocated slot never
+   any lead record), then the poison.  A site record stays, with the block's
+   header after it freed, so that a later misuse of the block still names
+   where it was allocated.  A whole record (a freed header, or a lead
+   record) only changes its mark: one store, so an allocated slot never
    shows a half-written header here.  */
 static void
 slot_recycle (char *slot, size_t room)
 {
   struct mm_chk *c = (struct mm_chk *) (void *) slot;
+  if (mm_chk_is (c, MM_CHK_SITE) && room > 2 * CHK)
+    c++;
   chk_set (c, c->sum == chk_sum (c->size, c) ? c->size : 0, MM_CHK_FREE);
-  memset (slot + CHK, MM_CHK_POISON, room - CHK);
+  memset (c + 1, MM_CHK_POISON, room - (size_t) ((char *) (c + 1) - slot));
   MM_KP ();
 }
 
@@ -176,10 +205,11 @@ mm_chk_claim (struct mm_slab *s, char *start, size_t room, struct mm_arm *arm)
   arm->bad = MM_OK;
   if (s && (s->flags & MM_SLAB_POISON))
     {
-      arm->bad = mm_chk_freed_intact ((const struct mm_chk *) (void *) start, room);
-      arm->bad_ptr = start + CHK;
+      arm->bad = mm_chk_slot_intact (start, room);
+      size_t lead = mm_chk_lead (start, room);
+      arm->bad_ptr = start + (lead ? lead : CHK);
     }
-  arm->user = mm_chk_arm (start, room, arm->lead, arm->size);
+  arm->user = mm_chk_arm (start, room, arm->lead, arm->size, arm->site);
 }
 
 /* The end of a checked allocation P (NULL if it failed): report what
@@ -192,6 +222,15 @@ mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm)
   if (MM_UNLIKELY (arm->bad != MM_OK))
     mm_fault (d, mm_verdict_text (arm->bad), arm->bad_ptr);
   return arm->user;
+}
+
+/* The allocation site recorded by the checked block whose first byte is
+   START; 0 if none.  */
+uint64_t
+mm_chk_site_of (const char *start)
+{
+  return mm_fmt_chk_site ((const struct mm_chk *) (const void *) start,
+			  (uint64_t) (uintptr_t) start);
 }
 
 size_t
@@ -233,7 +272,8 @@ mm_chk_recover (char *start, size_t room)
   if (c->magic == MM_CHK_ARMING)
     {
       size_t max = room - lead - 1;
-      mm_chk_arm (start, room, lead, c->size < max ? (size_t) c->size : max);
+      mm_chk_arm (start, room, lead, c->size < max ? (size_t) c->size : max,
+		  (const void *) (uintptr_t) mm_chk_site_of (start));
       return 0;
     }
   return mm_chk_is (c, MM_CHK_FREE);

@@ -24,7 +24,7 @@ void cfree (void *ptr);		/* old glibc: gone from its headers */
 EXPORT void *
 malloc (size_t size)
 {
-  return mmalloc (NULL, size);
+  return MM_SITE_CALL (mmalloc (NULL, size));
 }
 
 EXPORT void
@@ -42,7 +42,7 @@ cfree (void *ptr)
 EXPORT void *
 calloc (size_t nmemb, size_t size)
 {
-  return mcalloc (NULL, nmemb, size);
+  return MM_SITE_CALL (mcalloc (NULL, nmemb, size));
 }
 
 /* realloc (p, 0) frees P and returns NULL, as the C library's does (mrealloc
@@ -55,7 +55,7 @@ realloc (void *ptr, size_t size)
       mfree (NULL, ptr);
       return NULL;
     }
-  return mrealloc (NULL, ptr, size);
+  return MM_SITE_CALL (mrealloc (NULL, ptr, size));
 }
 
 EXPORT void *
@@ -67,7 +67,7 @@ reallocarray (void *ptr, size_t nmemb, size_t size)
       errno = ENOMEM;
       return NULL;
     }
-  return realloc (ptr, total);
+  return MM_SITE_CALL (realloc (ptr, total));
 }
 
 /* memalign and aligned_alloc take any alignment, as the C library's do: one
@@ -91,13 +91,13 @@ aligned (size_t alignment, size_t size)
 EXPORT void *
 memalign (size_t alignment, size_t size)
 {
-  return aligned (alignment, size);
+  return MM_SITE_CALL (aligned (alignment, size));
 }
 
 EXPORT void *
 aligned_alloc (size_t alignment, size_t size)
 {
-  return aligned (alignment, size);
+  return MM_SITE_CALL (aligned (alignment, size));
 }
 
 /* EINVAL leaves errno alone; ENOMEM is in errno too, as the C library's
@@ -107,7 +107,7 @@ posix_memalign (void **out, size_t alignment, size_t size)
 {
   if (alignment < sizeof (void *) || (alignment & (alignment - 1)))
     return EINVAL;
-  void *p = mmemalign (NULL, alignment, size);
+  void *p = MM_SITE_CALL (mmemalign (NULL, alignment, size));
   if (!p)
     {
       errno = ENOMEM;
@@ -120,7 +120,7 @@ posix_memalign (void **out, size_t alignment, size_t size)
 EXPORT void *
 valloc (size_t size)
 {
-  return mvalloc (NULL, size);
+  return MM_SITE_CALL (mvalloc (NULL, size));
 }
 
 EXPORT void *
@@ -133,7 +133,7 @@ pvalloc (size_t size)
       return NULL;
     }
   size = (size + page - 1) & ~(page - 1);
-  return mvalloc (NULL, size ? size : page);
+  return MM_SITE_CALL (mvalloc (NULL, size ? size : page));
 }
 
 EXPORT size_t

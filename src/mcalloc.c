@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-void *
-mcalloc (void *md, size_t nmemb, size_t size)
+static void *
+calloc_body (void *md, size_t nmemb, size_t size)
 {
   size_t total;
   if (__builtin_mul_overflow (nmemb, size, &total))
@@ -33,4 +33,10 @@ mcalloc (void *md, size_t nmemb, size_t size)
   if (p && !zero)
     memset (p, 0, total);
   return p;
+}
+
+void *
+mcalloc (void *md, size_t nmemb, size_t size)
+{
+  return MM_SITE_CALL (calloc_body (md, nmemb, size));
 }

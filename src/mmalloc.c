@@ -11,10 +11,22 @@
 #include <errno.h>
 #include <string.h>
 
+static void *mmalloc_locked (void *md, size_t size);
+
+/* mmalloc when the fast path cannot serve, called from SITE.  */
+static __attribute__ ((noinline)) void *
+mmalloc_slow (void *md, size_t size, const void *site)
+{
+  const void *outer = mm_site_push (site);
+  void *p = mmalloc_locked (md, size);
+  mm_site_pop (outer);
+  return p;
+}
+
 /* mmalloc when the fast path cannot serve: the first call of a thread on a
    heap, a class whose owned slab is full, large or checked blocks, tracing.  */
-static __attribute__ ((noinline)) void *
-mmalloc_slow (void *md, size_t size)
+static void *
+mmalloc_locked (void *md, size_t size)
 {
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
@@ -40,11 +52,12 @@ mmalloc_slow (void *md, size_t size)
 /* mmalloc's fast path found no slot: refill through the entry CE, which is
    good (no lookup), else the slow path.  Called inside the window of TC.  */
 static __attribute__ ((noinline)) void *
-mmalloc_refill (void *md, size_t size, struct mm_tc *tc, struct mm_tce *ce, unsigned cls)
+mmalloc_refill (void *md, size_t size, struct mm_tc *tc, struct mm_tce *ce, unsigned cls,
+		const void *site)
 {
   void *p = mm_tc_refill (ce, cls);
   mm_tc_leave (tc);
-  return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size);
+  return MM_LIKELY (p != NULL) ? p : mmalloc_slow (md, size, site);
 }
 
 /* The fast path: a slot this thread freed lately (a recent slot), else one
@@ -99,11 +112,12 @@ mmalloc (void *md, size_t size)
 		    }
 		}
 	    }
-	  return mmalloc_refill (md, size, tc, ce, cls);	/* tail calls: no frame here */
+	  return mmalloc_refill (md, size, tc, ce, cls, __builtin_return_address (0));
+	  /* tail calls: no frame here */
 	}
       mm_tc_leave (tc);
     }
-  return mmalloc_slow (md, size);
+  return mmalloc_slow (md, size, __builtin_return_address (0));
 }
 
 /* SIZE bytes at P, just allocated in D, handed out to valgrind and ASan

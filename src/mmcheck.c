@@ -124,7 +124,7 @@ walk_checked_slots (struct walk *w, const struct mm_slab *s, const struct mm_cla
 	  uint32_t bit = (uint32_t) __builtin_ctzll (all);
 	  char *slot = (char *) s + mm_fmt_slot_off (c, i * 64 + bit);
 	  enum mm_verdict bad = (bits >> bit) & 1 ? walk_block (slot, c->size)
-	    : mm_chk_freed_intact ((const struct mm_chk *) (void *) slot, c->size);
+	    : mm_chk_slot_intact (slot, c->size);
 	  if (bad != MM_OK)
 	    problem (w, mm_verdict_text (bad), pg);
 	}

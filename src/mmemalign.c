@@ -27,7 +27,7 @@ mm_alloc_aligned (struct mm_desc *d, size_t align, size_t size)
   int checked = (__atomic_load_n (&d->hdr->flags, __ATOMIC_RELAXED) & MM_F_CHECKED) != 0;
   __atomic_or_fetch (&d->hdr->flags, MM_F_USED, __ATOMIC_RELAXED);
   /* Checked: the lead is the alignment, or a page whose end is aligned.  */
-  struct mm_arm arm = { size, align < MM_PAGE ? align : MM_PAGE, NULL, MM_OK, NULL };
+  struct mm_arm arm = { size, align < MM_PAGE ? align : MM_PAGE, NULL, MM_OK, NULL, NULL };
   struct mm_arm *a = checked ? &arm : NULL;
   size_t need = size;
   if (checked && size > SIZE_MAX - arm.lead - 1)
@@ -67,5 +67,5 @@ mmemalign (void *md, size_t alignment, size_t size)
       mm_fail (d, EINVAL);
       return NULL;
     }
-  return mm_alloc_done (d, mm_alloc_aligned (d, alignment, size), size);
+  return mm_alloc_done (d, MM_SITE_CALL (mm_alloc_aligned (d, alignment, size)), size);
 }

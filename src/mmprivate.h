@@ -390,6 +390,7 @@ struct mm_arm
   void *user;
   enum mm_verdict bad;
   void *bad_ptr;
+  const void *site;		/* a site record (lead 32), or NULL */
 };
 
 /* What a user pointer refers to, found and validated by mm_lookup.  */
@@ -532,6 +533,38 @@ MM_HIDDEN void mm_os_fail_at (long n, int err);
 
 extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
   __attribute__ ((tls_model ("initial-exec")));
+
+/* The allocation site of the outermost allocating call this thread is in
+   (the caller of mmalloc, mcalloc, malloc...), for the site record of a
+   checked block; NULL outside such calls.  An entry point sets it unless an
+   outer one did (mm_site_push), and clears it on the way out if it set it
+   (mm_site_pop), so that malloc's caller is recorded, not malloc.  */
+extern MM_HIDDEN __thread const void *mm_site
+  __attribute__ ((tls_model ("initial-exec")));
+
+static inline const void *
+mm_site_push (const void *site)
+{
+  const void *outer = mm_site;
+  if (!outer)
+    mm_site = site;
+  return outer;
+}
+
+static inline void
+mm_site_pop (const void *outer)
+{
+  if (!outer)
+    mm_site = NULL;
+}
+
+/* EXPR, an allocating call, with its caller's caller (the caller of the
+   function using this) as the allocation site.  */
+#define MM_SITE_CALL(expr)						\
+  __extension__ ({ const void *mm_outer_ = mm_site_push (__builtin_return_address (0)); \
+     __typeof__ (expr) mm_r_ = (expr);					\
+     mm_site_pop (mm_outer_);						\
+     mm_r_; })
 /* In a fork child, the owner tokens of the threads that do not exist there:
    every token up to mm_dead_max but the forking thread's, mm_dead_self (set
    by mm_tc_after_fork; 0 in a process that never forked).  Their slabs are
@@ -602,7 +635,15 @@ MM_HIDDEN int mm_region_place (struct mm_desc *d, uint64_t span);
 
 /* --- Check headers and guards (guard.c) ------------------------------------ */
 
-MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size);
+MM_HIDDEN void *mm_chk_arm (void *start, size_t room, size_t lead, size_t size,
+			     const void *site);
+MM_HIDDEN uint64_t mm_chk_site_of (const char *start);
+MM_HIDDEN enum mm_verdict mm_chk_slot_intact (const char *slot, size_t room);
+MM_HIDDEN enum mm_verdict mm_chk_first_bad (const char *start);
+/* Test hook: nonzero, checked blocks get no site record, as from a library
+   of format 2 (alloc.c).  */
+extern MM_HIDDEN int mm_sites_off;
+MM_HIDDEN void mm_site_name (const void *site, char *buf, size_t len);
 MM_HIDDEN void mm_chk_claim (struct mm_slab *s, char *slot, size_t room, struct mm_arm *arm);
 MM_HIDDEN void *mm_chk_armed (struct mm_desc *d, void *p, struct mm_arm *arm);
 MM_HIDDEN size_t mm_chk_lead (const char *start, size_t room);

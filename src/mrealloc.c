@@ -87,10 +87,10 @@ resize_in_place (struct mm_desc *d, void *ptr, size_t size, size_t *old, void **
 	  if (done)
 	    b.room = ((size_t) n << MM_PAGE_SHIFT) - pre;
 	  else if (b.checked)
-	    mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), *old);
+	    mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), *old, NULL);
 	}
       if (done && b.checked)
-	mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), size);
+	mm_chk_arm (b.start, b.room, sizeof (struct mm_chk), size, NULL);
     }
   mm_block_unlock (d, lockno);
   return done;
@@ -127,8 +127,8 @@ owned_slot (void *md, const void *ptr)
   return PM_SLAB_CLS (ent) + 1;
 }
 
-void *
-mrealloc (void *md, void *ptr, size_t size)
+static void *
+realloc_body (void *md, void *ptr, size_t size)
 {
   if (!ptr)
     return mmalloc (md, size);
@@ -227,4 +227,10 @@ mmalloc_usable_size (void *md, void *ptr)
     n = mm_an_size (ptr, n);	/* what the tools let the caller use */
   mm_block_unlock (d, lockno);
   return n;
+}
+
+void *
+mrealloc (void *md, void *ptr, size_t size)
+{
+  return MM_SITE_CALL (realloc_body (md, ptr, size));
 }

@@ -6,5 +6,5 @@ void *
 mvalloc (void *md, size_t size)
 {
   size_t page = mm_os_pagesize ();
-  return mmemalign (md, page > MM_PAGE ? page : MM_PAGE, size);
+  return MM_SITE_CALL (mmemalign (md, page > MM_PAGE ? page : MM_PAGE, size));
 }

@@ -933,11 +933,13 @@ attach_name (const char *name, int new)
    never do, whatever they allocate; a checked one does at its first small
    block (poisoned slab), aligned block (lead record) or block in quarantine.
    Libraries of format 1 refuse every other version, so they never read one
-   of those records as damage.  */
+   of those records as damage.  (Blocks without site records, as a library
+   of format 2 makes them.)  */
 static void
 new_files_rise_to_format_2_at_its_first_record (void **state)
 {
   (void) state;
+  mm_sites_off = 1;
   void *md = attach_name ("plain.heap", 1);
   void *keep[8];
   keep[0] = mmalloc (md, 10);
@@ -995,6 +997,7 @@ new_files_rise_to_format_2_at_its_first_record (void **state)
       assert_null (mmalloc_detach (md));
       assert_int_equal (file_version (tu_path (first[i].name)), MM_FORMAT_V2);
     }
+  mm_sites_off = 0;
 }
 
 /* A file of format 1 with checked blocks, as a library of format 1 left it,
@@ -1004,6 +1007,7 @@ static void
 a_format_1_file_attaches_and_rises_only_when_it_must (void **state)
 {
   (void) state;
+  mm_sites_off = 1;
   void *md = attach_name ("v1.heap", 1);
   assert_int_equal (mmcheck (md, NULL), 1);
   char *p = mmalloc (md, 70000);
@@ -1027,6 +1031,82 @@ a_format_1_file_attaches_and_rises_only_when_it_must (void **state)
   md = attach_name ("v1.heap", 0);
   mfree (md, mmalloc_getkey (md, 0));
   assert_int_equal (file_version (tu_path ("v1.heap")), MM_FORMAT_V2);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+  mm_sites_off = 0;
+}
+
+/* Where a block of a checked file was allocated, small or large. */
+static __attribute__ ((noinline)) void *
+alloc_here (void *md, size_t size)
+{
+  void *p = mmalloc (md, size);
+  __asm__ volatile ("" ::: "memory");	/* not a tail call: the site is here */
+  return p;
+}
+
+/* Is SITE in alloc_here (the return address of its call of mmalloc)?  */
+static int
+site_in_alloc_here (const void *site)
+{
+  uintptr_t f = (uintptr_t) alloc_here, s = (uintptr_t) site;
+  return s > f && s < f + 256;
+}
+
+/* A checked block records its site in a site record, a record of format 3;
+   a checked file of format 2, made without them, attaches, its blocks have
+   no site, and its new blocks have one.  */
+static void
+checked_blocks_record_their_site_from_format_3 (void **state)
+{
+  (void) state;
+  mm_sites_off = 1;
+  void *md = attach_name ("v2.heap", 1);
+  assert_int_equal (mmcheck (md, NULL), 1);
+  char *old[2] = { mmalloc (md, 100), mmalloc (md, 70000) };
+  assert_int_equal (mmalloc_setkey (md, 0, old[0]), 1);
+  assert_int_equal (mmalloc_setkey (md, 1, old[1]), 1);
+  memset (old[0], 'a', 100);
+  memset (old[1], 'b', 70000);
+  assert_null (mmalloc_block_site (md, old[0]));
+  assert_null (mmalloc_detach (md));
+  assert_int_equal (file_version (tu_path ("v2.heap")), MM_FORMAT_V2);
+  mm_sites_off = 0;
+
+  md = attach_name ("v2.heap", 0);
+  for (int k = 0; k < 2; k++)
+    {
+      old[k] = mmalloc_getkey (md, k);
+      assert_null (mmalloc_block_site (md, old[k]));
+      assert_int_equal (mmalloc_usable_size (md, old[k]), k ? 70000 : 100);
+    }
+  assert_heap_ok (md);
+  assert_int_equal (file_version (tu_path ("v2.heap")), MM_FORMAT_V2);
+  char *p[2] = { alloc_here (md, 100), alloc_here (md, 70000) };
+  assert_int_equal (file_version (tu_path ("v2.heap")), MM_FORMAT_V3);
+  for (int k = 0; k < 2; k++)
+    {
+      assert_non_null (p[k]);
+      assert_true (site_in_alloc_here (mmalloc_block_site (md, p[k])));
+      assert_int_equal (mmalloc_usable_size (md, p[k]), k ? 70000 : 100);
+      memset (p[k], 'n', k ? 70000 : 100);
+      assert_int_equal (mmalloc_setkey (md, 2 + k, p[k]), 1);
+    }
+  /* Grown in place or moved, a block keeps a site; a new one is the caller's.  */
+  char *q = mrealloc (md, p[1], 90000);
+  assert_non_null (q);
+  assert_non_null (mmalloc_block_site (md, q));
+  assert_int_equal (mmalloc_setkey (md, 3, q), 1);
+  assert_heap_ok (md);
+  assert_null (mmalloc_detach (md));
+
+  md = attach_name ("v2.heap", 0);
+  assert_true (site_in_alloc_here (mmalloc_block_site (md, mmalloc_getkey (md, 2))));
+  assert_null (mmalloc_block_site (md, mmalloc_getkey (md, 0)));
+  assert_null (mmalloc_block_site (md, (char *) mmalloc_getkey (md, 2) + 16));
+  assert_heap_ok (md);
+  for (int k = 0; k < 4; k++)
+    mfree (md, mmalloc_getkey (md, k));
   assert_heap_ok (md);
   assert_null (mmalloc_detach (md));
 }
@@ -1060,6 +1140,7 @@ main (void)
     cmocka_unit_test (changed_version_is_eversion),
     cmocka_unit_test (new_files_rise_to_format_2_at_its_first_record),
     cmocka_unit_test (a_format_1_file_attaches_and_rises_only_when_it_must),
+    cmocka_unit_test (checked_blocks_record_their_site_from_format_3),
     cmocka_unit_test (swapped_byte_order_is_emachine),
     cmocka_unit_test (other_word_or_page_size_is_emachine),
     cmocka_unit_test (layout_fields_are_checked_after_the_sum),
