@@ -10,6 +10,8 @@
               mmalloc_garbage
      checked  a checked heap (mmcheck) used in bounds, and a clean thread
               freeing blocks of another (no report expected)
+     reattach (a heap file) a block kept under a key across a detach and a
+              new attach, then used and freed (no report expected)
      malloc   an overrun past a 20-byte block of malloc (the drop-in's,
               when libmmalloc-malloc is preloaded); prints its address
    A clean run exits 0 with no report; the tools report the others.  */
@@ -68,7 +70,7 @@ main (int argc, char **argv)
 {
   if (argc != 3)
     {
-      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls|checked|malloc\n", argv[0]);
+      fprintf (stderr, "usage: %s anon|FILE clean|overrun|uaf|leak|large|calls|checked|reattach|malloc\n", argv[0]);
       return 2;
     }
   int fd = -1;
@@ -144,6 +146,20 @@ main (int argc, char **argv)
       rc |= big[299999] != 3;
       memset (big, 4, 600000);
       mfree (md, big);
+    }
+  else if (!strcmp (what, "reattach") && fd >= 0)
+    {
+      char *k = mmalloc (md, 40);
+      memset (k, 5, 40);
+      mmalloc_setkey (md, 1, k);
+      mfree (md, p);
+      mmalloc_detach (md);
+      if (!(md = mmalloc_attach (fd, NULL)) || !(k = mmalloc_getkey (md, 1)))
+	return 2;
+      rc = k[39] != 5;
+      p = mmalloc (md, 20);	/* freed below, as in every mode */
+      mmalloc_setkey (md, 1, NULL);
+      mfree (md, k);
     }
   else if (!strcmp (what, "checked"))
     rc = checked_and_threads (md);
