@@ -434,6 +434,39 @@ walk_lists_every_block (void **state)
   json_holds (r, "d['count'] >= 1 and all(b['size'] % 4096 == 0 for b in d['runs'])");
 }
 
+/* A checked file's blocks show their allocation sites; those of an
+   unchecked file show none.  */
+static void
+walk_shows_allocation_sites (void **state)
+{
+  (void) state;
+  void *md = tu_new_file_heap ("sites.heap");
+  assert_int_equal (mmcheck (md, NULL), 1);
+  void *p = mmalloc (md, 100), *q = mmalloc (md, 50000);
+  assert_int_equal (mmalloc_setkey (md, 0, p), 1);
+  assert_int_equal (mmalloc_setkey (md, 1, q), 1);
+  uintptr_t sp = (uintptr_t) mmalloc_block_site (md, p), sq = (uintptr_t) mmalloc_block_site (md, q);
+  assert_true (sp && sq);
+  assert_null (mmalloc_detach (md));
+  const char *f = tu_path ("sites.heap");
+  struct run *r = MMTOOL ("walk", f);
+  assert_int_equal (r->status, 0);
+  char want[96];
+  snprintf (want, sizeof want, "0x%" PRIxPTR " 100 site 0x%" PRIxPTR "\n", (uintptr_t) p, sp);
+  assert_non_null (strstr (r->out, want));
+  snprintf (want, sizeof want, "0x%" PRIxPTR " 50000 site 0x%" PRIxPTR "\n", (uintptr_t) q, sq);
+  assert_non_null (strstr (r->out, want));
+  r = MMTOOL ("walk", "--json", f);
+  char expr[256];
+  snprintf (expr, sizeof expr, "sorted((b['address'], b['site']) for b in d['blocks']) =="
+	    " sorted([(%" PRIuPTR ", %" PRIuPTR "), (%" PRIuPTR ", %" PRIuPTR ")])",
+	    (uintptr_t) p, sp, (uintptr_t) q, sq);
+  json_holds (r, expr);
+  make_file ("plain.heap");
+  r = MMTOOL ("walk", "--json", tu_path ("plain.heap"));
+  json_holds (r, "len(d['blocks']) > 0 and all('site' not in b for b in d['blocks'])");
+}
+
 static void
 check_exits_1_and_lists_problems (void **state)
 {
@@ -851,6 +884,7 @@ main (void)
     cmocka_unit_test (stats_match_mmstats),
     cmocka_unit_test (keys_show_their_blocks),
     cmocka_unit_test (walk_lists_every_block),
+    cmocka_unit_test (walk_shows_allocation_sites),
     cmocka_unit_test (check_exits_1_and_lists_problems),
     cmocka_unit_test (dump_shows_a_block),
     cmocka_unit_test (leaks_are_the_dropped_blocks_and_the_cycle),

@@ -237,19 +237,32 @@ cmd_keys (void)
 }
 
 /* One block or run: a JSON object in the array being written, or a line
-   of text, PREFIX first.  */
+   of text, PREFIX first; SITE, the block's allocation site (the address of
+   the code that allocated it, in the process that did), when it records
+   one (not 0).  */
 static void
-put_block (const char *prefix, uint64_t addr, uint64_t size)
+put_block (const char *prefix, uint64_t addr, uint64_t size, uint64_t site)
 {
   if (opt_json)
     {
       jopen (NULL, '{');
       jnum ("address", addr);
       jnum ("size", size);
+      if (site)
+	jnum ("site", site);
       jclose ('}');
     }
+  else if (site)
+    printf ("%s0x%" PRIx64 " %" PRIu64 " site 0x%" PRIx64 "\n", prefix, addr, size, site);
   else
     printf ("%s0x%" PRIx64 " %" PRIu64 "\n", prefix, addr, size);
+}
+
+/* The allocation site that the block PTR of MD records, 0 if none.  */
+static uint64_t
+site_of (void *md, const void *ptr)
+{
+  return (uint64_t) (uintptr_t) mmalloc_block_site (md, ptr);
 }
 
 /* --- walk --------------------------------------------------------------- */
@@ -258,6 +271,7 @@ put_block (const char *prefix, uint64_t addr, uint64_t size)
 
 struct walk_out
 {
+  void *md;
   uint64_t count, bytes;
   uint64_t hcount[HIST_BUCKETS], hbytes[HIST_BUCKETS];
 };
@@ -275,7 +289,7 @@ walk_visit (void *ptr, size_t size, void *arg)
       w->hbytes[b] += size;
     }
   else
-    put_block ("", (uintptr_t) ptr, size);
+    put_block ("", (uintptr_t) ptr, size, site_of (w->md, ptr));
   return 0;
 }
 
@@ -290,7 +304,7 @@ run_visit (struct mm_desc *d, uint64_t pg, uint64_t n, uint32_t kind, void *arg)
   uint64_t bytes = n << MM_PAGE_SHIFT;
   w->count++;
   w->bytes += bytes;
-  put_block ("", a, bytes);
+  put_block ("", a, bytes, 0);
   return 0;
 }
 
@@ -300,6 +314,7 @@ cmd_walk (void)
   void *md = view ();
   struct walk_out w;
   memset (&w, 0, sizeof w);
+  w.md = md;
   if (opt_json)
     jopen (NULL, '{'), jstr ("file", file_name);
   int bad;
@@ -419,6 +434,7 @@ cmd_check (void)
 
 struct leak_out
 {
+  void *md;
   uint64_t count, bytes;
 };
 
@@ -428,7 +444,7 @@ leak_visit (void *ptr, size_t size, void *arg)
   struct leak_out *l = arg;
   l->count++;
   l->bytes += size;
-  put_block ("unreachable: ", (uintptr_t) ptr, size);
+  put_block ("unreachable: ", (uintptr_t) ptr, size, site_of (l->md, ptr));
   return 0;
 }
 
@@ -436,7 +452,7 @@ leak_visit (void *ptr, size_t size, void *arg)
 static int
 garbage (void *md, int reclaim)
 {
-  struct leak_out l = { 0, 0 };
+  struct leak_out l = { md, 0, 0 };
   if (opt_json)
     jopen (NULL, '{'), jstr ("file", file_name), jopen ("blocks", '[');
   size_t n = mmalloc_garbage (md, reclaim ? MMALLOC_GARBAGE_RECLAIM : 0, leak_visit, &l);
