@@ -56,8 +56,8 @@ nomem:
   return NULL;
 }
 
-void *
-mmemalign (void *md, size_t alignment, size_t size)
+static void *
+memalign_body (void *md, size_t alignment, size_t size)
 {
   struct mm_desc *d = mm_desc_of (md);
   if (!d)
@@ -67,5 +67,11 @@ mmemalign (void *md, size_t alignment, size_t size)
       mm_fail (d, EINVAL);
       return NULL;
     }
-  return mm_alloc_done (d, MM_SITE_CALL (mm_alloc_aligned (d, alignment, size)), size);
+  return mm_alloc_done (d, mm_alloc_aligned (d, alignment, size), size);
+}
+
+void *
+mmemalign (void *md, size_t alignment, size_t size)
+{
+  return MM_SITE_CALL (memalign_body (md, alignment, size));
 }

@@ -113,6 +113,29 @@ traced_run (void *arg)
   exit_with_pointers ("run.addrs", p, NPTR);
 }
 
+/* Cut the sites off the lines of the trace GOT: every "+" and ">" must end
+   with " @ SITE", a site in FN (a call of it to an entry point).  The
+   number of sites cut.  */
+static size_t
+cut_sites (char *got, void (*fn) (void))
+{
+  size_t nsites = 0;
+  for (char *s = got, *at; (at = strstr (s, " @ ")); s = at)
+    {
+      char *bol = at;
+      while (bol > got && bol[-1] != '\n')
+	bol--;
+      assert_true (*bol == '+' || *bol == '>');
+      uintptr_t site = (uintptr_t) strtoull (at + 3, NULL, 16);
+      assert_true (site > (uintptr_t) fn && site < (uintptr_t) fn + 4096);
+      char *eol = strchr (at, '\n');
+      assert_non_null (eol);
+      memmove (at, eol, strlen (eol) + 1);
+      nsites++;
+    }
+  return nsites;
+}
+
 /* Run traced_run; the pointers it reported in P.  */
 static void
 run_traced (uintmax_t p[NPTR])
@@ -144,6 +167,7 @@ trace_records_every_call_exactly (void **state)
 	    p[A], p[A], p[B], p[B], p[C], p[D], p[E], p[F], p[G],
 	    p[C], p[D], p[E], p[F], p[G], p[LEAK]);
   char *got = slurp_text (tu_path ("run.trace"));
+  assert_int_equal (cut_sites (got, (void (*) (void)) traced_run), 8);
   assert_string_equal (got, want);
   free (got);
 }
@@ -187,6 +211,7 @@ trace_starts_at_once_on_warm_caches (void **state)
 	    "= Start\n+ 0x%jx 0x40\n- 0x%jx\n- 0x%jx\n+ 0x%jx 0x30\n- 0x%jx\n- 0x%jx\n",
 	    w[WP1], w[WX], w[WP1], w[WP2], w[WQ], w[WP2]);
   char *got = slurp_text (tu_path ("warm.trace"));
+  assert_int_equal (cut_sites (got, (void (*) (void)) traced_warm_run), 2);
   assert_string_equal (got, want);
   free (got);
 }
@@ -294,6 +319,17 @@ expect_report (const char *trace, int status, const char *const *prob, size_t np
       *nl = 0;
       lines[n++] = s;
     }
+  /* The leaks grouped by site, when they have sites: not problems.  */
+  for (size_t k = 0; k < n; k++)
+    if (!strcmp (lines[k], "leaks by allocation site, most bytes first:"))
+      {
+	size_t end = k + 1;
+	while (end < n && !strncmp (lines[end], "  ", 2))
+	  end++;
+	memmove (lines + k, lines + end, (n - end) * sizeof *lines);
+	n -= end - k;
+	break;
+      }
   if (n != nprob + 1)
     fail_msg ("%s: %zu output lines, expected %zu problems and a summary", REPORT, n, nprob);
   assert_true (strlen (lines[n - 1]) > 0);
@@ -376,6 +412,35 @@ report_of_a_real_trace (void **state)
   free (trace);
 }
 
+/* Leaks grouped by the site their lines name, most bytes first; realloc's
+   line gives the block its site.  */
+static void
+report_groups_leaks_by_site (void **state)
+{
+  (void) state;
+  const char *path = tu_path ("sites.trace");
+  write_text (path, "= Start\n"
+	      "+ 0x1000 0x10 @ 0x400 (f+0x1, prog)\n"
+	      "+ 0x2000 0x20 @ 0x400 (f+0x1, prog)\n"
+	      "+ 0x3000 0x100 @ 0x500 (g+0x2, prog)\n"
+	      "+ 0x4000 0x8\n"
+	      "+ 0x5000 0x30 @ 0x500 (g+0x2, prog)\n"
+	      "- 0x5000\n"
+	      "+ 0x6000 0x10 @ 0x500 (g+0x2, prog)\n"
+	      "< 0x6000\n> 0x7000 0x18 @ 0x400 (f+0x1, prog)\n");
+  char *argv[] = { REPORT, (char *) path, NULL };
+  char out[4096];
+  int st = run_report (argv, out, sizeof out);
+  assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 1);
+  assert_non_null (strstr (out, "leak: 0x3000 0x100 (line 4) @ 0x500 (g+0x2, prog)\n"));
+  assert_non_null (strstr (out, "leak: 0x4000 0x8 (line 5)\n"));
+  assert_non_null (strstr (out, "leaks by allocation site, most bytes first:\n"
+			   "  1 leaks, 256 bytes: 0x500 (g+0x2, prog)\n"
+			   "  3 leaks, 72 bytes: 0x400 (f+0x1, prog)\n"
+			   "  1 leaks, 8 bytes: (no site)\n"
+			   "7 allocations, 2 frees, 5 leaks (336 bytes)"));
+}
+
 static void
 report_usage_and_read_errors_exit_2 (void **state)
 {
@@ -410,6 +475,7 @@ main (void)
     cmocka_unit_test (report_of_a_clean_trace_is_only_a_summary),
     cmocka_unit_test (report_lists_every_problem),
     cmocka_unit_test (report_of_a_real_trace),
+    cmocka_unit_test (report_groups_leaks_by_site),
     cmocka_unit_test (report_usage_and_read_errors_exit_2),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

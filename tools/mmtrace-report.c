@@ -31,15 +31,86 @@ enum state
   ST_MOVING			/* live, named by a "<" whose ">" has not come yet */
 };
 
-/* One table entry: 24 bytes.  META holds the line number of the allocation
+/* One table entry: 32 bytes.  META holds the line number of the allocation
    (or of the realloc that gave the block its size) shifted left by two, and
-   the state in the low two bits.  */
+   the state in the low two bits; SITE the allocation site's number (see
+   sites below), 0 if the line named none.  */
 struct entry
 {
   uint64_t addr;
   uint64_t size;
   uint64_t meta;
+  uint64_t site;
 };
+
+/* --- allocation sites --------------------------------------------------------
+
+   The text after " @ " of a "+" or ">" line, each distinct one kept once:
+   site N (from 1) is site_text[N].  Programs have few call sites that
+   allocate, so a list searched through a small hash table will do.  */
+
+static char **site_text;
+static size_t nsites, site_cap;
+static uint32_t *site_hash;	/* site numbers, open addressing */
+static size_t site_hash_cap;	/* a power of two, or 0 */
+
+static size_t
+hash_text (const char *s)
+{
+  size_t h = 14695981039346656037ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+  return h;
+}
+
+static void out_of_memory (void);
+
+static void
+site_hash_put (uint32_t n)
+{
+  size_t j = hash_text (site_text[n]) & (site_hash_cap - 1);
+  while (site_hash[j])
+    j = (j + 1) & (site_hash_cap - 1);
+  site_hash[j] = n;
+}
+
+/* The number of site S, a new one if S was not seen before.  */
+static uint64_t
+site_intern (const char *s)
+{
+  if (site_hash_cap)
+    for (size_t j = hash_text (s) & (site_hash_cap - 1); site_hash[j];
+	 j = (j + 1) & (site_hash_cap - 1))
+      if (!strcmp (site_text[site_hash[j]], s))
+	return site_hash[j];
+  if (nsites + 1 >= site_cap)
+    {
+      size_t cap = site_cap ? site_cap * 2 : 64;
+      char **t = realloc (site_text, cap * sizeof *t);
+      if (!t)
+	out_of_memory ();
+      site_text = t;
+      site_cap = cap;
+    }
+  if ((nsites + 2) * 2 > site_hash_cap)
+    {
+      free (site_hash);
+      site_hash_cap = site_hash_cap ? site_hash_cap * 2 : 128;
+      site_hash = calloc (site_hash_cap, sizeof *site_hash);
+      if (!site_hash)
+	out_of_memory ();
+      for (uint32_t n = 1; n <= nsites; n++)
+	site_hash_put (n);
+    }
+  char *copy = strdup (s);
+  if (!copy)
+    out_of_memory ();
+  site_text[++nsites] = copy;
+  site_hash_put ((uint32_t) nsites);
+  return nsites;
+}
+
+static uint64_t cur_site;	/* the site of the line being handled */
 
 static struct entry *table;
 static size_t table_cap;	/* a power of two */
@@ -235,6 +306,7 @@ do_alloc (uint64_t addr, uint64_t size, uint64_t line)
       break;
     }
   e->size = size;
+  e->site = cur_site;
   entry_set (e, ST_LIVE, line);
   n_allocs++;
 }
@@ -283,6 +355,7 @@ do_realloc_new (uint64_t addr, uint64_t size, uint64_t line)
       /* Resized in place: the same block, with a new size.  */
       struct entry *e = table_find (addr);
       e->size = size;
+      e->site = cur_site;
       entry_set (e, ST_LIVE, line);
       pend_remove (i);
       return 0;
@@ -379,6 +452,12 @@ handle_line (char *buf, size_t len, uint64_t line, const char **why)
       *why = "bad size";
       return -1;
     }
+  cur_site = 0;
+  if (want_size && p[0] == ' ' && p[1] == '@' && p[2] == ' ' && p[3])
+    {
+      cur_site = site_intern (p + 3);
+      p += strlen (p);
+    }
   if (*p)
     {
       *why = "unexpected text at end";
@@ -408,6 +487,49 @@ handle_line (char *buf, size_t len, uint64_t line, const char **why)
 
 /* --- leaks and main -------------------------------------------------------- */
 
+struct group
+{
+  uint64_t site, count, bytes;
+};
+
+static int
+by_bytes (const void *a, const void *b)
+{
+  const struct group *x = a, *y = b;
+  if (x->bytes != y->bytes)
+    return x->bytes < y->bytes ? 1 : -1;
+  return (x->site > y->site) - (x->site < y->site);
+}
+
+/* The N leaks grouped by allocation site, most bytes first, when any leak
+   has a site.  */
+static void
+print_sites (struct entry **leaks, size_t n)
+{
+  struct group *g = calloc (nsites + 1, sizeof *g);
+  if (!g)
+    out_of_memory ();
+  size_t with = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      struct group *s = &g[leaks[i]->site];
+      s->site = leaks[i]->site;
+      s->count++;
+      s->bytes += leaks[i]->size;
+      with += leaks[i]->site != 0;
+    }
+  if (with)
+    {
+      qsort (g, nsites + 1, sizeof *g, by_bytes);
+      puts ("leaks by allocation site, most bytes first:");
+      for (size_t i = 0; i <= nsites; i++)
+	if (g[i].count)
+	  printf ("  %" PRIu64 " leaks, %" PRIu64 " bytes: %s\n", g[i].count, g[i].bytes,
+		  g[i].site ? site_text[g[i].site] : "(no site)");
+    }
+  free (g);
+}
+
 static int
 by_line (const void *a, const void *b)
 {
@@ -426,14 +548,17 @@ usage (void)
 	   "missing or \"-\".\n"
 	   "\n"
 	   "Trace lines: \"= Start\", \"+ 0xADDR 0xSIZE\" (allocation), \"- 0xADDR\" (free),\n"
-	   "\"< 0xOLD\" then \"> 0xNEW 0xSIZE\" (realloc; OLD == NEW: resized in place).\n"
+	   "\"< 0xOLD\" then \"> 0xNEW 0xSIZE\" (realloc; OLD == NEW: resized in place);\n"
+	   "\"+\" and \">\" may end with \" @ SITE\", the allocation site.\n"
 	   "\n"
 	   "Output, one line per problem in the order found:\n"
 	   "  double free: 0xADDR (line N)\n"
 	   "  free of unknown pointer: 0xADDR (line N)\n"
 	   "  allocation of live block: 0xADDR (line N, allocated at line M)\n"
 	   "then the blocks never freed, by line of allocation (or of their last realloc):\n"
-	   "  leak: 0xADDR 0xSIZE (line N)\n"
+	   "  leak: 0xADDR 0xSIZE (line N)[ @ SITE]\n"
+	   "then, when leaks have sites, the leaks grouped by site, most bytes first:\n"
+	   "  N leaks, N bytes: SITE\n"
 	   "and a summary:\n"
 	   "  N allocations, N frees, N leaks (N bytes), N double frees, N unknown frees\n"
 	   "(followed by \", N allocations of live blocks\" when there were any).\n"
@@ -562,8 +687,13 @@ main (int argc, char **argv)
       }
   qsort (leaks, nleaks, sizeof *leaks, by_line);
   for (size_t i = 0; i < nleaks; i++)
-    printf ("leak: 0x%" PRIx64 " 0x%" PRIx64 " (line %" PRIu64 ")\n",
-	    leaks[i]->addr, leaks[i]->size, entry_line (leaks[i]));
+    if (leaks[i]->site)
+      printf ("leak: 0x%" PRIx64 " 0x%" PRIx64 " (line %" PRIu64 ") @ %s\n",
+	      leaks[i]->addr, leaks[i]->size, entry_line (leaks[i]), site_text[leaks[i]->site]);
+    else
+      printf ("leak: 0x%" PRIx64 " 0x%" PRIx64 " (line %" PRIu64 ")\n",
+	      leaks[i]->addr, leaks[i]->size, entry_line (leaks[i]));
+  print_sites (leaks, nleaks);
 
   printf ("%" PRIu64 " allocations, %" PRIu64 " frees, %zu leaks (%" PRIu64
 	  " bytes), %" PRIu64 " double frees, %" PRIu64 " unknown frees",
@@ -574,6 +704,10 @@ main (int argc, char **argv)
   free (leaks);
   free (table);
   free (pend);
+  for (size_t i = 1; i <= nsites; i++)
+    free (site_text[i]);
+  free (site_text);
+  free (site_hash);
 
   if (fflush (stdout) || ferror (stdout))
     {
