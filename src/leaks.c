@@ -1,8 +1,9 @@
 /* leaks.c -- the leak report of the drop-in malloc (MMALLOC_OPTIONS=leaks):
    at exit, the garbage detector over the whole process finds the blocks of
    the default heap that nothing reaches, prints a summary on stderr (the
-   count, the bytes, the largest groups of blocks of one size: allocation
-   sites are not recorded) and, when it found some, makes the process exit
+   count, the bytes, the largest groups of blocks of one size and one
+   allocation site: sites are recorded with MMALLOC_OPTIONS=check, see
+   mmalloc_block_site) and, when it found some, makes the process exit
    with status 23 unless it was exiting with another status already.
 
    It runs from an on_exit handler registered when the library starts, so
@@ -39,12 +40,13 @@ say (const char *s, size_t len)
 	}
     }
 }
-#define GROUPS 256		/* sizes told apart */
+#define GROUPS 256		/* sizes and sites told apart */
 #define SHOWN 10		/* groups printed */
 
 struct group
 {
   size_t size, blocks;
+  const void *site;		/* NULL: not recorded */
 };
 
 struct tally
@@ -58,15 +60,15 @@ struct tally
 static int
 count_leak (void *ptr, size_t size, void *arg)
 {
-  (void) ptr;
   struct tally *t = arg;
+  const void *site = mmalloc_block_site (NULL, ptr);
   t->blocks++;
   t->bytes += size;
   unsigned i = 0;
-  while (i < t->ng && t->g[i].size != size)
+  while (i < t->ng && (t->g[i].size != size || t->g[i].site != site))
     i++;
   if (i == t->ng && t->ng < GROUPS)
-    t->g[t->ng++] = (struct group) { size, 0 };
+    t->g[t->ng++] = (struct group) { size, 0, site };
   if (i < t->ng)
     t->g[i].blocks++;
   else
@@ -94,8 +96,11 @@ put_str (char *buf, size_t *at, const char *s)
     buf[(*at)++] = *s++;
 }
 
+/* "mmalloc: " A X B Y C, then " allocated at SITE" (named) if SITE, and
+   the end of the line.  */
 static void
-say_line (const char *a, size_t x, const char *b, size_t y, const char *c)
+say_site_line (const char *a, size_t x, const char *b, size_t y, const char *c,
+	       const void *site)
 {
   char buf[256];
   size_t at = 0;
@@ -106,13 +111,27 @@ say_line (const char *a, size_t x, const char *b, size_t y, const char *c)
   put_num (buf, &at, y);
   put_str (buf, &at, c);
   say (buf, at);
+  if (site)
+    {
+      char name[384];
+      mm_site_name (site, name, sizeof name);
+      say (" allocated at ", 14);
+      say (name, strlen (name));
+    }
+  say ("\n", 1);
+}
+
+static void
+say_line (const char *a, size_t x, const char *b, size_t y, const char *c)
+{
+  say_site_line (a, x, b, y, c, NULL);
 }
 
 static void
 report (const struct tally *t)
 {
   say_line ("leak check: ", t->blocks, " blocks lost, ", t->bytes,
-	    " bytes, that nothing in the process reaches\n");
+	    " bytes, that nothing in the process reaches");
   struct group g[GROUPS];
   memcpy (g, t->g, t->ng * sizeof *g);
   for (unsigned i = 1; i < t->ng; i++)	/* by bytes, largest first */
@@ -125,12 +144,12 @@ report (const struct tally *t)
   size_t shown = 0;
   for (unsigned i = 0; i < t->ng && i < SHOWN; i++)
     {
-      say_line ("  ", g[i].blocks, " blocks of ", g[i].size, " bytes\n");
+      say_site_line ("  ", g[i].blocks, " blocks of ", g[i].size, " bytes", g[i].site);
       shown += g[i].blocks;
     }
   if (shown < t->blocks)
     say_line ("  ", t->blocks - shown, " more blocks of ", t->ng - SHOWN + (t->other != 0),
-	      " other sizes or more\n");
+	      " other sizes and sites or more");
 }
 
 static void

@@ -15,7 +15,7 @@ struct run
 
 /* Run helper-leaks MODE with the drop-in preloaded and the leak check on.  */
 static void
-run_helper (struct run *r, const char *mode)
+run_helper_with (struct run *r, const char *mode, const char *options)
 {
   static char lib[PATH_MAX];
   if (!lib[0])
@@ -32,7 +32,7 @@ run_helper (struct run *r, const char *mode)
       close (out[0]);
       close (err[0]);
       setenv ("LD_PRELOAD", lib, 1);
-      setenv ("MMALLOC_OPTIONS", "leaks", 1);
+      setenv ("MMALLOC_OPTIONS", options, 1);
       execl (helper, helper, mode, (char *) NULL);
       _exit (127);
     }
@@ -41,6 +41,12 @@ run_helper (struct run *r, const char *mode)
   tu_drain (out[0], r->out, sizeof r->out);
   tu_drain (err[0], r->err, sizeof r->err);
   assert_int_equal (waitpid (pid, &r->status, 0), pid);
+}
+
+static void
+run_helper (struct run *r, const char *mode)
+{
+  run_helper_with (r, mode, "leaks");
 }
 
 static int
@@ -63,6 +69,30 @@ a_leaking_program_exits_23_with_a_report (void **state)
   assert_non_null (strstr (r.err, "30 blocks of 48 bytes"));
   assert_non_null (strstr (r.err, "4 blocks of 20480 bytes"));
   assert_string_equal (r.out, "buffered output");
+}
+
+/* With check on too, the groups are by size and allocation site, named:
+   the call of malloc in the helper's function that loses them.  */
+static void
+leak_report_names_allocation_sites_with_check (void **state)
+{
+  (void) state;
+  struct run r;
+  run_helper_with (&r, "leak", "leaks,check");
+  if (exit_status (&r) != 23)
+    fail_msg ("status %d, stderr: %s", exit_status (&r), r.err);
+  assert_non_null (strstr (r.err, "mmalloc: leak check: 34 blocks lost, "));
+  const char *g[] = { "30 blocks of 48 bytes allocated at 0x", "4 blocks of 20000 bytes allocated at 0x" };
+  for (int i = 0; i < 2; i++)
+    {
+      const char *at = strstr (r.err, g[i]);
+      if (!at)
+	fail_msg ("no \"%s\" in: %s", g[i], r.err);
+      const char *eol = strchr (at, '\n');
+      assert_non_null (eol);
+      const char *obj = strstr (at, "helper-leaks)");
+      assert_true (obj && obj < eol);
+    }
 }
 
 static void
@@ -105,6 +135,7 @@ main (void)
 #endif
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (a_leaking_program_exits_23_with_a_report),
+    cmocka_unit_test (leak_report_names_allocation_sites_with_check),
     cmocka_unit_test (a_clean_program_exits_0_and_says_nothing),
     cmocka_unit_test (blocks_held_by_a_running_thread_are_no_leak),
     cmocka_unit_test (a_program_exiting_non_zero_keeps_its_status),
