@@ -82,6 +82,10 @@ leak_report_names_allocation_sites_with_check (void **state)
   if (exit_status (&r) != 23)
     fail_msg ("status %d, stderr: %s", exit_status (&r), r.err);
   assert_non_null (strstr (r.err, "mmalloc: leak check: 34 blocks lost, "));
+  /* A sanitizer's runtime allocates before the drop-in reads its options:
+     then the default heap cannot be checked, and records no sites.  */
+  if (strstr (r.err, " blocks of 20480 bytes"))
+    skip ();
   const char *g[] = { "30 blocks of 48 bytes allocated at 0x", "4 blocks of 20000 bytes allocated at 0x" };
   for (int i = 0; i < 2; i++)
     {
