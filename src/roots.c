@@ -26,6 +26,7 @@
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 /* The signal that stops threads (as in several collectors: rarely used).  */
 #ifndef MM_STOP_SIG
@@ -46,6 +47,8 @@
 #define BIG_MIN ((uintptr_t) 1 << 30)
 #define BIG_MAX ((uintptr_t) 1 << 40)
 #define RESIDENT_CHUNK ((uintptr_t) 1 << 28)
+/* Bytes of a file's mapping copied at a time (on the stack).  */
+#define COPY_CHUNK 16384
 
 #if defined(__x86_64__)
 #define NREGS NGREG
@@ -278,18 +281,51 @@ scan_from (uintptr_t lo, uintptr_t hi, uintptr_t self_sp)
   return from == hi ? lo : from;
 }
 
+/* Call FN for [LO, HI); of a mapping of a file (FILE), for copies of its
+   pages read without touching them: a page past the file's end, which a
+   mapping may have (mapped longer than its file, or the file cut since),
+   would get the process SIGBUS, and is left out.  The copy is on this
+   stack, below the part of it that is a root.  */
+static void
+visit (uintptr_t lo, uintptr_t hi, int file, void (*fn) (uintptr_t, uintptr_t, void *),
+       void *arg)
+{
+  if (!file)
+    {
+      fn (lo, hi, arg);
+      return;
+    }
+  uintptr_t buf[COPY_CHUNK / sizeof (uintptr_t)];
+  while (lo < hi)
+    {
+      size_t want = hi - lo < COPY_CHUNK ? (size_t) (hi - lo) : COPY_CHUNK;
+      struct iovec to = { buf, want }, from = { (void *) lo, want };
+      ssize_t got = process_vm_readv (getpid (), &to, 1, &from, 1, 0);
+      if (got < 0 && (errno == ENOSYS || errno == EPERM))
+	{			/* not allowed here: read the mapping itself */
+	  fn (lo, hi, arg);
+	  return;
+	}
+      if (got > 0)
+	fn ((uintptr_t) buf, (uintptr_t) buf + (size_t) got, arg);
+      /* A short read stopped at a page that cannot be read: skip it.  */
+      lo += got == (ssize_t) want ? want : (((lo + (got > 0 ? (size_t) got : 0)) | 4095) + 1) - lo;
+    }
+}
+
 /* Call FN for [LO, HI), of a large range only the runs of pages in memory
    (mincore): a range that large is mostly never touched (a sanitizer's
    shadow, a reservation), and reading it would fault every page in.  Pages
    of it swapped out are not scanned.  */
 static void
-resident (uintptr_t lo, uintptr_t hi, void (*fn) (uintptr_t, uintptr_t, void *), void *arg)
+resident (uintptr_t lo, uintptr_t hi, int file,
+	  void (*fn) (uintptr_t, uintptr_t, void *), void *arg)
 {
   static unsigned char vec[RESIDENT_CHUNK / 4096];
   size_t page = (size_t) sysconf (_SC_PAGESIZE);
   if (hi - lo <= BIG_MIN || page != 4096)
     {
-      fn (lo, hi, arg);
+      visit (lo, hi, file, fn, arg);
       return;
     }
   uintptr_t run = 0;
@@ -305,13 +341,13 @@ resident (uintptr_t lo, uintptr_t hi, void (*fn) (uintptr_t, uintptr_t, void *),
 	    run = p;
 	  else if (!in && run)
 	    {
-	      fn (run, p, arg);
+	      visit (run, p, file, fn, arg);
 	      run = 0;
 	    }
 	}
     }
   if (run)
-    fn (run, hi, arg);
+    visit (run, hi, file, fn, arg);
 }
 
 /* One line of /proc/self/maps: call FN for its writable part outside the
@@ -334,17 +370,18 @@ one_mapping (const char *line, const struct mm_range *ex, unsigned nex, uintptr_
     return;
   if (hi - lo > BIG_MAX)
     return;			/* a sanitizer's shadow, not data */
+  int file = path != NULL;
   lo = scan_from (lo, hi, self_sp);
   for (unsigned i = 0; i < nex && lo < hi; i++)
     {
       if (ex[i].hi <= lo || ex[i].lo >= hi)
 	continue;
       if (ex[i].lo > lo)
-	resident (lo, ex[i].lo, fn, arg);
+	resident (lo, ex[i].lo, file, fn, arg);
       lo = ex[i].hi;
     }
   if (lo < hi)
-    resident (lo, hi, fn, arg);
+    resident (lo, hi, file, fn, arg);
 }
 
 int

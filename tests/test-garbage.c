@@ -4,7 +4,10 @@
 #include "testutil.h"
 #include "mmprivate.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdint.h>
 
@@ -483,6 +486,34 @@ damaged_heap_gives_an_error_not_a_crash (void **state)
   assert_non_null (strstr (err, "damaged"));
 }
 
+/* A writable mapping of a file may be longer than its file (or the file cut
+   since): its pages past the end get SIGBUS when read, so the process
+   roots are read around them; its other pages are still roots.  */
+static void
+process_roots_skip_file_pages_past_the_end (void **state)
+{
+  (void) state;
+  void *md = tu_new_heap ();
+  int fd = open (tu_path ("roots.map"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (ftruncate (fd, 4096), 0);
+  void **map = mmap (NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  assert_true (map != MAP_FAILED);
+  map[0] = mmalloc (md, 100);	/* held only by the mapping's first page */
+  assert_non_null (map[0]);
+  uintptr_t held = ~(uintptr_t) map[0];
+
+  static struct got g;
+  g.n = 0;
+  size_t n = mmalloc_garbage (md, MMALLOC_GARBAGE_PROCESS, collect, &g);
+  assert_int_not_equal (n, (size_t) -1);
+  assert_false (got_has (&g, (void *) ~held));
+  assert_int_equal (munmap (map, 3 * 4096), 0);
+  close (fd);
+  unlink (tu_path ("roots.map"));
+  tu_end_heap (md);
+}
+
 int
 main (void)
 {
@@ -497,6 +528,7 @@ main (void)
     cmocka_unit_test (marking_survives_a_mark_stack_overflow),
     cmocka_unit_test (process_roots_hold_globals_stacks_registers_and_other_heaps),
     cmocka_unit_test (process_reclaim_frees_only_what_nothing_holds),
+    cmocka_unit_test (process_roots_skip_file_pages_past_the_end),
     cmocka_unit_test (damaged_heap_gives_an_error_not_a_crash),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
