@@ -13,6 +13,7 @@
 
 __thread struct mm_tc *mm_tc_self __attribute__ ((tls_model ("initial-exec")));
 __thread const void *mm_site __attribute__ ((tls_model ("initial-exec")));
+int mm_sites_want;
 uint32_t mm_dead_max, mm_dead_self;
 static uint64_t next_gen;
 int mm_trace_on;

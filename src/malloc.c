@@ -21,10 +21,18 @@
 
 void cfree (void *ptr);		/* old glibc: gone from its headers */
 
+/* The caller of malloc and the others is made the allocation site
+   (MM_SITE_CALL) only when something keeps sites (mm_sites_want): checked
+   blocks (MMALLOC_OPTIONS=check) or a trace; else the calls stay tail
+   calls.  */
+#define SITE_CALL(expr)							\
+  (MM_UNLIKELY (__atomic_load_n (&mm_sites_want, __ATOMIC_RELAXED))	\
+   ? MM_SITE_CALL (expr) : (expr))
+
 EXPORT void *
 malloc (size_t size)
 {
-  return MM_SITE_CALL (mmalloc (NULL, size));
+  return SITE_CALL (mmalloc (NULL, size));
 }
 
 EXPORT void
@@ -42,7 +50,7 @@ cfree (void *ptr)
 EXPORT void *
 calloc (size_t nmemb, size_t size)
 {
-  return MM_SITE_CALL (mcalloc (NULL, nmemb, size));
+  return SITE_CALL (mcalloc (NULL, nmemb, size));
 }
 
 /* realloc (p, 0) frees P and returns NULL, as the C library's does (mrealloc
@@ -55,7 +63,7 @@ realloc (void *ptr, size_t size)
       mfree (NULL, ptr);
       return NULL;
     }
-  return MM_SITE_CALL (mrealloc (NULL, ptr, size));
+  return SITE_CALL (mrealloc (NULL, ptr, size));
 }
 
 EXPORT void *
@@ -67,7 +75,7 @@ reallocarray (void *ptr, size_t nmemb, size_t size)
       errno = ENOMEM;
       return NULL;
     }
-  return MM_SITE_CALL (realloc (ptr, total));
+  return SITE_CALL (realloc (ptr, total));
 }
 
 /* memalign and aligned_alloc take any alignment, as the C library's do: one
@@ -91,13 +99,13 @@ aligned (size_t alignment, size_t size)
 EXPORT void *
 memalign (size_t alignment, size_t size)
 {
-  return MM_SITE_CALL (aligned (alignment, size));
+  return SITE_CALL (aligned (alignment, size));
 }
 
 EXPORT void *
 aligned_alloc (size_t alignment, size_t size)
 {
-  return MM_SITE_CALL (aligned (alignment, size));
+  return SITE_CALL (aligned (alignment, size));
 }
 
 /* EINVAL leaves errno alone; ENOMEM is in errno too, as the C library's
@@ -107,7 +115,7 @@ posix_memalign (void **out, size_t alignment, size_t size)
 {
   if (alignment < sizeof (void *) || (alignment & (alignment - 1)))
     return EINVAL;
-  void *p = MM_SITE_CALL (mmemalign (NULL, alignment, size));
+  void *p = SITE_CALL (mmemalign (NULL, alignment, size));
   if (!p)
     {
       errno = ENOMEM;
@@ -120,7 +128,7 @@ posix_memalign (void **out, size_t alignment, size_t size)
 EXPORT void *
 valloc (size_t size)
 {
-  return MM_SITE_CALL (mvalloc (NULL, size));
+  return SITE_CALL (mvalloc (NULL, size));
 }
 
 EXPORT void *
@@ -133,7 +141,7 @@ pvalloc (size_t size)
       return NULL;
     }
   size = (size + page - 1) & ~(page - 1);
-  return MM_SITE_CALL (mvalloc (NULL, size ? size : page));
+  return SITE_CALL (mvalloc (NULL, size ? size : page));
 }
 
 EXPORT size_t
@@ -375,7 +383,10 @@ read_options (void)
     {
       size_t n = strcspn (o, ",");
       if (n == 5 && !strncmp (o, "check", 5))
-	mmcheck (NULL, NULL);
+	{
+	  __atomic_store_n (&mm_sites_want, 1, __ATOMIC_RELAXED);
+	  mmcheck (NULL, NULL);
+	}
       else if (n == 5 && !strncmp (o, "trace", 5))
 	mmtrace ();
       else if (n == 5 && !strncmp (o, "leaks", 5))

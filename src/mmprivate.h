@@ -542,6 +542,10 @@ extern MM_HIDDEN __thread struct mm_tc *mm_tc_self
 extern MM_HIDDEN __thread const void *mm_site
   __attribute__ ((tls_model ("initial-exec")));
 
+/* Nonzero when the drop-in's malloc family should record its callers as
+   sites: checking was asked for, or a trace is on (malloc.c).  */
+extern MM_HIDDEN int mm_sites_want;
+
 static inline const void *
 mm_site_push (const void *site)
 {

@@ -114,6 +114,7 @@ mmtrace (void)
       if (fd >= 0)
 	{
 	  __atomic_store_n (&trace_fd, fd, __ATOMIC_RELEASE);
+	  __atomic_store_n (&mm_sites_want, 1, __ATOMIC_RELAXED);
 	  __atomic_or_fetch (&mm_trace_on, MM_SLOW_TRACE, __ATOMIC_RELEASE);
 	}
     }
