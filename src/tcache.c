@@ -57,13 +57,15 @@ entry_clear (struct mm_tce *ce)
 /* The slab a list link OFF of class C names, or NULL.  The link was read
    from a slab's header, which a damaged file may have made, with its owner
    ours by chance: it is followed, and written through, only to a whole
-   slab of the class.  */
+   slab of the class that we own too (another's, or a listed one, would get
+   two writers).  */
 static struct mm_slab *
 link_at (struct mm_desc *d, uint64_t off, unsigned c)
 {
   if (!off)
     return NULL;
-  if (!mm_slab_ok (d, off, c))
+  if (!mm_slab_ok (d, off, c)
+      || mm_slab_owner ((struct mm_slab *) mm_at (d, off)) != mm_tc_self->id)
     {
       mm_damage (d, "thread's slab list", off);
       return NULL;

@@ -394,6 +394,94 @@ more_heaps_than_cache_entries (void **state)
     }
 }
 
+/* The first page of the slab holding P in D.  */
+static uint64_t
+slab_off (struct mm_desc *d, const char *p)
+{
+  uint64_t off = (uint64_t) (p - d->base);
+  uint32_t e = mm_pm_get (d, off >> MM_PAGE_SHIFT);
+  assert_int_equal (PM_KIND (e), PM_SLAB);
+  return ((off >> MM_PAGE_SHIFT) - PM_SLAB_OFF (e)) << MM_PAGE_SHIFT;
+}
+
+/* A slab's owner is derived state, which detach clears, but a file can say
+   anything: here a clean file whose full slab names this very thread as
+   owner, and the flag of its full list.  The fast free trusts the owner;
+   what it then writes must still be bounded by what the page map says and
+   by slabs this thread owns.  FORGE changes the header further: a class
+   that the page map does not give the slab (it indexes this thread's
+   lists), or a link to another full slab, which is nobody's.  Either is
+   reported as damage, and nothing is written out of bounds or into a slab
+   this thread does not own.  */
+static void
+free_into_forged_owner (void (*forge) (struct mm_slab *, uint64_t other))
+{
+  int fd = tu_newfile ("forged-owner");
+  void *md = mmalloc_attach (fd, NULL);
+  assert_non_null (md);
+  struct mm_desc *d = mm_desc_of (md);
+  char *p = mmalloc (md, 48), *x;
+  assert_non_null (p);
+  uint64_t soff = slab_off (d, p), other = 0;
+  /* Fill P's slab and the next one: full slabs are on no partial list.  */
+  while ((x = mmalloc (md, 48)) && (slab_off (d, x) == soff || !other || slab_off (d, x) == other))
+    if (slab_off (d, x) != soff)
+      other = slab_off (d, x);
+  assert_non_null (x);
+  assert_null (mmalloc_detach (md));
+  struct mm_slab h;
+  assert_int_equal (pread (fd, &h, sizeof h, (off_t) soff), (ssize_t) sizeof h);
+  assert_int_equal (h.owner, 0);	/* detach cleared it */
+  h.owner = mm_tc_self->id;
+  h.flags |= MM_SLAB_FULL;
+  forge (&h, other);
+  assert_int_equal (pwrite (fd, &h, sizeof h, (off_t) soff), (ssize_t) sizeof h);
+  md = mmalloc_attach (fd, NULL);
+  if (!md)			/* refused at attach: also not trusted */
+    {
+      assert_int_equal (errno, MMALLOC_ECORRUPT);
+      close (fd);
+      return;
+    }
+  void *r = mmalloc (md, 48);	/* this heap's entry is the current one,
+				   with a slab of the class of its own */
+  assert_non_null (r);
+  mfree (md, p);
+  errno = 0;
+  assert_null (mmalloc (md, 16));
+  assert_int_equal (errno, MMALLOC_ECORRUPT);
+  assert_null (mmalloc_detach (md));
+  close (fd);
+}
+
+static void
+forge_class (struct mm_slab *h, uint64_t other)
+{
+  (void) other;
+  h->cls = 200;
+}
+
+static void
+forge_link (struct mm_slab *h, uint64_t other)
+{
+  h->prev = 0;
+  h->next = other;
+}
+
+static void
+forged_slab_owner_with_a_wrong_class_is_not_trusted (void **state)
+{
+  (void) state;
+  free_into_forged_owner (forge_class);
+}
+
+static void
+forged_slab_owner_with_a_link_to_another_slab_is_not_trusted (void **state)
+{
+  (void) state;
+  free_into_forged_owner (forge_link);
+}
+
 int
 main (void)
 {
@@ -403,6 +491,8 @@ main (void)
     cmocka_unit_test (cache_of_a_detached_heap_is_never_used),
     cmocka_unit_test (forced_checking_applies_to_the_cached_fast_path),
     cmocka_unit_test (free_through_a_detached_descriptor_is_refused),
+    cmocka_unit_test (forged_slab_owner_with_a_wrong_class_is_not_trusted),
+    cmocka_unit_test (forged_slab_owner_with_a_link_to_another_slab_is_not_trusted),
     cmocka_unit_test (free_through_a_descriptor_reused_by_a_failed_attach_is_refused),
     cmocka_unit_test (frees_into_a_damaged_heap_are_ignored),
     cmocka_unit_test (more_heaps_than_cache_entries),
